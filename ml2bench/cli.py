@@ -1,0 +1,106 @@
+"""Command line: ``ml2bench list`` and ``ml2bench run`` (see ``ml2bench --help``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .params import ConfigError
+
+EXIT_BAD_INPUT = 2
+EXIT_RUN_FAILED = 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ml2bench",
+        description="Benchmark multilevel and domain-decomposition training of neural networks.",
+        epilog="Examples:\n"
+               "  ml2bench list\n"
+               "  ml2bench run --problem mlp --method adam --seed 0 --out results/runs/demo\n"
+               "  ml2bench run --problem mlp --method sgd --set method.lr=0.1 --set budget.epochs=5 --out out/\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_list = sub.add_parser("list", help="list problems and methods with their hyper-parameters")
+    p_list.add_argument("what", nargs="?", choices=("problems", "methods"), help="only this registry")
+
+    p_run = sub.add_parser(
+        "run", help="train one (problem, method, seed) and write its history and summary tables",
+        description="Train one (problem, method, seed) under a budget and write history.parquet and "
+                    "summary.parquet atomically into --out.",
+        epilog="--set keys: run options (seed, device, dtype, batch_size, eval_interval, threads) or "
+               "problem.KEY, method.KEY, budget.KEY (epochs, grad_evals, work_units, time_s, iterations). "
+               "Values are YAML scalars. Exit status: 0 finished (ok, budget_exhausted or diverged), "
+               "1 failed, 2 bad input.")
+    p_run.add_argument("--config", type=Path, help="YAML run config (keys as in --set, sections "
+                       "problem_params, method_params, budget)")
+    p_run.add_argument("--problem", help="problem name (see 'ml2bench list problems')")
+    p_run.add_argument("--method", help="method name (see 'ml2bench list methods')")
+    p_run.add_argument("--seed", type=int, help="run seed (default 0)")
+    p_run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="torch device (default cpu)")
+    p_run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. method.lr=0.01 (repeatable)")
+    p_run.add_argument("--out", type=Path, required=True, help="output directory of this run")
+    p_run.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _cmd_list(what: str | None) -> int:
+    from .methods import METHODS
+    from .problems import PROBLEMS
+
+    for title, registry in (("problems", PROBLEMS), ("methods", METHODS)):
+        if what and what != title:
+            continue
+        print(f"{title}:")
+        for name, cls in registry.items():
+            print(f"  {name:<24} {cls.description}")
+            for p in cls.params:
+                print(f"      {p.name:<20} = {p.default!r:<14} {p.doc}  [{p.describe_allowed()}]")
+        print()
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import config as cfg
+    from .records import write_run
+    from .runner import run
+
+    raw = cfg.load_yaml(args.config) if args.config else {}
+    for key in ("problem", "method", "seed", "device"):
+        value = getattr(args, key)
+        if value is not None:
+            raw[key] = value
+    raw = cfg.apply_overrides(raw, args.overrides)
+    config = cfg.RunConfig.from_dict(raw)
+    progress = not args.quiet and sys.stderr.isatty()
+    result = run(config, progress=progress)
+    out = write_run(result.history, result.summary, args.out)
+    s = result.summary.iloc[0]
+    print(f"{config.problem}/{config.method}/seed {config.seed}: status={s['status']} "
+          f"train_loss={s['final_train_loss']:.4g} {s['metric_name']}={s['final_test_metric']:.4g} "
+          f"work_units={s['work_units']:.1f} time={s['train_time_s']:.2f}s -> {out}")
+    if s["status"] == "failed":
+        print(f"error: run failed: {s['error']}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            return _cmd_list(args.what)
+        return _cmd_run(args)
+    except (ConfigError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as err:  # DataError and friends: bad input, named in the message
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

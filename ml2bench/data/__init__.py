@@ -1,0 +1,47 @@
+"""Dataset loaders: bundled digits, plus MNIST/Fashion-MNIST/CIFAR-10 from local files.
+
+ml2bench never downloads data; the file-based loaders need a ``data_dir``.
+"""
+
+from __future__ import annotations
+
+from .cifar import load_cifar10, write_cifar_batch
+from .dataset import DataError, Dataset
+from .digits import load_digits
+from .idx import load_mnist, read_idx, write_idx
+
+DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
+
+__all__ = [
+    "DATASET_NAMES",
+    "DataError",
+    "Dataset",
+    "load_cifar10",
+    "load_dataset",
+    "load_digits",
+    "load_mnist",
+    "read_idx",
+    "write_cifar_batch",
+    "write_idx",
+]
+
+
+def load_dataset(name: str, data_dir: str | None, seed: int) -> Dataset:
+    """Load a dataset by name; one entry point so configs can name datasets as strings.
+
+    ``seed`` only affects datasets without a fixed official split (digits).
+    """
+    if name not in DATASET_NAMES:
+        raise ValueError(
+            f"unknown dataset {name!r}; allowed names: {', '.join(DATASET_NAMES)}"
+        )
+    if name == "digits":
+        return load_digits(seed)
+    if data_dir is None:
+        raise DataError(
+            f"dataset {name!r} needs data_dir: ml2bench cannot download data, so "
+            f"download it yourself and pass the folder containing the files"
+        )
+    if name == "cifar10":
+        return load_cifar10(data_dir)
+    return load_mnist(data_dir, name=name)

@@ -1,0 +1,1 @@
+"""Multilevel machinery: transfer operators and hierarchies of objectives."""

@@ -1,0 +1,113 @@
+"""The loss of one model on one level as a function of a flat parameter vector.
+
+Every method in ml2bench, single- or multilevel, optimises a flat vector ``x`` (a 1-D tensor).
+:class:`Objective` evaluates the problem's loss at ``x`` on a batch through
+``torch.func.functional_call``, so the optimiser never mutates a module and several levels can
+be evaluated side by side. Each evaluation is charged to a shared :class:`WorkCounter`, which is
+the single place where gradient evaluations and fine-level-equivalent work are counted.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+
+
+class Batch(Protocol):
+    """What a problem hands to its loss: anything with the number of samples it holds."""
+
+    size: int
+
+
+FModel = Callable[[Tensor], Tensor]
+LossFn = Callable[[FModel, Any], Tensor]
+
+
+@dataclass
+class WorkCounter:
+    """Counts evaluations in units of one full-batch fine-level gradient evaluation.
+
+    ``grad_evals`` adds ``batch_size / n_train`` per evaluation on any level (function-only
+    evaluations are charged like gradient evaluations: conservative, and what line searches
+    report). ``work_units`` weights each evaluation by its level's measured cost ratio
+    (FLOPs of forward+backward relative to the finest level), so a coarse step is not free.
+    """
+
+    grad_evals: float = 0.0
+    work_units: float = 0.0
+    by_level: dict[int, float] = field(default_factory=dict)
+
+    def charge(self, level: int, batch_fraction: float, cost_ratio: float) -> None:
+        self.grad_evals += batch_fraction
+        self.work_units += batch_fraction * cost_ratio
+        self.by_level[level] = self.by_level.get(level, 0.0) + batch_fraction
+
+
+class Objective:
+    """f_l(x) = problem loss of ``model`` with parameters ``x`` on a batch; counted."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        counter: WorkCounter,
+        n_train: int,
+        level: int = 0,
+        cost_ratio: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.counter = counter
+        self.n_train = n_train
+        self.level = level
+        self.cost_ratio = cost_ratio
+        named = [(n, p) for n, p in model.named_parameters()]
+        self.names = [n for n, _ in named]
+        self.shapes = [p.shape for _, p in named]
+        self.numels = [p.numel() for _, p in named]
+        self.buffers = dict(model.named_buffers())
+
+    @property
+    def n(self) -> int:
+        """Number of parameters (length of the flat vector)."""
+        return sum(self.numels)
+
+    def initial_x(self) -> Tensor:
+        """The module's current parameters as one flat, detached vector."""
+        return torch.cat([p.detach().reshape(-1) for p in self.model.parameters()]).clone()
+
+    def unflatten(self, x: Tensor) -> dict[str, Tensor]:
+        return {n: t.view(s) for n, t, s in zip(self.names, torch.split(x, self.numels), self.shapes)}
+
+    def fmodel(self, x: Tensor) -> FModel:
+        """The network as a function of its input, with parameters ``x``."""
+        params = self.unflatten(x)
+        params.update(self.buffers)
+        return lambda inp: functional_call(self.model, params, (inp,))
+
+    def _charge(self, batch: Batch) -> None:
+        self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio)
+
+    def loss(self, x: Tensor, batch: Batch) -> float:
+        """f(x) on ``batch`` (charged as one evaluation)."""
+        self._charge(batch)
+        with torch.enable_grad():  # PINN losses differentiate w.r.t. inputs
+            value = self.loss_fn(self.fmodel(x.detach()), batch)
+        return float(value.detach())
+
+    def loss_grad(self, x: Tensor, batch: Batch) -> tuple[float, Tensor]:
+        """f(x) and ∇f(x) on ``batch`` (charged as one evaluation)."""
+        self._charge(batch)
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            value = self.loss_fn(self.fmodel(xr), batch)
+            (grad,) = torch.autograd.grad(value, xr)
+        return float(value.detach()), grad.detach()
+
+
+def is_finite(value: float) -> bool:
+    return math.isfinite(value)

@@ -1,0 +1,34 @@
+"""``mlp``: a fully connected classifier, the smallest problem of the suite (single level)."""
+from __future__ import annotations
+
+from torch import nn
+
+from ..params import Param, spec
+from . import register
+from .classification import DATA_PARAMS, ClassificationProblem
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
+
+
+@register
+class MLP(ClassificationProblem):
+    name = "mlp"
+    description = "fully connected classifier (default data: scikit-learn digits, 8x8)"
+    default_epochs = 20.0
+    params = spec(
+        *DATA_PARAMS,
+        Param("width", int, 64, "hidden units per layer", low=1),
+        Param("depth", int, 2, "hidden layers", low=1),
+        Param("activation", str, "relu", "hidden activation", choices=tuple(ACTIVATIONS)),
+    )
+
+    def build_model(self, level: int = 0) -> nn.Module:
+        hp, data = self.hp, self.data
+        n_in = 1
+        for s in data.input_shape:
+            n_in *= s
+        layers: list[nn.Module] = [nn.Flatten()]
+        for i in range(hp["depth"]):
+            layers += [nn.Linear(n_in if i == 0 else hp["width"], hp["width"]), ACTIVATIONS[hp["activation"]]()]
+        layers.append(nn.Linear(hp["width"], data.num_classes))
+        return nn.Sequential(*layers)
