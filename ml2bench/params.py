@@ -79,7 +79,8 @@ def _type_name(t: type | tuple[type, ...]) -> str:
 
 
 def _coerce(value: Any, t: type | tuple[type, ...]) -> Any:
-    """Accept ints for floats (YAML writes ``1`` for ``1.0``); never bools for numbers."""
+    """Accept ints and numeric strings for floats (YAML writes ``1`` for ``1.0`` and reads
+    ``1e-3`` as a string); never bools for numbers."""
     types = t if isinstance(t, tuple) else (t,)
     if isinstance(value, bool):
         return value if bool in types else _BAD
@@ -88,6 +89,12 @@ def _coerce(value: Any, t: type | tuple[type, ...]) -> Any:
             return value
     if float in types and isinstance(value, int):
         return float(value)
+    if float in types and isinstance(value, str):
+        # PyYAML (YAML 1.1) reads ``1e-3`` as a string; accept what is clearly a number
+        try:
+            return float(value)
+        except ValueError:
+            return _BAD
     return _BAD
 
 

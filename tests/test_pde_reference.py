@@ -1,9 +1,7 @@
 """Checks of the PINN reference solutions in ml2bench.pde (tolerances are stated inline;
-the measured values they guard are recorded in the module docstrings).  Timings use
-process CPU time so that a busy machine does not make them flaky."""
+the measured values they guard are recorded in the module docstrings).  No test here
+depends on a stopwatch: speed belongs to the benchmarks."""
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -40,7 +38,8 @@ def test_poisson_boundary_and_torch():
     xt = torch.linspace(0, 1, 11, dtype=torch.float64)
     out = poisson.source(xt, xt.flip(0))
     assert isinstance(out, torch.Tensor)
-    np.testing.assert_allclose(out.numpy(), poisson.source(xt.numpy(), xt.flip(0).numpy()), rtol=1e-14)
+    ref = poisson.source(xt.numpy(), xt.flip(0).numpy())
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-14)
 
 
 # ----------------------------------------------------------------------------- Klein–Gordon
@@ -76,10 +75,12 @@ def test_klein_gordon_initial_boundary_data():
     np.testing.assert_allclose(klein_gordon.initial_u(s), s, atol=1e-15)
     np.testing.assert_allclose(klein_gordon.initial_ut(s), 0.0, atol=1e-15)
     np.testing.assert_allclose(klein_gordon.boundary_left(s), 0.0, atol=1e-15)
-    np.testing.assert_allclose(klein_gordon.boundary_right(s), np.cos(5 * np.pi * s) + s**3, atol=1e-14)
+    right = np.cos(5 * np.pi * s) + s**3
+    np.testing.assert_allclose(klein_gordon.boundary_right(s), right, atol=1e-14)
     torch = pytest.importorskip("torch")
     st = torch.tensor(s)
-    np.testing.assert_allclose(klein_gordon.forcing(st, st).numpy(), klein_gordon.forcing(s, s), rtol=1e-14)
+    f_torch = klein_gordon.forcing(st, st)
+    np.testing.assert_allclose(f_torch.numpy(), klein_gordon.forcing(s, s), rtol=1e-14)
 
 
 # ----------------------------------------------------------------------------- Burgers
@@ -94,7 +95,8 @@ def test_burgers_max_gradient_basdevant():
     xs = np.linspace(-0.01, 0.01, 401)
     assert abs(xs[np.argmax(np.abs(burgers.reference_ux(xs, T_STAR)))]) < 1e-12
     # convergence in n_quad of the peak gradient (20 nodes are visibly too few)
-    errs = [abs(abs(burgers.reference_ux(0.0, T_STAR, n_quad=n)) - BASDEVANT_MAX_UX) for n in (20, 40, 60)]
+    peak = [abs(burgers.reference_ux(0.0, T_STAR, n_quad=n)) for n in (20, 40, 60)]
+    errs = [abs(p - BASDEVANT_MAX_UX) for p in peak]
     assert errs[0] > 1.0 and errs[1] < 1e-3 and errs[2] < 1e-4 * BASDEVANT_MAX_UX
 
 
@@ -102,8 +104,8 @@ def test_burgers_quadrature_convergence():
     x, t = np.meshgrid(np.linspace(-1, 1, 257), np.linspace(0.01, 1, 60))
     ref = burgers.reference(x, t, n_quad=300)
     errs = [np.max(np.abs(burgers.reference(x, t, n_quad=n) - ref)) for n in (40, 60, 80, 100)]
-    assert errs[0] > errs[1] > errs[2] > 0 or errs[2] == 0
-    assert 1e-7 < errs[0] < 1e-3          # measured 3e-5
+    assert errs[0] > errs[1] > errs[2]     # measured 3e-5, 1e-9, 9e-14, 3e-15
+    assert 1e-7 < errs[0] < 1e-3 and errs[1] < 1e-7
     assert errs[3] < 1e-13                # default n_quad = 100: round-off level
     with pytest.raises(ValueError):
         burgers.reference(0.0, 0.5, n_quad=1000)
@@ -138,10 +140,8 @@ def test_burgers_pde_residual(t_lo, t_hi, tol):
     assert np.max(np.abs(u * ux)) > 1.0  # the check is not vacuous
 
 
-def test_burgers_reference_grid_fast():
-    t0 = time.process_time()
+def test_burgers_reference_grid():
     x, t, U = burgers.reference_grid(256, 100)
-    assert time.process_time() - t0 < 1.0
     assert U.shape == (100, 256) and x.shape == (256,) and t.shape == (100,)
     np.testing.assert_allclose(U[37, 101], burgers.reference(x[101], t[37]), rtol=0, atol=1e-15)
     assert np.max(np.abs(U)) <= 1.0 + 1e-12  # maximum principle
@@ -161,9 +161,7 @@ def test_allen_cahn_initial_coefficients():
 
 
 def test_allen_cahn_reference_grid_and_space_convergence():
-    t0 = time.process_time()
     x, t, U = allen_cahn.reference_grid(512, 5)  # t = 0, 0.25, 0.5, 0.75, 1
-    assert time.process_time() - t0 < 2.0
     assert U.shape == (5, 512)
     np.testing.assert_array_equal(U[0], allen_cahn.initial(x))
     np.testing.assert_allclose(x, -1 + 2 * np.arange(512) / 512)
@@ -179,19 +177,24 @@ def test_allen_cahn_reference_grid_and_space_convergence():
     assert np.max(np.abs(U)) < 1 + 1e-6 and U[-1].max() > 0.99 and U[-1].min() < -0.999
     # non-divisible output grid goes through trigonometric interpolation
     x5, t5, U5 = allen_cahn.reference_grid(500, 5)
-    xs = allen_cahn.grid(2048)
-    V = allen_cahn._integrate(2048, 1e-3, t5[-1:], 32)
-    j = 123
-    m = np.arange(V.shape[1])
-    direct = np.real(np.sum(V[0] * (-1.0) ** m / 2048 * np.where((m > 0) & (m < 1024), 2, 1) * np.exp(1j * np.pi * m * x5[j])))
-    assert abs(U5[-1, j] - direct) < 1e-12 and xs.shape == (2048,)
+    V = allen_cahn._reference_coefficients(5, 1.0)
+    j, m = 123, np.arange(V.shape[1])
+    weight = np.where((m > 0) & (m < 1024), 2.0, 1.0)
+    direct = np.real(np.sum(V[-1] * (-1.0) ** m / 2048 * weight * np.exp(1j * np.pi * m * x5[j])))
+    assert abs(U5[-1, j] - direct) < 1e-12
+    # ... and reproduces the sampled grid values exactly where the grids coincide
+    u_eval = allen_cahn.evaluate_coefficients(V, x[::7])
+    np.testing.assert_allclose(u_eval[1:], U[1:, ::7], rtol=0, atol=1e-13)  # t > 0 rows
 
 
 def test_allen_cahn_time_convergence_order():
     """ETDRK4 is 4th order: errors at dt = 0.01, 0.005, 0.0025 vs dt = 1e-3 drop ~16x."""
     te = [0.5, 1.0]
     _, _, ref = allen_cahn.solve(256, dt=1e-3, t_eval=te)
-    errs = [np.max(np.abs(allen_cahn.solve(256, dt=dt, t_eval=te)[2] - ref)) for dt in (0.01, 0.005, 0.0025)]
+    errs = [
+        np.max(np.abs(allen_cahn.solve(256, dt=dt, t_eval=te)[2] - ref))
+        for dt in (0.01, 0.005, 0.0025)
+    ]
     orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all((orders > 3.5) & (orders < 4.6)), (errs, orders)
     # halving the default dt changes nothing visible (measured ~1e-11)

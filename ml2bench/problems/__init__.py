@@ -10,7 +10,7 @@ PROBLEMS: Registry = Registry("problem")
 register = PROBLEMS.register
 
 # Each module registers its class on import; the list is the single place naming them.
-_MODULES = ("mlp",)
+_MODULES = ("mlp", "resnet")
 for _name in _MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 

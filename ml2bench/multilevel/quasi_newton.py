@@ -1,0 +1,176 @@
+"""Limited-memory quasi-Newton models B ≈ ∇²f for trust-region steps (and L-BFGS directions).
+
+Both use the compact representations (Byrd, Nocedal & Schnabel 1994) of the m most recent
+accepted pairs (s_i, y_i), S = [s_i], Y = [y_i], SᵀY = L + D + U (L strictly lower, D diagonal):
+
+- L-BFGS: B = δI − W M⁻¹ Wᵀ, W = [δS, Y], M = [[δSᵀS, L], [Lᵀ, −D]]. Positive definite; a pair
+  is stored only if sᵀy > ε_curv ‖s‖ ‖y‖. δ = yᵀy / sᵀy of the newest pair.
+  :meth:`LBFGS.solve` applies H = B⁻¹ with the two-loop recursion (H₀ = I/δ).
+- L-SR1: B = δI + Ψ M⁻¹ Ψᵀ, Ψ = Y − δS, M = D + L + Lᵀ − δSᵀS. May be indefinite (the trust
+  region handles negative curvature); a pair is stored only if |sᵀ(y − Bs)| ≥ ε_sr1 ‖s‖ ‖y − Bs‖
+  (the standard skipping rule). δ = max(sᵀy / sᵀs, δ_min) of the newest pair with sᵀy > 0 (the
+  Rayleigh quotient of the averaged Hessian: smaller than yᵀy/sᵀy, which keeps B₀ from
+  dominating and M from becoming singular). If M is numerically singular, oldest pairs are
+  dropped until it is not.
+
+Secant equations: L-SR1 satisfies B s_i = y_i for every stored pair whenever SᵀY is symmetric
+(e.g. on a quadratic); L-BFGS satisfies B s = y for the newest pair. Small matrices are kept in
+float64; vectors in the iterate's dtype.
+"""
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+QN_TYPES = ("lsr1", "lbfgs")
+
+
+class HessianModel(Protocol):
+    def matvec(self, v: Tensor) -> Tensor: ...
+
+    def update(self, s: Tensor, y: Tensor) -> bool: ...
+
+
+class _LimitedMemory:
+    def __init__(self, memory: int, delta0: float = 1.0) -> None:
+        if memory < 0:
+            raise ValueError("memory must be >= 0")
+        self.memory = memory
+        self.delta0 = delta0
+        self.delta = delta0
+        self.S: list[Tensor] = []
+        self.Y: list[Tensor] = []
+        self._W: Tensor | None = None
+        self._Minv: Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.S)
+
+    def reset(self) -> None:
+        self.S, self.Y, self.delta = [], [], self.delta0
+        self._W = self._Minv = None
+
+    def _push(self, s: Tensor, y: Tensor) -> None:
+        self.S.append(s.detach().clone())
+        self.Y.append(y.detach().clone())
+        while len(self.S) > self.memory:
+            self.S.pop(0)
+            self.Y.pop(0)
+
+    def _mats(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        S = torch.stack(self.S, dim=1)
+        Y = torch.stack(self.Y, dim=1)
+        SY = (S.T @ Y).double()
+        SS = (S.T @ S).double()
+        return S, Y, SY, SS
+
+    def matvec(self, v: Tensor) -> Tensor:
+        """B v."""
+        out = self.delta * v
+        if self._W is None:
+            return out
+        w = (self._W.T @ v).double()
+        return out + self._sign * (self._W @ (self._Minv @ w).to(v.dtype))
+
+    def dense(self, n: int, dtype: torch.dtype = torch.float64) -> Tensor:
+        """The full matrix B (tests only)."""
+        eye = torch.eye(n, dtype=dtype)
+        return torch.stack([self.matvec(eye[k]) for k in range(n)], dim=1)
+
+
+class LSR1(_LimitedMemory):
+    """Limited-memory SR1 (compact representation); see module docstring."""
+
+    kind = "lsr1"
+    _sign = 1.0
+
+    def __init__(self, memory: int = 5, delta0: float = 1.0, eps_sr1: float = 1e-8, delta_min: float = 1e-8) -> None:
+        super().__init__(memory, delta0)
+        self.eps_sr1 = eps_sr1
+        self.delta_min = delta_min
+
+    def update(self, s: Tensor, y: Tensor) -> bool:
+        """Store (s, y) if the SR1 update is well defined; returns whether it was stored."""
+        if self.memory == 0:
+            return False
+        r = y - self.matvec(s)
+        sr, sn, rn = float(s @ r), float(s.norm()), float(r.norm())
+        if not (rn > 0 and abs(sr) >= self.eps_sr1 * sn * rn) or not torch.isfinite(r).all():
+            return False
+        sy, ss = float(s @ y), float(s @ s)
+        if sy > 0 and ss > 0:
+            self.delta = max(sy / ss, self.delta_min)
+        self._push(s, y)
+        self._rebuild()
+        return True
+
+    def _rebuild(self) -> None:
+        while self.S:
+            S, Y, SY, SS = self._mats()
+            Lo = torch.tril(SY, -1)
+            M = torch.diag(torch.diag(SY)) + Lo + Lo.T - self.delta * SS
+            ev = torch.linalg.eigvalsh(M).abs()
+            if float(ev.min()) > 1e-10 * float(ev.max()):
+                self._W = Y - self.delta * S
+                self._Minv = torch.linalg.inv(M)
+                return
+            self.S.pop(0)
+            self.Y.pop(0)
+        self._W = self._Minv = None
+
+
+class LBFGS(_LimitedMemory):
+    """Limited-memory BFGS (compact representation for B, two-loop recursion for H = B⁻¹)."""
+
+    kind = "lbfgs"
+    _sign = -1.0
+
+    def __init__(self, memory: int = 5, delta0: float = 1.0, eps_curv: float = 1e-8) -> None:
+        super().__init__(memory, delta0)
+        self.eps_curv = eps_curv
+
+    def update(self, s: Tensor, y: Tensor) -> bool:
+        """Store (s, y) if sᵀy > ε ‖s‖ ‖y‖ (keeps B positive definite)."""
+        if self.memory == 0:
+            return False
+        sy = float(s @ y)
+        if not (sy > self.eps_curv * float(s.norm()) * float(y.norm())) or not torch.isfinite(y).all():
+            return False
+        self.delta = float(y @ y) / sy
+        self._push(s, y)
+        self._rebuild()
+        return True
+
+    def _rebuild(self) -> None:
+        S, Y, SY, SS = self._mats()
+        d = self.delta
+        Lo = torch.tril(SY, -1)
+        D = torch.diag(torch.diag(SY))
+        M = torch.cat([torch.cat([d * SS, Lo], 1), torch.cat([Lo.T, -D], 1)], 0)
+        self._W = torch.cat([d * S, Y], dim=1)
+        self._Minv = torch.linalg.inv(M)
+
+    def solve(self, g: Tensor) -> Tensor:
+        """H g with the two-loop recursion (H₀ = I / δ)."""
+        q = g.clone()
+        alphas = []
+        rhos = [1.0 / float(s @ y) for s, y in zip(self.S, self.Y)]
+        for s, y, rho in zip(reversed(self.S), reversed(self.Y), reversed(rhos)):
+            a = rho * float(s @ q)
+            alphas.append(a)
+            q -= a * y
+        r = q / self.delta
+        for (s, y, rho), a in zip(zip(self.S, self.Y, rhos), reversed(alphas)):
+            b = rho * float(y @ r)
+            r += (a - b) * s
+        return r
+
+
+def make_qn(kind: str, memory: int, delta0: float = 1.0) -> LSR1 | LBFGS:
+    if kind == "lsr1":
+        return LSR1(memory, delta0)
+    if kind == "lbfgs":
+        return LBFGS(memory, delta0)
+    raise ValueError(f"unknown quasi-Newton type {kind!r}; allowed: {', '.join(QN_TYPES)}")

@@ -1,0 +1,71 @@
+"""``pinn_poisson``: -Δu = 2π² sin(πx) sin(πy) on [0, 1]², u = 0 on ∂Ω (exact u = sin πx sin πy).
+
+The smallest PINN problem: stationary, smooth, with a closed-form solution, so the test error is
+measured against the exact u (no numerical reference). See :mod:`ml2bench.problems.pinn`.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from ..objective import FModel
+from ..params import Param, spec
+from ..pde import poisson
+from . import register
+from .pinn import PINNProblem, PointSet, d, network_params, sampling_param
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """n × n tensor grid of [0, 1]² including the boundary, and the exact solution there."""
+    s = np.linspace(0.0, 1.0, n)
+    x, y = np.meshgrid(s, s, indexing="ij")
+    pts = np.stack([x.ravel(), y.ravel()], axis=1)
+    ref = poisson.exact(pts[:, 0], pts[:, 1])
+    pts.setflags(write=False)
+    ref.setflags(write=False)
+    return pts, ref
+
+
+@register
+class PinnPoisson(PINNProblem):
+    name = "pinn_poisson"
+    description = "PINN, 2-D Poisson -Δu = 2π² sin(πx) sin(πy) on [0,1]², u = 0 on the boundary"
+    domain = poisson.DOMAIN
+    condition_weights = {"boundary": "w_boundary"}
+    params = spec(
+        *network_params(),
+        Param("n_interior", int, 1000, "interior collocation points (= n_train)", low=1),
+        Param("n_boundary", int, 200, "boundary points, split equally over the 4 sides", low=4),
+        Param("w_boundary", float, 1.0, "weight of the boundary term (Raissi et al. 2019: 1)", low=0.0),
+        sampling_param(),
+        Param("n_test", int, 101, "test grid points per direction (n_test² in all)", low=2),
+    )
+
+    def sample_conditions(self, gen: torch.Generator) -> dict[str, PointSet]:
+        n = self.hp["n_boundary"]
+        counts = [n // 4 + (1 if k < n % 4 else 0) for k in range(4)]
+        sides = []
+        for k, m in enumerate(counts):  # x = 0, x = 1, y = 0, y = 1
+            s = self.unit_samples(gen, m, 1)[:, 0]
+            fixed = torch.full_like(s, float(k % 2))
+            sides.append(torch.stack([fixed, s] if k < 2 else [s, fixed], dim=1))
+        pts = torch.cat(sides)
+        return {"boundary": PointSet(pts, poisson.boundary(pts[:, 0], pts[:, 1]))}
+
+    def forcing_at(self, p: Tensor) -> Tensor:
+        return poisson.source(p[:, 0], p[:, 1])
+
+    def pde_residual(self, f: FModel, p: Tensor, forcing: Tensor) -> Tensor:
+        u = f(p).reshape(-1)
+        g = d(u, p)
+        u_xx = d(g[:, 0], p)[:, 0]
+        u_yy = d(g[:, 1], p)[:, 1]
+        return -(u_xx + u_yy) - forcing
+
+    def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return _grid(self.hp["n_test"])

@@ -1,0 +1,98 @@
+"""``resnet``: residual network in ODE form, x_{k+1} = x_k + h σ(K_k x_k + b_k), h = T / depth.
+
+The suite's multilevel-in-depth problem. Because the network is a forward-Euler discretisation of
+an ODE on [0, T], halving the number of residual blocks while keeping T (so h doubles) gives a
+coarser discretisation of the *same* model; level l has depth L / 2^l and the levels are linked
+by :class:`~ml2bench.multilevel.depth.DepthTransfer` (Kopaničáková & Krause, SISC 2022; Haber &
+Ruthotto 2017). ``arch="dense"`` flattens the input (vector data, small images); ``arch="conv"``
+uses 3×3 convolutions for image data.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..multilevel.depth import KINDS, DepthTransfer
+from ..nn import ACTIVATIONS, ConvODEResNet, DenseODEResNet, depth_levels
+from ..objective import Objective, WorkCounter
+from ..params import ConfigError, Param, spec
+from . import register
+from .classification import DATA_PARAMS, ClassificationProblem, TensorBatch
+
+ARCHS = ("dense", "conv")
+FLOP_PROBE_SAMPLES = 64  # FLOP ratios do not depend on the batch size; a small probe keeps CIFAR cheap
+
+
+@register
+class ODEResNet(ClassificationProblem):
+    """Classification with an ODE-form residual network; depth is the multilevel dimension."""
+
+    name = "resnet"
+    description = ("residual network in ODE form x_{k+1} = x_k + h*act(K_k x_k + b_k), h = T/depth; "
+                   "levels halve the depth (default data: scikit-learn digits, 8x8)")
+    default_epochs = 10.0
+    default_batch_size: ClassVar[int | None] = 64
+    params = spec(
+        *DATA_PARAMS,
+        Param("arch", str, "dense", "dense (flattened input) or conv (3x3 convolutions, images)", choices=ARCHS),
+        Param("width", int, 32, "width of the residual state (dense) or number of channels (conv)", low=1),
+        Param("depth", int, 8, "residual blocks on the finest level; levels = 1 + times it can be halved",
+              low=1),
+        Param("T", float, 1.0, "final time of the ODE; step h = T / depth", low=0.0, low_inclusive=False),
+        Param("activation", str, "tanh", "activation σ (also applied after the opening layer)",
+              choices=tuple(ACTIVATIONS)),
+        Param("interpolation", str, "constant", "depth transfer: constant (fine blocks 2k, 2k+1 copy "
+              "coarse block k) or linear (interpolation in depth-time)", choices=KINDS),
+    )
+
+    def __init__(self, hp: dict[str, Any], *, seed: int, device: torch.device, dtype: torch.dtype) -> None:
+        hp = self.params.validate(hp, f"problem {self.name!r}")  # direct construction is validated too
+        super().__init__(hp, seed=seed, device=device, dtype=dtype)
+        if hp["arch"] == "conv" and len(self.data.input_shape) != 3:
+            raise ConfigError(f"problem {self.name!r}: parameter 'arch' = 'conv' needs image data "
+                              f"(C, H, W); data set {hp['dataset']!r} has shape {self.data.input_shape}")
+
+    def level_depth(self, level: int) -> int:
+        """Number of residual blocks on ``level`` (depth / 2^level)."""
+        if not 0 <= level < self.max_levels():
+            raise ConfigError(f"problem {self.name!r}: level {level} does not exist; depth={self.hp['depth']} "
+                              f"allows levels 0..{self.max_levels() - 1}")
+        return self.hp["depth"] >> level
+
+    def build_model(self, level: int = 0) -> nn.Module:
+        """Depth L/2^level with the same T, so each coarsening doubles the step h."""
+        hp, data = self.hp, self.data
+        depth = self.level_depth(level)
+        if hp["arch"] == "conv":
+            return ConvODEResNet(data.input_shape[0], hp["width"], data.num_classes, depth, hp["T"],
+                                 hp["activation"])
+        n_in = 1
+        for s in data.input_shape:
+            n_in *= s
+        return DenseODEResNet(n_in, hp["width"], data.num_classes, depth, hp["T"], hp["activation"])
+
+    def max_levels(self) -> int:
+        return depth_levels(self.hp["depth"])
+
+    def transfer(self, fine: nn.Module, coarse: nn.Module, level: int) -> DepthTransfer:
+        return DepthTransfer(fine, coarse, self.hp["interpolation"])
+
+    def _flops(self, model: nn.Module) -> float:
+        """As :meth:`Problem._flops`, but on the first ``FLOP_PROBE_SAMPLES`` training samples.
+
+        The base class probes the whole training set, which for a conv net on CIFAR-10 (50 000
+        images at 32×32) costs minutes and tens of GB of activations; FLOPs are linear in the
+        batch size, so the cost ratios between levels are the same on a small probe.
+        """
+        probe = Objective(model, self.loss, WorkCounter(), self.n_train)
+        n = min(FLOP_PROBE_SAMPLES, self.n_train)
+        batch = TensorBatch(self.x_train[:n], self.y_train[:n], n)
+        with FlopCounterMode(display=False) as counter:
+            probe.loss_grad(probe.initial_x().to(self.device), batch)
+        total = float(counter.get_total_flops())
+        if total <= 0:
+            raise RuntimeError(f"problem {self.name!r}: FLOP counter measured no work for {type(model).__name__}")
+        return total

@@ -1,0 +1,26 @@
+"""Shared fixtures: small, fast configurations of the embedded problems."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    """Keep tests from oversubscribing the 2-core CI machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(before, 2))
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def small_mlp() -> dict:
+    """A run config of the mlp problem on a digits subset that trains in well under a second."""
+    return {
+        "problem": "mlp",
+        "method": "adam",
+        "seed": 0,
+        "problem_params": {"n_train": 256, "n_test": 128, "width": 16},
+        "budget": {"epochs": 3},
+    }

@@ -1,0 +1,143 @@
+"""The training loop: budgets, determinism, divergence, failures and work accounting."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from ml2bench.config import RunConfig
+from ml2bench.methods import METHODS, Method, StepResult
+from ml2bench.params import spec
+from ml2bench.records import HISTORY_COLUMNS
+from ml2bench.runner import derive_seeds, run
+
+
+def test_history_and_summary_schema(small_mlp):
+    result = run(RunConfig.from_dict(small_mlp))
+    h, s = result.history, result.summary
+    assert list(h.columns) == list(HISTORY_COLUMNS)
+    assert len(s) == 1 and s["status"].iloc[0] == "budget_exhausted"
+    assert h["iteration"].iloc[0] == 0 and h["grad_evals"].iloc[0] == 0
+    assert (h["work_units"].diff().dropna() > 0).all()
+    assert (h["train_time_s"].diff().dropna() >= 0).all()
+    # energy is not measurable here: NaN with source "none", never an estimate
+    if s["energy_source"].iloc[0] == "none":
+        assert h["energy_j"].isna().all()
+    for key in ("git_commit", "torch_version", "cpu_model", "config_hash", "torch_threads"):
+        assert key in s.columns
+    assert s["final_test_metric"].iloc[0] == h["test_metric"].iloc[-1]
+
+
+def test_epoch_budget_and_work_for_minibatches(small_mlp):
+    result = run(RunConfig.from_dict(small_mlp))
+    h = result.history
+    # 3 epochs over 256 samples: single-level, so work units equal gradient evaluations
+    assert h["epoch"].iloc[-1] == pytest.approx(3.0)
+    assert h["grad_evals"].iloc[-1] == pytest.approx(3.0)
+    assert h["work_units"].iloc[-1] == pytest.approx(h["grad_evals"].iloc[-1])
+    assert result.summary["iterations"].iloc[0] == 3 * math.ceil(256 / 64)
+
+
+@pytest.mark.parametrize("key, value", [("work_units", 2.5), ("iterations", 5), ("grad_evals", 1.0)])
+def test_other_budgets_stop_the_run(small_mlp, key, value):
+    small_mlp["budget"] = {key: value}
+    s = run(RunConfig.from_dict(small_mlp)).summary
+    assert s["status"].iloc[0] == "budget_exhausted"
+    got = s[key].iloc[0]
+    assert value <= got < value + 1  # stops at the first step that reaches it
+
+
+def test_same_seed_same_history_other_seed_differs(small_mlp):
+    a = run(RunConfig.from_dict(small_mlp)).history
+    b = run(RunConfig.from_dict(small_mlp)).history
+    cols = ["epoch", "iteration", "grad_evals", "work_units", "train_loss", "step_loss", "test_loss", "test_metric"]
+    pd.testing.assert_frame_equal(a[cols], b[cols])
+    small_mlp["seed"] = 1
+    c = run(RunConfig.from_dict(small_mlp)).history
+    assert not a["train_loss"].equals(c["train_loss"])
+
+
+def test_seeds_are_derived_per_purpose():
+    s0, s1 = derive_seeds(0), derive_seeds(1)
+    assert len(set(s0.values())) == 3 and s0 != s1 and derive_seeds(0) == s0
+
+
+def test_divergence_is_a_result_not_a_crash(small_mlp):
+    small_mlp.update(method="sgd", method_params={"lr": 1e6})
+    result = run(RunConfig.from_dict(small_mlp))
+    assert result.status == "diverged"
+    assert result.summary["iterations"].iloc[0] < 12  # stopped early
+
+
+class _Boom(Method):
+    name = "boom"
+    description = "raises on the second step (test only)"
+    params = spec()
+
+    def __init__(self, hierarchy, x0, hp):
+        super().__init__(hierarchy, x0, hp)
+        self.calls = 0
+
+    def step(self, batch):
+        self.calls += 1
+        if self.calls == 2:
+            raise RuntimeError("kaboom")
+        value, _ = self.hierarchy.fine.loss_grad(self.x, batch)
+        return StepResult(value)
+
+
+def test_exception_is_recorded_as_failed(small_mlp, monkeypatch):
+    monkeypatch.setitem(METHODS._items, "boom", _Boom)
+    small_mlp["method"] = "boom"
+    result = run(RunConfig.from_dict(small_mlp))
+    assert result.status == "failed"
+    assert "RuntimeError: kaboom" in result.summary["error"].iloc[0]
+    assert len(result.history) >= 1  # the initial evaluation is kept
+
+
+class _Counting(Method):
+    """Evaluates the loss on the fine level three times per step, once with a gradient."""
+
+    name = "counting"
+    description = "test only"
+    params = spec()
+
+    def step(self, batch):
+        obj = self.hierarchy.fine
+        obj.loss(self.x, batch)
+        obj.loss(self.x, batch)
+        value, _ = obj.loss_grad(self.x, batch)
+        return StepResult(value)
+
+
+def test_every_evaluation_is_charged(small_mlp, monkeypatch):
+    monkeypatch.setitem(METHODS._items, "counting", _Counting)
+    small_mlp.update(method="counting", batch_size=32, budget={"iterations": 4})
+    s = run(RunConfig.from_dict(small_mlp)).summary
+    assert s["grad_evals"].iloc[0] == pytest.approx(4 * 3 * 32 / 256)
+
+
+def test_lbfgs_counts_line_search_evaluations(small_mlp):
+    small_mlp.update(method="lbfgs", budget={"iterations": 5})
+    s = run(RunConfig.from_dict(small_mlp)).summary
+    # full batch: at least one evaluation per iteration, more when the line search works
+    assert s["grad_evals"].iloc[0] >= 5 and s["grad_evals"].iloc[0] == int(s["grad_evals"].iloc[0])
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(small_mlp):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present")
+    from ml2bench.params import ConfigError
+    small_mlp["device"] = "cuda"
+    with pytest.raises(ConfigError, match="device 'cuda' requested"):
+        run(RunConfig.from_dict(small_mlp))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_run(small_mlp):
+    small_mlp["device"] = "cuda"
+    result = run(RunConfig.from_dict(small_mlp))
+    assert result.status == "budget_exhausted" and result.summary["gpu_model"].iloc[0] != "none"
