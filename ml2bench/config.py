@@ -33,7 +33,8 @@ RUN = spec(
     Param("dtype", str, "float32", "floating point type", choices=("float32", "float64")),
     Param("batch_size", int, None, "mini-batch size; null: the method's default (full batch or the "
           "problem's default)", low=1, nullable=True),
-    Param("eval_interval", float, 1.0, "evaluate every this many work units", low=0.0, low_inclusive=False),
+    Param("eval_interval", float, None, "evaluate every this many work units; null: the problem's default",
+          low=0.0, low_inclusive=False, nullable=True),
     Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, nullable=True),
 )
 
@@ -53,7 +54,7 @@ class RunConfig:
     device: str = "cpu"
     dtype: str = "float32"
     batch_size: int | None = None
-    eval_interval: float = 1.0
+    eval_interval: float | None = None
     threads: int | None = None
 
     @classmethod
@@ -85,7 +86,7 @@ class RunConfig:
             problem_params=problem_cls.params.validate(sections["problem_params"], f"problem {top['problem']!r}"),
             method_params=method_cls.params.validate(sections["method_params"], f"method {top['method']!r}"),
             budget=budget, device=top["device"], dtype=top["dtype"], batch_size=top["batch_size"],
-            eval_interval=top["eval_interval"], threads=top["threads"],
+            eval_interval=top["eval_interval"] or problem_cls.default_eval_interval, threads=top["threads"],
         )
 
     def to_dict(self) -> dict[str, Any]:

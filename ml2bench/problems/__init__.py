@@ -10,7 +10,7 @@ PROBLEMS: Registry = Registry("problem")
 register = PROBLEMS.register
 
 # Each module registers its class on import; the list is the single place naming them.
-_MODULES = ("mlp", "resnet")
+_MODULES = ("mlp", "resnet", "pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
 for _name in _MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 

@@ -28,6 +28,7 @@ class Problem(ABC):
     metric_higher_is_better: ClassVar[bool]
     default_batch_size: ClassVar[int | None] = None  # mini-batch methods' default; None: full batch
     default_epochs: ClassVar[float] = 10.0  # budget when a config sets none
+    default_eval_interval: ClassVar[float] = 1.0  # work units between evaluation points
 
     def __init__(self, hp: dict[str, Any], *, seed: int, device: torch.device, dtype: torch.dtype) -> None:
         self.hp = hp

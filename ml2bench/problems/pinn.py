@@ -127,6 +127,17 @@ class PINNNet(DenseODEResNet):
         return super().forward(self.features(p))
 
 
+def input_points(points: Tensor) -> Tensor:
+    """A differentiable copy of ``points`` to differentiate the network w.r.t.
+
+    The copy is a *non-leaf* tensor (clone of a detached leaf): ``torch.autograd.grad`` w.r.t. a
+    leaf that is a module input fails under module backward hooks such as the ones
+    ``FlopCounterMode`` installs (torch 2.13: "A leaf node was passed to
+    _will_engine_execute_node ..."), and the base class measures level costs with it.
+    """
+    return points.detach().requires_grad_(True).clone()
+
+
 def d(y: Tensor, p: Tensor) -> Tensor:
     """∂y/∂p per point, (n, 2): valid because the network acts on each row independently."""
     (g,) = torch.autograd.grad(y.sum(), p, create_graph=True)
@@ -140,6 +151,7 @@ class PINNProblem(Problem):
     metric_higher_is_better = False
     default_batch_size: ClassVar[int | None] = None  # PINNs are trained full batch by default
     default_epochs: ClassVar[float] = 1000.0  # full batch: one epoch = one Adam step
+    default_eval_interval: ClassVar[float] = 20.0  # evaluating costs ~1-6 steps here
     domain: ClassVar[Box]
     periodic_x: ClassVar[bool] = False
     #: boundary/initial loss term name -> hyper-parameter holding its weight
@@ -221,8 +233,8 @@ class PINNProblem(Problem):
             yield PINNBatch(self.interior[idx], self.forcing[idx], conditions, idx.numel())
 
     def residual(self, f: FModel, batch: PINNBatch) -> Tensor:
-        """PDE residual at the batch's interior points (sets ``requires_grad`` on a detached copy)."""
-        p = batch.interior.detach().requires_grad_(True)
+        """PDE residual at the batch's interior points (differentiable copy: see :func:`input_points`)."""
+        p = input_points(batch.interior)
         return self.pde_residual(f, p, batch.forcing)
 
     def loss_terms(self, f: FModel, batch: PINNBatch) -> dict[str, Tensor]:

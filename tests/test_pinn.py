@@ -1,0 +1,341 @@
+"""The PINN problems (pinn_poisson, pinn_burgers, pinn_allen_cahn, pinn_klein_gordon): data,
+residuals (checked on exact/manufactured solutions), metric definition, batching, determinism,
+levels and training through the runner. Sizes are tiny so the file runs in seconds."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import Tensor, nn
+
+from ml2bench.config import RunConfig
+from ml2bench.objective import Objective, WorkCounter
+from ml2bench.params import ConfigError
+from ml2bench.pde import allen_cahn, burgers, klein_gordon, poisson
+from ml2bench.problems import PROBLEMS
+from ml2bench.problems.pinn import PINNBatch, PINNNet, PINNProblem
+from ml2bench.runner import run
+
+NAMES = ("pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
+NET = {"width": 8, "depth": 4}
+SMALL = {
+    "pinn_poisson": {**NET, "n_interior": 96, "n_boundary": 40, "n_test": 21},
+    "pinn_burgers": {**NET, "n_interior": 96, "n_initial": 30, "n_boundary": 20, "n_test_x": 33, "n_test_t": 11},
+    "pinn_allen_cahn": {**NET, "n_interior": 96, "n_initial": 30, "n_test_x": 64, "n_test_t": 11},
+    "pinn_klein_gordon": {**NET, "n_interior": 96, "n_initial": 30, "n_boundary": 20, "n_test": 21},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These workloads are tiny: one thread is faster than two on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make(name: str, seed: int = 0, dtype: torch.dtype = torch.float32, **hp) -> PINNProblem:
+    return PROBLEMS.get(name)({**SMALL[name], **hp}, seed=seed, device=torch.device("cpu"), dtype=dtype)
+
+
+class Exact(nn.Module):
+    """A "network" that returns a closed-form u(x, t) (shape (n, 1)), differentiable by autograd."""
+
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, p: Tensor) -> Tensor:
+        return self.fn(p[:, 0], p[:, 1]).reshape(-1, 1)
+
+
+def zero(p: Tensor) -> Tensor:
+    return torch.zeros(p.shape[0], 1, dtype=p.dtype)
+
+
+# ----------------------------------------------------------------------------- construction
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_construction_shapes_and_dtype(name, dtype):
+    p = make(name, dtype=dtype)
+    assert p.n_train == SMALL[name]["n_interior"] == p.interior.shape[0]
+    assert p.interior.shape == (p.n_train, 2) and p.interior.dtype == dtype
+    assert p.forcing.shape == (p.n_train,) and p.forcing.dtype == dtype
+    assert set(p.conditions) == set(p.condition_weights)
+    for ps in p.conditions.values():
+        assert ps.x.shape == (len(ps), 2) and ps.target.shape == (len(ps),) and ps.x.dtype == dtype
+    (x0, x1), (t0, t1) = p.domain
+    for pts in [p.interior] + [ps.x for ps in p.conditions.values()]:
+        assert (pts[:, 0] >= x0).all() and (pts[:, 0] <= x1).all()
+        assert (pts[:, 1] >= t0).all() and (pts[:, 1] <= t1).all()
+    assert p.metric_name == "rel_l2" and p.metric_higher_is_better is False
+    assert p.default_batch_size is None
+    model = p.build_model().to(dtype)
+    assert model(p.interior).shape == (p.n_train, 1)
+    value = p.loss(Objective(model, p.loss, WorkCounter(), p.n_train).fmodel(
+        torch.cat([q.detach().reshape(-1) for q in model.parameters()])), p.full_batch())
+    assert value.dtype == dtype and value.ndim == 0 and math.isfinite(float(value.detach()))
+
+
+def test_condition_sets_lie_on_the_boundary():
+    p = make("pinn_poisson", n_boundary=41)
+    b = p.conditions["boundary"].x.double()
+    on_side = (b[:, 0] == 0) | (b[:, 0] == 1) | (b[:, 1] == 0) | (b[:, 1] == 1)
+    assert len(b) == 41 and on_side.all()
+    counts = [int((b[:, 0] == 0).sum()), int((b[:, 0] == 1).sum())]
+    assert counts == [11, 10]  # 41 points over 4 sides: 11, 10, 10, 10
+    for name in ("pinn_burgers", "pinn_klein_gordon"):
+        q = make(name)
+        assert (q.conditions["initial"].x[:, 1] == 0).all()
+        xb = q.conditions["boundary"].x[:, 0]
+        lo, hi = q.domain[0]
+        assert int((xb == lo).sum()) == int((xb == hi).sum()) == 10
+    np.testing.assert_allclose(q.conditions["boundary"].target.numpy(),
+                               klein_gordon.exact(*q.conditions["boundary"].x.double().T).numpy(), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- residuals
+def test_poisson_residual_of_exact_solution_vanishes():
+    p = make("pinn_poisson", dtype=torch.float64)
+    r = p.residual(Exact(poisson.exact), p.full_batch())
+    assert r.abs().max() < 1e-10 * 2 * math.pi**2
+    # ... and the sign of the forcing matters: u = -exact leaves 2 * f
+    r_neg = p.residual(Exact(lambda x, y: -poisson.exact(x, y)), p.full_batch())
+    torch.testing.assert_close(r_neg, -2 * p.forcing)
+    assert float(p.loss(Exact(poisson.exact), p.full_batch()).detach()) < 1e-20
+
+
+def test_klein_gordon_residual_and_conditions_of_exact_solution_vanish():
+    p = make("pinn_klein_gordon", dtype=torch.float64)
+    batch = p.full_batch()
+    terms = p.loss_terms(Exact(klein_gordon.exact), batch)
+    assert set(terms) == {"pde", "initial", "initial_t", "boundary"}
+    assert all(float(v.detach()) < 1e-20 for v in terms.values()), terms
+    # the u_t condition really differentiates: u = x + t violates it by exactly 1
+    res = p.condition_residual(Exact(lambda x, t: x + t), "initial_t", batch.conditions["initial_t"])
+    torch.testing.assert_close(res, torch.ones_like(res))
+
+
+def test_burgers_and_allen_cahn_residuals_on_manufactured_functions():
+    """u = t² sin(3x) + x: the residual must match the hand-computed operator."""
+    def u(x, t):
+        return t**2 * torch.sin(3 * x) + x
+
+    for name in ("pinn_burgers", "pinn_allen_cahn"):
+        p = make(name, dtype=torch.float64)
+        x, t = p.interior[:, 0], p.interior[:, 1]
+        uu = u(x, t)
+        u_t, u_x, u_xx = 2 * t * torch.sin(3 * x), 3 * t**2 * torch.cos(3 * x) + 1, -9 * t**2 * torch.sin(3 * x)
+        if name == "pinn_burgers":
+            expected = u_t + uu * u_x - (0.01 / math.pi) * u_xx
+        else:
+            expected = u_t - 1e-4 * u_xx + 5 * uu**3 - 5 * uu
+        torch.testing.assert_close(p.residual(Exact(u), p.full_batch()), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_burgers_initial_and_boundary_data():
+    p = make("pinn_burgers", dtype=torch.float64)
+    init = p.conditions["initial"]
+    torch.testing.assert_close(init.target, -torch.sin(math.pi * init.x[:, 0]))
+    assert (p.conditions["boundary"].target == 0).all()
+    # the Cole–Hopf solution satisfies the data: both condition terms vanish
+    ref = Exact(lambda x, t: torch.from_numpy(burgers.reference(x.numpy(), t.numpy())))
+    with torch.no_grad():
+        for name, ps in p.conditions.items():
+            assert p.condition_residual(ref, name, ps).abs().max() < 1e-12
+
+
+def test_allen_cahn_network_is_periodic_in_x():
+    p = make("pinn_allen_cahn", dtype=torch.float64)
+    torch.manual_seed(0)
+    model = p.build_model().double()
+    assert model.opening.in_features == 3 and "initial" in p.conditions and len(p.conditions) == 1
+    t = torch.linspace(0, 1, 7, dtype=torch.float64)
+    left = torch.stack([-torch.ones_like(t), t], 1).requires_grad_(True)
+    right = torch.stack([torch.ones_like(t), t], 1).requires_grad_(True)
+    ul, ur = model(left), model(right)
+    torch.testing.assert_close(ul, ur)
+    gl = torch.autograd.grad(ul.sum(), left)[0]
+    gr = torch.autograd.grad(ur.sum(), right)[0]
+    torch.testing.assert_close(gl, gr)
+
+
+# ----------------------------------------------------------------------------- metric
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_network_has_relative_error_exactly_one(name):
+    p = make(name)
+    out = p.evaluate(zero)
+    assert out["test_metric"] == 1.0
+    _, ref = p.test_data()
+    assert out["test_loss"] == pytest.approx(float(ref.square().mean()), rel=1e-12)
+
+
+def test_exact_network_has_zero_error_closed_forms():
+    for name, fn in (("pinn_poisson", poisson.exact), ("pinn_klein_gordon", klein_gordon.exact)):
+        for dtype, tol in ((torch.float32, 1e-6), (torch.float64, 1e-14)):
+            out = make(name, dtype=dtype).evaluate(Exact(fn))
+            assert out["test_metric"] < tol and out["test_loss"] < tol**2
+
+
+def test_exact_network_has_zero_error_burgers():
+    p = make("pinn_burgers", dtype=torch.float64)
+    ref = Exact(lambda x, t: torch.from_numpy(burgers.reference(x.numpy(), t.numpy())))
+    out = p.evaluate(ref)
+    assert out["test_metric"] < 1e-13
+    pts, values = p.test_data()
+    assert pts.shape == (33 * 11, 2) and values.shape == (33 * 11,)
+
+
+def test_exact_network_has_zero_error_allen_cahn():
+    """An independent solve (n_x = 1024 instead of 2048; exact u0 at t = 0) agrees to ~1e-6."""
+    p = make("pinn_allen_cahn", dtype=torch.float64)
+    t = np.linspace(0, 1, 11)
+    xs, _, U = allen_cahn.solve(1024, t_eval=t)
+    U[0] = allen_cahn.initial(xs)
+
+    def lookup(q: Tensor) -> Tensor:
+        j = torch.round((q[:, 0] + 1) / 2 * 1024).long() % 1024
+        k = torch.round(q[:, 1] * 10).long()
+        return torch.from_numpy(U)[k, j].reshape(-1, 1)
+
+    out = p.evaluate(lookup)
+    assert out["test_metric"] < 1e-6
+    pts, _ = p.test_data()
+    assert pts.shape == (64 * 11, 2) and p.test_data()[0] is pts  # built once
+
+
+# ----------------------------------------------------------------------------- batching, seeds
+@pytest.mark.parametrize("name", ["pinn_poisson", "pinn_klein_gordon"])
+def test_minibatches_cover_every_point_once_per_epoch(name):
+    p = make(name, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    batches = list(p.train_batches(25, gen))
+    assert len(batches) == math.ceil(96 / 25)
+    assert all(isinstance(b, PINNBatch) for b in batches)
+    assert [b.size for b in batches] == [25, 25, 25, 21]
+    assert [b.interior.shape[0] for b in batches] == [b.size for b in batches]
+
+    def rows(t: Tensor) -> list[tuple[float, ...]]:
+        return sorted(map(tuple, t.tolist()))
+
+    assert rows(torch.cat([b.interior for b in batches])) == rows(p.interior)
+    # forcing travels with its points
+    for b in batches:
+        torch.testing.assert_close(b.forcing, p.forcing_at(b.interior))
+    for cname, ps in p.conditions.items():  # proportional shares, each point once
+        parts = [b.conditions[cname] for b in batches]
+        assert rows(torch.cat([q.x for q in parts])) == rows(ps.x)
+        assert max(len(q) for q in parts) - min(len(q) for q in parts) <= 1
+        assert rows(torch.cat([torch.cat([q.x, q.target[:, None]], 1) for q in parts])) == \
+            rows(torch.cat([ps.x, ps.target[:, None]], 1))
+    # full batch by default; tiny condition sets still give every batch a point
+    (full,) = p.train_batches(None, gen)
+    assert full.size == p.n_train
+    few = make(name, n_boundary=4)
+    assert all(len(b.conditions["boundary"]) == 1 for b in few.train_batches(10, gen))
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "sobol"])
+def test_collocation_points_are_deterministic_in_the_seed(sampling):
+    a = make("pinn_burgers", seed=5, sampling=sampling)
+    b = make("pinn_burgers", seed=5, sampling=sampling)
+    c = make("pinn_burgers", seed=6, sampling=sampling)
+    d = make("pinn_burgers", seed=5, sampling=sampling, dtype=torch.float64)
+    assert torch.equal(a.interior, b.interior) and not torch.equal(a.interior, c.interior)
+    for k in a.conditions:
+        assert torch.equal(a.conditions[k].x, b.conditions[k].x)
+    torch.testing.assert_close(a.interior, d.interior.float(), rtol=0, atol=0)  # same points, cast
+
+
+# ----------------------------------------------------------------------------- levels, config
+@pytest.mark.parametrize("name", NAMES)
+def test_hierarchy_builds_with_transfers(name):
+    p = make(name, depth=4, interpolation="linear")
+    assert p.max_levels() == 3
+    assert [p.build_model(level).depth for level in range(3)] == [4, 2, 1]
+    assert all(p.build_model(level).T == 1.0 for level in range(3))
+    torch.manual_seed(0)
+    h = p.hierarchy(3, WorkCounter())
+    ratios = [o.cost_ratio for o in h.objectives]
+    assert ratios[0] == 1.0 and ratios[0] > ratios[1] > ratios[2] > 0
+    batch = p.full_batch()
+    x = h.fine.initial_x()
+    for level, tr in enumerate(h.transfers):
+        y = tr.restrict(x)
+        torch.testing.assert_close(tr.restrict(tr.prolongate(y)), y)
+        value, grad = h.objectives[level + 1].loss_grad(y, batch)
+        assert math.isfinite(value) and grad.shape == y.shape
+        x = y
+    with pytest.raises(ConfigError, match="levels"):
+        p.hierarchy(4, WorkCounter())
+    with pytest.raises(ConfigError):
+        p.build_model(3)
+    assert make(name, depth=3).max_levels() == 1
+
+
+@pytest.mark.parametrize("bad, key", [
+    ({"n_interiour": 10}, "n_interiour"),
+    ({"activation": "relu"}, "activation"),
+    ({"width": 0}, "width"),
+    ({"interpolation": "cubic"}, "interpolation"),
+    ({"sampling": "grid"}, "sampling"),
+])
+def test_bad_hyper_parameters_name_the_key(bad, key):
+    raw = {"problem": "pinn_burgers", "method": "adam", "problem_params": bad}
+    with pytest.raises(ConfigError, match=key):
+        RunConfig.from_dict(raw)
+    with pytest.raises(ConfigError, match=key):
+        PROBLEMS.get("pinn_burgers")(bad, seed=0, device=torch.device("cpu"), dtype=torch.float32)
+
+
+def test_allen_cahn_rejects_odd_test_grid():
+    with pytest.raises(ConfigError, match="n_test_x"):
+        make("pinn_allen_cahn", n_test_x=65)
+
+
+# ----------------------------------------------------------------------------- training
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_decreases_with_adam_through_the_runner(name):
+    cfg = RunConfig.from_dict({
+        "problem": name, "method": "adam", "seed": 1, "problem_params": SMALL[name],
+        "method_params": {"lr": 1e-2}, "budget": {"iterations": 15}, "eval_interval": 100,
+    })
+    result = run(cfg)
+    h, s = result.history, result.summary
+    assert result.status == "budget_exhausted", s["error"].iloc[0]
+    assert len(h) == 2 and h["epoch"].iloc[-1] == pytest.approx(15.0)  # full batch: 1 step = 1 epoch
+    assert np.isfinite(h["train_loss"]).all() and h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    assert s["metric_name"].iloc[0] == "rel_l2"
+
+
+def test_lbfgs_float64_decreases_poisson_loss():
+    cfg = RunConfig.from_dict({
+        "problem": "pinn_poisson", "method": "lbfgs", "dtype": "float64", "problem_params": SMALL["pinn_poisson"],
+        "budget": {"iterations": 5}, "eval_interval": 1000,
+    })
+    result = run(cfg)
+    h = result.history
+    assert result.status in ("budget_exhausted", "ok"), result.summary["error"].iloc[0]
+    assert h["train_loss"].iloc[-1] < 0.5 * h["train_loss"].iloc[0]
+
+
+def test_minibatch_adam_run_counts_epochs():
+    cfg = RunConfig.from_dict({
+        "problem": "pinn_klein_gordon", "method": "adam", "batch_size": 32,
+        "problem_params": SMALL["pinn_klein_gordon"],
+        "budget": {"epochs": 2}, "eval_interval": 100,
+    })
+    result = run(cfg)
+    assert result.status == "budget_exhausted", result.summary["error"].iloc[0]
+    assert result.summary["iterations"].iloc[0] == 2 * 3
+    assert result.history["grad_evals"].iloc[-1] == pytest.approx(2.0)
+
+
+def test_pinn_net_normalises_inputs():
+    net = PINNNet(((0.0, 1.0), (-1.0, 3.0)), width=4, depth=2)
+    z = net.features(torch.tensor([[0.0, -1.0], [1.0, 3.0], [0.5, 1.0]]))
+    torch.testing.assert_close(z, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
+    assert sum(1 for _ in net.buffers()) == 0  # the map adds nothing the transfers would see
