@@ -92,8 +92,16 @@ def full_train_loss(problem: Problem, method: Method) -> float:
 def run(config: RunConfig, progress: bool = False) -> RunResult:
     """Train once as ``config`` says; never raises for a diverged or failing method."""
     device = resolve_device(config.device)
+    threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
+    try:
+        return _run(config, device, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     dtype = getattr(torch, config.dtype)
     seeds = derive_seeds(config.seed)
     problem_cls = PROBLEMS.get(config.problem)

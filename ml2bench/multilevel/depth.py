@@ -80,13 +80,23 @@ class DepthTransfer:
         self.kind = kind
         self.M = M
         self.R = torch.linalg.solve(M.T @ M, M.T)  # left inverse of M
+        self.MT = M.T.contiguous()
+        self._cache: dict[tuple, Tensor] = {}
+
+    def _on(self, t: Tensor, like: Tensor) -> Tensor:
+        """``t`` on ``like``'s device (and dtype for floats), cached: no host copies per call."""
+        dtype = like.dtype if t.is_floating_point() else t.dtype
+        key = (id(t), like.device, dtype)
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = t.to(device=like.device, dtype=dtype)
+        return cached
 
     def _apply(self, x: Tensor, n_out: int, shared_in: Tensor, shared_out: Tensor, blocks_in: Tensor,
                blocks_out: Tensor, A: Tensor) -> Tensor:
         out = x.new_empty(n_out)
-        dev = x.device
-        out[shared_out.to(dev)] = x[shared_in.to(dev)]
-        out[blocks_out.to(dev)] = A.to(device=dev, dtype=x.dtype) @ x[blocks_in.to(dev)]
+        out[self._on(shared_out, x)] = x[self._on(shared_in, x)]
+        out[self._on(blocks_out, x)] = self._on(A, x) @ x[self._on(blocks_in, x)]
         return out
 
     def prolongate(self, x_coarse: Tensor) -> Tensor:
@@ -97,4 +107,4 @@ class DepthTransfer:
 
     def restrict_grad(self, g_fine: Tensor) -> Tensor:
         return self._apply(g_fine, self.n_coarse, self.shared_f, self.shared_c, self.blocks_f, self.blocks_c,
-                           self.M.T)
+                           self.MT)

@@ -16,6 +16,8 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiL
 
 def depth_levels(depth: int) -> int:
     """Number of levels obtained by halving ``depth`` while it stays an integer ≥ 1."""
+    if depth < 1:  # 0 would halve forever (0 % 2 == 0)
+        raise ValueError(f"depth must be >= 1, got {depth}")
     levels = 1
     while depth % 2 == 0:
         depth //= 2

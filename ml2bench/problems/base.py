@@ -17,6 +17,8 @@ from ..hierarchy import Hierarchy, Transfer
 from ..objective import Batch, FModel, Objective, WorkCounter
 from ..params import ConfigError, ParamSpec
 
+FLOP_PROBE_SAMPLES = 64
+
 
 class Problem(ABC):
     """A training problem: data + architecture family + loss + test metric."""
@@ -83,9 +85,14 @@ class Problem(ABC):
         return Hierarchy(objectives, transfers, counter)
 
     def _flops(self, model: nn.Module) -> float:
-        """FLOPs of one forward+backward on a probe batch (matmuls/convs, torch's counter)."""
+        """FLOPs of one forward+backward on a small probe batch (matmuls/convs, torch's counter).
+
+        FLOPs are linear in the batch size, so the ratios between levels do not depend on it; a
+        small probe keeps this cheap on large data sets (CIFAR-10 through every level).
+        """
         probe = Objective(model, self.loss, WorkCounter(), self.n_train)
-        batch = next(iter(self.train_batches(None, torch.Generator().manual_seed(0))))
+        probe_size = min(FLOP_PROBE_SAMPLES, self.n_train)
+        batch = next(iter(self.train_batches(probe_size, torch.Generator().manual_seed(0))))
         with FlopCounterMode(display=False) as counter:
             probe.loss_grad(probe.initial_x().to(self.device), batch)
         total = float(counter.get_total_flops())

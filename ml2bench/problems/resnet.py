@@ -13,17 +13,14 @@ from typing import Any, ClassVar
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..multilevel.depth import KINDS, DepthTransfer
 from ..nn import ACTIVATIONS, ConvODEResNet, DenseODEResNet, depth_levels
-from ..objective import Objective, WorkCounter
 from ..params import ConfigError, Param, spec
 from . import register
-from .classification import DATA_PARAMS, ClassificationProblem, TensorBatch
+from .classification import DATA_PARAMS, ClassificationProblem
 
 ARCHS = ("dense", "conv")
-FLOP_PROBE_SAMPLES = 64  # FLOP ratios do not depend on the batch size; a small probe keeps CIFAR cheap
 
 
 @register
@@ -79,20 +76,3 @@ class ODEResNet(ClassificationProblem):
 
     def transfer(self, fine: nn.Module, coarse: nn.Module, level: int) -> DepthTransfer:
         return DepthTransfer(fine, coarse, self.hp["interpolation"])
-
-    def _flops(self, model: nn.Module) -> float:
-        """As :meth:`Problem._flops`, but on the first ``FLOP_PROBE_SAMPLES`` training samples.
-
-        The base class probes the whole training set, which for a conv net on CIFAR-10 (50 000
-        images at 32×32) costs minutes and tens of GB of activations; FLOPs are linear in the
-        batch size, so the cost ratios between levels are the same on a small probe.
-        """
-        probe = Objective(model, self.loss, WorkCounter(), self.n_train)
-        n = min(FLOP_PROBE_SAMPLES, self.n_train)
-        batch = TensorBatch(self.x_train[:n], self.y_train[:n], n)
-        with FlopCounterMode(display=False) as counter:
-            probe.loss_grad(probe.initial_x().to(self.device), batch)
-        total = float(counter.get_total_flops())
-        if total <= 0:
-            raise RuntimeError(f"problem {self.name!r}: FLOP counter measured no work for {type(model).__name__}")
-        return total
