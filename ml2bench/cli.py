@@ -18,7 +18,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
                "  ml2bench list\n"
                "  ml2bench run --problem mlp --method adam --seed 0 --out results/runs/demo\n"
-               "  ml2bench run --problem mlp --method sgd --set method.lr=0.1 --set budget.epochs=5 --out out/\n",
+               "  ml2bench run --problem mlp --method sgd --set method.lr=0.1 --set budget.epochs=5 --out out/\n"
+               "  ml2bench compare old/results/tables new/results/tables --fail-on-regression\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a config value, e.g. method.lr=0.01 (repeatable)")
     p_run.add_argument("--out", type=Path, required=True, help="output directory of this run")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
+    # thin pass-through: the compare module owns its options (python -m ml2bench.compare --help)
+    p_cmp = sub.add_parser("compare", help="diff two result tables: what got slower or worse",
+                           add_help=False, prefix_chars="\0")
+    p_cmp.add_argument("args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -93,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "list":
             return _cmd_list(args.what)
+        if args.command == "compare":
+            from .compare import main as compare_main
+            return compare_main(args.args)
         return _cmd_run(args)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
