@@ -184,6 +184,7 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
             traceback.print_exc(file=sys.stderr)
     finally:
         bar.close()
+        method.close()
 
     history = pd.DataFrame(rows, columns=list(_history_columns()))
     summary = _summary(config, problem_cls, method_cls, history, status, error, counter, clock, levels,

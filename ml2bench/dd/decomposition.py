@@ -13,7 +13,8 @@ Builders:
 
 * :func:`layer_decomposition` – contiguous groups of layers ("layer" = the module that owns a
   parameter, i.e. the parameter name without its last component, so ``3.weight`` and ``3.bias``
-  belong together; ``blocks.2.lin.weight`` and ``blocks.2.lin.bias`` too). Layers are split into
+  belong together; ``blocks.2.lin.weight`` and ``blocks.2.lin.bias`` too; a ``ParameterList`` entry
+  such as ``blocks.0`` is a layer of its own). Layers are split into
   ``subdomains`` contiguous groups of (as nearly as possible) equal parameter count; ``overlap``
   extends every group by that many layers on each side.
 * :func:`random_decomposition` – a seeded random partition of the individual scalar parameters
@@ -63,7 +64,8 @@ def layer_groups(names: Sequence[str], numels: Sequence[int]) -> list[tuple[str,
     groups: list[tuple[str, list[Tensor]]] = []
     offset = 0
     for name, numel in zip(names, numels):
-        layer = name.rsplit(".", 1)[0] if "." in name else name
+        head, _, last = name.rpartition(".")
+        layer = head if head and not last.isdigit() else name  # ParameterList entries: own layer
         idx = torch.arange(offset, offset + numel)
         offset += numel
         if groups and groups[-1][0] == layer:

@@ -49,3 +49,6 @@ class Method(ABC):
     @abstractmethod
     def step(self, batch: Batch) -> StepResult:
         """One iteration on ``batch``; updates ``self.x``."""
+
+    def close(self) -> None:
+        """Release resources (worker processes, process groups); the runner always calls it."""

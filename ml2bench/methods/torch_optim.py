@@ -30,7 +30,8 @@ class TorchOptimMethod(Method):
         def closure() -> Tensor:
             value, grad = objective.loss_grad(self.param.data, batch)
             self.param.grad = grad
-            return torch.tensor(value)
+            # float64: L-BFGS's line search compares these values; float32 would stall it
+            return torch.tensor(value, dtype=torch.float64)
 
         return closure
 

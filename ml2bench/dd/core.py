@@ -1,0 +1,155 @@
+"""The nonlinear Schwarz corrections: additive (parallel) and multiplicative (sequential).
+
+Additive: every subdomain k starts from the same iterate x and solves its local problem, giving a
+local correction c_k (supported on I_k); the combined correction is
+
+    s = Σ_k E_k c_k / counts,      counts[i] = number of subdomains owning variable i,
+
+(for a data decomposition every subdomain owns everything, so s is the mean of the corrections).
+Multiplicative: subdomains are visited in order k = 0..K-1, each local problem seeing the latest
+values (block Gauss–Seidel in the linear limit); s = x_K - x.
+
+In parallel (a :class:`~ml2bench.dd.parallel.Comm` with world size W), subdomain k is solved on rank
+k mod W. Each rank writes its corrections into the rows of a (K, n) buffer, zeros elsewhere, and
+one all-reduce (sum) combines them: adding zeros is exact, so every rank then holds exactly the
+corrections the sequential loop computes and sums them in the same order – parallel and sequential
+runs agree to round-off of the local solves themselves. The work each rank charged during the
+local phase is all-reduced too and added to every rank's counter, so the counter holds the total
+work of all ranks (identical to a sequential run).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ..objective import Objective
+from . import local
+from .decomposition import Decomposition, shard_batch
+
+# (k, x, batch) -> local result for subdomain k starting from x; the default uses the objective
+LocalSolveFn = Callable[[int, Tensor], "local.LocalResult"]
+
+
+def combine(n: int, index_sets: list[Tensor], corrections: list[Tensor], counts: Tensor | None = None) -> Tensor:
+    """Σ_k E_k c_k / counts (the additive combination), summed in subdomain order."""
+    dtype = corrections[0].dtype if corrections else torch.float64
+    device = corrections[0].device if corrections else None
+    s = torch.zeros(n, dtype=dtype, device=device)
+    for idx, c in zip(index_sets, corrections):
+        s.index_add_(0, idx.to(s.device), c)
+    if counts is None:
+        counts = torch.zeros(n, dtype=torch.long)
+        for idx in index_sets:
+            counts[idx] += 1
+    return s / counts.to(device=s.device, dtype=s.dtype)
+
+
+@dataclass
+class Correction:
+    """The result of one Schwarz phase."""
+
+    s: Tensor  # combined correction (additive) or x_K - x (multiplicative)
+    f_start: float  # f(x) on the batch, from the local evaluations (nan when not available)
+    predicted: float  # Σ_k w_k (f_k(start_k) - f_k(end_k)): the APTS model decrease
+    local_evals: int  # local evaluations on all ranks
+    info: dict[str, float] = field(default_factory=dict)
+
+
+class SchwarzCore:
+    """Local problems of one decomposition of one objective, and their combination."""
+
+    def __init__(self, objective: Objective, decomposition: Decomposition, solver_kw: dict[str, Any],
+                 comm: Any = None) -> None:
+        self.objective = objective
+        self.dec = decomposition
+        self.solver_kw = solver_kw
+        self.comm = comm
+        self.counts = decomposition.counts.to(objective.initial_x().device)
+
+    # -- local problems ---------------------------------------------------------------
+    def weight(self, k: int, batch: Any) -> float:
+        """Weight of subdomain k's local decrease in the model decrease (shard fraction for data)."""
+        if self.dec.kind == "data":
+            return shard_batch(batch, k, self.dec.size).size / batch.size
+        return 1.0
+
+    def local_fun(self, k: int, x: Tensor, batch: Any):
+        """y ↦ (f, g) of subdomain k around x, and y0."""
+        obj = self.objective
+        if self.dec.kind == "data":
+            shard = shard_batch(batch, k, self.dec.size)
+            return (lambda y: obj.loss_grad(y, shard)), x.clone()
+        idx = self.dec.index_sets[k].to(x.device)
+
+        def fun(y: Tensor) -> tuple[float, Tensor]:
+            z = x.clone()
+            z[idx] = y
+            f, g = obj.loss_grad(z, batch)
+            return f, g[idx]
+
+        return fun, x[idx].clone()
+
+    def solve(self, k: int, x: Tensor, batch: Any, radius: float | None, need_f_end: bool) -> local.LocalResult:
+        fun, y0 = self.local_fun(k, x, batch)
+        return local.solve(fun, y0, radius=radius, need_f_end=need_f_end, **self.solver_kw)
+
+    # -- the two variants --------------------------------------------------------------
+    def additive(self, x: Tensor, batch: Any, radius: float | None = None, need_f_end: bool = False) -> Correction:
+        K, n = self.dec.size, x.numel()
+        rank, world = (self.comm.rank, self.comm.world) if self.comm is not None else (0, 1)
+        counter = self.objective.counter
+        before = (counter.grad_evals, counter.work_units)
+        rows = torch.zeros(K, n, dtype=torch.float64, device=x.device)
+        stats = torch.zeros(3, K, dtype=torch.float64, device=x.device)  # f_start, f_end, evals
+        for k in range(K):
+            if k % world != rank:
+                continue
+            res = self.solve(k, x, batch, radius, need_f_end)
+            idx = self.dec.index_sets[k].to(x.device)
+            rows[k, idx] = (res.y - x[idx]).to(torch.float64)
+            stats[:, k] = torch.tensor([res.f_start, res.f_end, res.evals], dtype=torch.float64)
+        if world > 1:
+            work = torch.tensor([counter.grad_evals - before[0], counter.work_units - before[1]],
+                                dtype=torch.float64, device=x.device)
+            local_work = work.clone()
+            rows, stats, work = self.comm.all_reduce_sum(rows, stats, work)
+            _add_work(counter, self.objective.level, float(work[0] - local_work[0]), float(work[1] - local_work[1]))
+        corrections = [rows[k, self.dec.index_sets[k].to(x.device)].to(x.dtype) for k in range(K)]
+        s = combine(n, [i.to(x.device) for i in self.dec.index_sets], corrections, self.counts)
+        weights = [self.weight(k, batch) for k in range(K)]
+        f_start_k, f_end_k = stats[0].tolist(), stats[1].tolist()
+        predicted = sum(w * (a - b) for w, a, b in zip(weights, f_start_k, f_end_k))
+        if self.dec.kind == "data":
+            f_start = sum(w * a for w, a in zip(weights, f_start_k))
+        else:
+            f_start = f_start_k[0]
+        return Correction(s, float(f_start), float(predicted), int(stats[2].sum()),
+                          {"local_f_start": f_start_k, "local_f_end": f_end_k})
+
+    def multiplicative(self, x: Tensor, batch: Any, radius: float | None = None,
+                       need_f_end: bool = False) -> Correction:
+        if self.comm is not None and self.comm.world > 1:
+            raise RuntimeError("multiplicative Schwarz is sequential; run it without a process group")
+        cur = x.clone()
+        predicted, evals, f_start = 0.0, 0, float("nan")
+        for k in range(self.dec.size):
+            res = self.solve(k, cur, batch, radius, need_f_end)
+            if k == 0 and self.dec.kind != "data":
+                f_start = res.f_start
+            predicted += self.weight(k, batch) * (res.f_start - res.f_end)
+            evals += res.evals
+            if self.dec.kind == "data":
+                cur = res.y
+            else:
+                cur[self.dec.index_sets[k].to(x.device)] = res.y
+        return Correction(cur - x, f_start, float(predicted), evals)
+
+
+def _add_work(counter, level: int, grad_evals: float, work_units: float) -> None:
+    """Add work done on other ranks to this rank's counter (same bookkeeping as WorkCounter.charge)."""
+    counter.grad_evals += grad_evals
+    counter.work_units += work_units
+    counter.by_level[level] = counter.by_level.get(level, 0.0) + grad_evals
