@@ -10,7 +10,7 @@ METHODS: Registry = Registry("method")
 register = METHODS.register
 
 # Each module registers its class on import; the list is the single place naming them.
-_MODULES = ("sgd", "adam", "lbfgs")
+_MODULES = ("sgd", "adam", "lbfgs", "tr", "rmtr", "mgopt", "schwarz")
 for _name in _MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 

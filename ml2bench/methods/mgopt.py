@@ -1,0 +1,176 @@
+"""``mgopt``: MG/OPT (Nash, Optim. Methods Softw. 2000), recursive V-cycle.
+
+On level l with model m_l (m_0 = f_0; deeper down ψ from the level above) from x:
+
+1. ``pre_smooth`` smoother iterations on m_l;
+2. x_H = R_x x, v = ∇f_H(x_H) − R_g ∇m_l(x), ψ_H(y) = f_H(y) − vᵀy (so ∇ψ_H(x_H) = R_g ∇m_l(x):
+   first-order coherence; :mod:`ml2bench.multilevel.coarse`);
+3. approximately minimise ψ_H from x_H: recursively (a V-cycle on level l+1) or, on the coarsest
+   level, ``coarse_steps`` smoother iterations;
+4. e = P(y − x_H); if e is a descent direction (∇m_lᵀe < 0), a backtracking Armijo line search on
+   level l along e from α = 1 (sufficient decrease c₁ = ``c1``; the next trial is the minimiser
+   of the quadratic interpolant, safeguarded into [0.1α, 0.5α]; at most ``ls_max`` trials);
+   the step is taken only if Armijo holds, so the coarse correction never increases m_l;
+5. ``post_smooth`` smoother iterations.
+
+Smoothers (``smoother``): ``gd`` (fixed step ``lr`` · ``lr_level_factor``^l; the factor lets the
+step follow the level's curvature scale, e.g. 2 for 1-D h-weighted energies whose Hessian scales
+like 1/h; 1 for 2-D h²-weighted energies and for networks), ``gd_ls`` (gradient descent with
+Armijo backtracking from twice the last accepted step), ``lbfgs`` (two-loop direction + Armijo
+from α = 1; memory per level), ``tr`` (one trust-region iteration with the ``qn`` model; radius
+per level). Every evaluation is a loss+gradient evaluation so the gradient at the accepted point
+is reused. Batches: as in ``rmtr`` — one ``step(batch)`` = ``cycles_per_step`` V-cycles on that
+batch, coarse models on the same batch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor
+
+from ..hierarchy import Hierarchy
+from ..multilevel.coarse import coherent_model, same_batch
+from ..multilevel.quasi_newton import LBFGS, QN_TYPES, make_qn
+from ..multilevel.trust_region import TRConfig, tr_iteration
+from ..objective import Batch
+from ..params import ConfigError, Param, spec
+from . import register
+from .base import Method, StepResult
+
+SMOOTHERS = ("gd", "gd_ls", "lbfgs", "tr")
+
+
+def armijo(model, batch: Batch, x: Tensor, f: float, g: Tensor, d: Tensor, alpha: float, c1: float, max_trials: int
+           ) -> tuple[Tensor, float, Tensor, float] | None:
+    """Backtracking Armijo search along ``d`` (needs gᵀd < 0); returns (x, f, g, α) or None."""
+    slope = float(g @ d)
+    if not slope < 0:
+        return None
+    for _ in range(max_trials):
+        x_t = x + alpha * d
+        f_t, g_t = model.loss_grad(x_t, batch)
+        if math.isfinite(f_t) and f_t <= f + c1 * alpha * slope:
+            return x_t, f_t, g_t, alpha
+        if math.isfinite(f_t):
+            denom = 2.0 * (f_t - f - slope * alpha)
+            a_new = -slope * alpha * alpha / denom if denom > 0 else 0.5 * alpha
+            alpha = min(max(a_new, 0.1 * alpha), 0.5 * alpha)
+        else:
+            alpha *= 0.1
+    return None
+
+
+@register
+class MGOpt(Method):
+    name = "mgopt"
+    description = "MG/OPT (Nash 2000) V-cycle with tau-corrected coarse models and a fine line search"
+    full_batch = True
+    params = spec(
+        Param("levels", int, 3, "levels of the hierarchy", low=1),
+        Param("pre_smooth", int, 2, "smoother iterations before the coarse correction (ν1)", low=0),
+        Param("post_smooth", int, 2, "smoother iterations after the coarse correction (ν2)", low=0),
+        Param("coarse_steps", int, 5, "smoother iterations on the coarsest level", low=1),
+        Param("cycles_per_step", int, 1, "V-cycles per runner step", low=1),
+        Param("smoother", str, "lbfgs", "smoother", choices=SMOOTHERS),
+        Param("lr", float, 0.1, "gd: fixed step; gd_ls: first trial step", low=0.0, low_inclusive=False),
+        Param("lr_level_factor", float, 1.0, "gd: step on level l is lr * factor**l", low=0.0, low_inclusive=False),
+        Param("memory", int, 5, "lbfgs/tr smoother: stored curvature pairs", low=0),
+        Param("qn", str, "lsr1", "tr smoother: quasi-Newton model", choices=QN_TYPES),
+        Param("radius0", float, 1.0, "tr smoother: initial trust radius", low=0.0, low_inclusive=False),
+        Param("c1", float, 1e-4, "Armijo sufficient-decrease constant", low=0.0, high=0.5, low_inclusive=False),
+        Param("ls_max", int, 10, "line-search trials per search", low=1),
+        Param("coarse_correction", bool, True, "use the coarse levels (false: smoother only)"),
+        Param("grad_tol", float, 0.0, "report convergence when ‖g‖ <= grad_tol", low=0.0),
+    )
+
+    def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
+        hp = self.params.validate(hp, f"method {self.name!r}")
+        super().__init__(hierarchy, x0, hp)
+        if hierarchy.levels < hp["levels"]:
+            raise ConfigError(f"method 'mgopt': levels={hp['levels']} but the hierarchy has {hierarchy.levels}")
+        self.L = hp["levels"]
+        self.cfg = TRConfig(radius0=hp["radius0"], radius_max=max(100.0, hp["radius0"]))
+        smoother = hp["smoother"]
+        self.qn = [LBFGS(hp["memory"]) if smoother == "lbfgs" else make_qn(hp["qn"], hp["memory"])
+                   for _ in range(self.L)]
+        self.radius = [hp["radius0"]] * self.L
+        self.alpha = [hp["lr"]] * self.L
+        self._batch: Any = None
+        self._f = 0.0
+        self._g: Tensor | None = None
+        self.stats = {"coarse_accepted": 0, "coarse_tried": 0, "alpha": math.nan}
+
+    @classmethod
+    def levels_required(cls, hp: dict[str, Any]) -> int:
+        return int(hp.get("levels", 3))
+
+    # --- smoothers --------------------------------------------------------------------------------
+    def _smooth(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, steps: int
+                ) -> tuple[Tensor, float, Tensor]:
+        hp = self.hp
+        kind = hp["smoother"]
+        for _ in range(steps):
+            if float(g.norm()) == 0.0:
+                break
+            if kind == "gd":
+                x = x - hp["lr"] * hp["lr_level_factor"] ** l * g
+                f, g = model.loss_grad(x, batch)
+            elif kind == "gd_ls":
+                out = armijo(model, batch, x, f, g, -g, 2.0 * self.alpha[l], hp["c1"], hp["ls_max"])
+                if out is None:
+                    self.alpha[l] *= 0.01
+                    continue
+                x, f, g, self.alpha[l] = out
+            elif kind == "lbfgs":
+                qn = self.qn[l]
+                d = -qn.solve(g) if len(qn) else -g * min(1.0, hp["lr"] / float(g.norm()))
+                out = armijo(model, batch, x, f, g, d, 1.0, hp["c1"], hp["ls_max"])
+                if out is None:
+                    qn.reset()
+                    continue
+                x_new, f_new, g_new, _ = out
+                qn.update(x_new - x, g_new - g)
+                x, f, g = x_new, f_new, g_new
+            else:  # tr
+                res = tr_iteration(model, batch, x, f, g, self.radius[l], self.qn[l], self.cfg)
+                x, f, g, self.radius[l] = res.x, res.f, res.g, res.radius
+        return x, f, g
+
+    # --- V-cycle -----------------------------------------------------------------------------------
+    def _cycle(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor) -> tuple[Tensor, float, Tensor]:
+        hp = self.hp
+        if l == self.L - 1:
+            return self._smooth(l, model, batch, x, f, g, hp["coarse_steps"])
+        x, f, g = self._smooth(l, model, batch, x, f, g, hp["pre_smooth"])
+        if hp["coarse_correction"] and float(g.norm()) > 0:
+            transfer = self.hierarchy.transfers[l]
+            model_H, y0, psi0, gpsi0 = coherent_model(self.hierarchy.objectives[l + 1], transfer, x, g, batch)
+            y, _, _ = self._cycle(l + 1, model_H, batch, y0, psi0, gpsi0)
+            e = transfer.prolongate(y - y0)
+            self.stats["coarse_tried"] += l == 0
+            out = armijo(model, batch, x, f, g, e, 1.0, hp["c1"], hp["ls_max"])
+            if out is not None:
+                x, f, g, alpha = out
+                if l == 0:
+                    self.stats["coarse_accepted"] += 1
+                    self.stats["alpha"] = alpha
+        return self._smooth(l, model, batch, x, f, g, hp["post_smooth"])
+
+    def step(self, batch: Batch) -> StepResult:
+        fine = self.hierarchy.fine
+        if self._g is None or not same_batch(self._batch, batch):
+            self._f, self._g = fine.loss_grad(self.x, batch)
+            self._batch = batch
+        loss0 = self._f
+        acc0, tried0 = self.stats["coarse_accepted"], self.stats["coarse_tried"]
+        self.stats["alpha"] = math.nan
+        if float(self._g.norm()) > self.hp["grad_tol"]:
+            for _ in range(self.hp["cycles_per_step"]):
+                self.x, self._f, self._g = self._cycle(0, fine, batch, self.x, self._f, self._g)
+                if float(self._g.norm()) <= self.hp["grad_tol"]:
+                    break
+        gnorm = float(self._g.norm())
+        info = {"grad_norm": gnorm, "coarse_tried": float(self.stats["coarse_tried"] - tried0),
+                "coarse_accepted": float(self.stats["coarse_accepted"] - acc0), "alpha": self.stats["alpha"]}
+        return StepResult(loss0, gnorm <= self.hp["grad_tol"], info)

@@ -1,0 +1,175 @@
+"""``rmtr``: recursive multilevel trust region (Gratton, Sartenaer & Toint, SIAM J. Optim. 2008;
+for residual networks Kopaničáková & Krause, SISC 2022), V-cycle form.
+
+Level l (0 finest) minimises its model m_l (m_0 = f_0; deeper down the first-order coherent
+model of :mod:`ml2bench.multilevel.coarse`, h_H(y) = f_H(y) + ⟨R_g g_l − ∇f_H(R_x x_l), y − R_x x_l⟩)
+from x_{l,0} by
+
+1. ``pre_smooth`` trust-region iterations (L-SR1/L-BFGS model, Steihaug–Toint CG;
+   :mod:`ml2bench.multilevel.trust_region`);
+2. a coarse correction, if l < levels−1 and ‖R_g g‖ ≥ κ_g ‖g‖ and ‖R_g g‖ > ε: recurse on level
+   l+1 from y₀ = R_x x to get y*, prolongate s = P(y* − y₀), evaluate m_l(x + s) and accept it if
+   ρ = (m_l(x) − m_l(x + s)) / (h_H(y₀) − h_H(y*)) > η₀; the radius Δ_l is updated with the same ρ
+   rules as a TR step (:func:`~ml2bench.multilevel.trust_region.update_radius`);
+3. ``post_smooth`` trust-region iterations.
+On the coarsest level: ``coarse_steps`` trust-region iterations.
+
+Trust regions across levels (2-norm variant). Level l+1 must keep its prolongated displacement
+inside the level-l region: ‖P(y − y₀)‖ ≤ Δ_bound = min(Δ_l, what is left of level l's own bound).
+The coarse level starts with Δ_H = min(coarse_radius_max, Δ_bound / ‖P‖), and each coarse TR
+step is limited to (Δ_bound − ‖P(y − y₀)‖) / ‖P‖ (‖P‖₂ by power iteration once at start,
+inflated by 5 %), so the prolongated step stays inside the fine region (should the estimate of
+‖P‖ be too small, the final coarse displacement is scaled back onto the bound, at the price of
+one more coarse evaluation); the coarse iteration stops when
+‖P(y − y₀)‖ ≥ (1 − ε_Δ) Δ_bound or ‖∇h_H‖ ≤ ε. The coarse radius starts afresh in every
+cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps (the coarse models
+change by a linear term only, so their curvature pairs stay valid).
+
+Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
+built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
+the batch changes (one extra evaluation per step); with the full batch it is reused.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..hierarchy import Hierarchy
+from ..multilevel.coarse import coherent_model, same_batch
+from ..multilevel.norms import prolongation_norm
+from ..multilevel.quasi_newton import make_qn
+from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
+from ..objective import Batch
+from ..params import Param, spec
+from . import register
+from .base import Method, StepResult
+from .tr import GRAD_TOL, TR_PARAMS, check_tr_hp
+
+
+@register
+class RMTR(Method):
+    name = "rmtr"
+    description = "recursive multilevel trust region (RMTR, V-cycle) with L-SR1/L-BFGS smoothing"
+    full_batch = True
+    params = spec(
+        Param("levels", int, 3, "levels of the hierarchy (1 = plain TR)", low=1),
+        *TR_PARAMS,
+        Param("pre_smooth", int, 1, "TR iterations before the coarse correction", low=0),
+        Param("post_smooth", int, 1, "TR iterations after the coarse correction", low=0),
+        Param("coarse_steps", int, 5, "TR iterations on the coarsest level", low=1),
+        Param("cycles_per_step", int, 1, "V-cycles per runner step", low=1),
+        Param("kappa_g", float, 0.125, "go coarse only if ‖R_g g‖ >= kappa_g ‖g‖", low=0.0),
+        Param("eps_g", float, 1e-12, "go coarse only if ‖R_g g‖ > eps_g; coarse levels stop at ‖∇h‖ <= eps_g",
+              low=0.0),
+        Param("eps_delta", float, 1e-3, "coarse iterations stop within (1 - eps_delta) of the fine radius",
+              low=0.0, high=1.0),
+        Param("coarse_radius_max", float, 100.0, "largest coarse trust radius Δ_H^max", low=0.0,
+              low_inclusive=False),
+        GRAD_TOL,
+    )
+
+    def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
+        hp = self.params.validate(hp, f"method {self.name!r}")
+        check_tr_hp(hp, self.name)
+        super().__init__(hierarchy, x0, hp)
+        if hierarchy.levels < hp["levels"]:
+            from ..params import ConfigError
+            raise ConfigError(f"method 'rmtr': levels={hp['levels']} but the hierarchy has {hierarchy.levels}")
+        self.L = hp["levels"]
+        self.cfg = TRConfig.from_hp(hp)
+        self.radius = hp["radius0"]
+        self.qn = [make_qn(hp["qn"], hp["memory"]) for _ in range(self.L)]
+        self.p_norm = [prolongation_norm(hierarchy.transfers[l], hierarchy.objectives[l + 1].n, dtype=x0.dtype,
+                                         device=x0.device) for l in range(self.L - 1)]
+        self._batch: Any = None
+        self._f = 0.0
+        self._g: Tensor | None = None
+        self.stats = {"coarse_tried": 0, "coarse_accepted": 0}
+
+    @classmethod
+    def levels_required(cls, hp: dict[str, Any]) -> int:
+        return int(hp.get("levels", 3))
+
+    # --- one level of the V-cycle -------------------------------------------------------------
+    def _smooth(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, steps: int,
+                x_start: Tensor, bound: float) -> tuple[Tensor, float, Tensor, float]:
+        hp = self.hp
+        for _ in range(steps):
+            if float(g.norm()) <= hp["eps_g"] or radius <= 0:
+                break
+            max_step = math.inf
+            if l > 0:
+                used = float(self.hierarchy.transfers[l - 1].prolongate(x - x_start).norm())
+                if used >= (1 - hp["eps_delta"]) * bound:
+                    break
+                max_step = (bound - used) / self.p_norm[l - 1]
+            res = tr_iteration(model, batch, x, f, g, radius, self.qn[l], self.cfg, max_step=max_step)
+            x, f, g, radius = res.x, res.f, res.g, min(res.radius, self.hp["coarse_radius_max"] if l else math.inf)
+        return x, f, g, radius
+
+    def _cycle(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, bound: float
+               ) -> tuple[Tensor, float, Tensor, float]:
+        """Approximately minimise ``model`` on level l from x; returns (x, m(x), ∇m(x), Δ_l)."""
+        hp = self.hp
+        x_start = x
+        if l == self.L - 1:
+            return self._smooth(l, model, batch, x, f, g, radius, hp["coarse_steps"], x_start, bound)
+        x, f, g, radius = self._smooth(l, model, batch, x, f, g, radius, hp["pre_smooth"], x_start, bound)
+
+        transfer = self.hierarchy.transfers[l]
+        g_restricted = transfer.restrict_grad(g)
+        gr, gn = float(g_restricted.norm()), float(g.norm())
+        bound_H = radius
+        if l > 0:
+            used = float(self.hierarchy.transfers[l - 1].prolongate(x - x_start).norm())
+            bound_H = min(bound_H, (bound - used) / self.p_norm[l - 1])
+        if gr >= hp["kappa_g"] * gn and gr > hp["eps_g"] and bound_H > 0:
+            self.stats["coarse_tried"] += l == 0
+            model_H, y0, h0, gH0 = coherent_model(self.hierarchy.objectives[l + 1], transfer, x, g, batch)
+            radius_H = min(hp["coarse_radius_max"], bound_H / self.p_norm[l])
+            y, h, _, _ = self._cycle(l + 1, model_H, batch, y0, h0, gH0, radius_H, bound_H)
+            s = transfer.prolongate(y - y0)
+            if float(s.norm()) > bound_H:  # safeguard if ‖P‖ was underestimated: scale back onto the bound
+                y = y0 + (y - y0) * (bound_H / float(s.norm()))
+                h = model_H.loss(y, batch)
+                s = transfer.prolongate(y - y0)
+            pred = h0 - h
+            if pred > 0:
+                f_t, g_t = model.loss_grad(x + s, batch)
+                rho = actual_reduction(f, f_t, g, g_t, s) / pred
+                if math.isfinite(f_t):
+                    self.qn[l].update(s, g_t - g)
+                radius = update_radius(radius, rho, float(s.norm()), self.cfg)
+                if l > 0:
+                    radius = min(radius, hp["coarse_radius_max"])
+                if rho > self.cfg.eta0:
+                    x, f, g = x + s, f_t, g_t
+                    self.stats["coarse_accepted"] += l == 0
+                if l == 0:
+                    self.last_rho_coarse = rho
+
+        return self._smooth(l, model, batch, x, f, g, radius, hp["post_smooth"], x_start, bound)
+
+    def step(self, batch: Batch) -> StepResult:
+        fine = self.hierarchy.fine
+        if self._g is None or not same_batch(self._batch, batch):
+            self._f, self._g = fine.loss_grad(self.x, batch)
+            self._batch = batch
+        loss0 = self._f
+        tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]
+        self.last_rho_coarse = math.nan
+        if float(self._g.norm()) > self.hp["grad_tol"]:
+            for _ in range(self.hp["cycles_per_step"]):
+                self.x, self._f, self._g, self.radius = self._cycle(0, fine, batch, self.x, self._f, self._g,
+                                                                    self.radius, math.inf)
+                if float(self._g.norm()) <= self.hp["grad_tol"]:
+                    break
+        gnorm = float(self._g.norm())
+        info = {"trust_radius": self.radius, "grad_norm": gnorm,
+                "coarse_tried": float(self.stats["coarse_tried"] - tried0),
+                "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
+                "rho_coarse": self.last_rho_coarse}
+        return StepResult(loss0, gnorm <= self.hp["grad_tol"], info)

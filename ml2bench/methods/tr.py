@@ -1,0 +1,92 @@
+"""``tr``: single-level trust region with a limited-memory quasi-Newton model (L-SR1 or L-BFGS).
+
+One runner step = ``iters_per_step`` trust-region iterations (see
+:mod:`ml2bench.multilevel.trust_region` for the algorithm and the ρ/radius rules, and
+:mod:`ml2bench.multilevel.quasi_newton` for the models). Every iteration costs one loss+gradient
+evaluation at the trial point; the gradient at the current iterate is kept from the iteration
+that produced it and re-evaluated only when the batch changes (mini-batch use).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from ..hierarchy import Hierarchy
+from ..multilevel.coarse import same_batch
+from ..multilevel.quasi_newton import QN_TYPES, make_qn
+from ..multilevel.trust_region import TRConfig, tr_iteration
+from ..objective import Batch
+from ..params import ConfigError, Param, spec
+from . import register
+from .base import Method, StepResult
+
+TR_PARAMS = (
+    Param("qn", str, "lsr1", "quasi-Newton model of the Hessian", choices=QN_TYPES),
+    Param("memory", int, 5, "stored curvature pairs", low=0),
+    Param("radius0", float, 1.0, "initial trust radius Δ₀", low=0.0, low_inclusive=False),
+    Param("radius_max", float, 100.0, "largest trust radius Δ_max", low=0.0, low_inclusive=False),
+    Param("eta0", float, 0.005, "accept a step when ρ > eta0", low=0.0, high=1.0),
+    Param("eta1", float, 0.05, "shrink the radius when ρ < eta1", low=0.0, high=1.0),
+    Param("eta2", float, 0.9, "grow the radius when ρ > eta2", low=0.0, high=1.0),
+    Param("gamma1", float, 0.25, "shrink factor (Δ ← γ₁ min(Δ, ‖s‖))", low=0.0, high=1.0, low_inclusive=False),
+    Param("gamma2", float, 2.5, "growth factor (Δ ← max(Δ, γ₂ ‖s‖))", low=1.0),
+    Param("cg_rtol", float, 0.1, "Steihaug CG relative residual tolerance (capped by √‖g‖)", low=0.0,
+          low_inclusive=False),
+    Param("cg_max_iter", int, 50, "Steihaug CG iterations", low=1),
+)
+GRAD_TOL = Param("grad_tol", float, 0.0, "report convergence when ‖g‖ ≤ grad_tol", low=0.0)
+
+
+def check_tr_hp(hp: dict[str, Any], owner: str) -> None:
+    if not hp["eta0"] <= hp["eta1"] < hp["eta2"]:
+        raise ConfigError(f"method {owner!r}: need eta0 <= eta1 < eta2, got eta0={hp['eta0']}, "
+                          f"eta1={hp['eta1']}, eta2={hp['eta2']}")
+    if hp["radius0"] > hp["radius_max"]:
+        raise ConfigError(f"method {owner!r}: radius0={hp['radius0']} exceeds radius_max={hp['radius_max']}")
+
+
+@register
+class TrustRegion(Method):
+    name = "tr"
+    description = "trust region with L-SR1/L-BFGS model and Steihaug-Toint CG, full batch"
+    full_batch = True
+    params = spec(
+        *TR_PARAMS,
+        Param("iters_per_step", int, 1, "trust-region iterations per runner step", low=1),
+        GRAD_TOL,
+    )
+
+    def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
+        hp = self.params.validate(hp, f"method {self.name!r}")
+        check_tr_hp(hp, self.name)
+        super().__init__(hierarchy, x0, hp)
+        self.cfg = TRConfig.from_hp(hp)
+        self.radius = hp["radius0"]
+        self.qn = make_qn(hp["qn"], hp["memory"])
+        self._batch: Any = None
+        self._f = 0.0
+        self._g: Tensor | None = None
+
+    @classmethod
+    def levels_required(cls, hp: dict[str, Any]) -> int:
+        return 1
+
+    def step(self, batch: Batch) -> StepResult:
+        objective = self.hierarchy.fine
+        if self._g is None or not same_batch(self._batch, batch):
+            self._f, self._g = objective.loss_grad(self.x, batch)
+            self._batch = batch
+        loss0 = self._f
+        if float(self._g.norm()) <= self.hp["grad_tol"]:
+            return StepResult(loss0, True, {"trust_radius": self.radius, "grad_norm": float(self._g.norm())})
+        accepted = 0
+        rho = 0.0
+        for _ in range(self.hp["iters_per_step"]):
+            res = tr_iteration(objective, batch, self.x, self._f, self._g, self.radius, self.qn, self.cfg)
+            self.x, self._f, self._g, self.radius = res.x, res.f, res.g, res.radius
+            accepted += res.accepted
+            rho = res.rho
+        gnorm = float(self._g.norm())
+        return StepResult(loss0, gnorm <= self.hp["grad_tol"],
+                          {"trust_radius": self.radius, "accepted": float(accepted), "rho": rho, "grad_norm": gnorm})

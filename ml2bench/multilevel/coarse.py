@@ -1,0 +1,82 @@
+"""First-order coherent coarse models shared by RMTR and MG/OPT, and a batch-identity helper.
+
+Given the fine model m_l (the fine loss on level 0, the coarse model of the level above deeper
+down) at x_l with gradient g_l, the coarse model on level l+1 is
+
+    h_H(y) = f_H(y) + ⟨R_g g_l − ∇f_H(R_x x_l), y⟩        (+ a constant that is dropped)
+
+so that ∇h_H(R_x x_l) = R_g g_l (first-order coherence). RMTR writes it as
+f_H(y) + ⟨R_g g − ∇f_H(R_x x), y − R_x x⟩ and MG/OPT as ψ_H(y) = f_H(y) − vᵀy with
+v = ∇f_H(x_H) − R_g g: the same function up to a constant, which no method ever needs
+(decreases and ratios use differences only). Evaluations go through the coarse
+:class:`~ml2bench.objective.Objective`, so they are charged at the coarse level's cost ratio.
+"""
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from torch import Tensor
+
+from ..hierarchy import Transfer
+from ..objective import Batch, Objective
+
+
+class ShiftedObjective:
+    """f(y) + ⟨shift, y⟩, evaluated (and charged) through ``base``."""
+
+    def __init__(self, base: Objective, shift: Tensor) -> None:
+        self.base = base
+        self.shift = shift
+        self.level = base.level
+
+    @property
+    def n(self) -> int:
+        return self.base.n
+
+    def loss(self, x: Tensor, batch: Batch) -> float:
+        return self.base.loss(x, batch) + float(self.shift @ x)
+
+    def loss_grad(self, x: Tensor, batch: Batch) -> tuple[float, Tensor]:
+        value, grad = self.base.loss_grad(x, batch)
+        return value + float(self.shift @ x), grad + self.shift
+
+
+def coherent_model(coarse: Objective, transfer: Transfer, x: Tensor, g: Tensor, batch: Batch
+                   ) -> tuple[ShiftedObjective, Tensor, float, Tensor]:
+    """The coherent coarse model at (x, g): returns (model, y0 = R_x x, model value at y0,
+    model gradient at y0 = R_g g). Costs one coarse gradient evaluation."""
+    y0 = transfer.restrict(x)
+    g_restricted = transfer.restrict_grad(g)
+    f0, g0 = coarse.loss_grad(y0, batch)
+    shift = g_restricted - g0
+    model = ShiftedObjective(coarse, shift)
+    return model, y0, f0 + float(shift @ y0), g_restricted
+
+
+def same_batch(a: Any, b: Any) -> bool:
+    """True when ``b`` holds the very same data objects as ``a`` (the runner hands a new batch
+    object per step; a full batch re-uses the same tensors). Callers keep ``a`` alive, so the
+    identity test cannot be fooled by recycled memory."""
+    if a is b:
+        return True
+    if a is None or b is None or type(a) is not type(b):
+        return False
+    if is_dataclass(a):
+        names = [f.name for f in fields(a)]
+    elif hasattr(a, "__dict__"):
+        names = list(vars(a))
+    else:
+        return False
+    for name in names:
+        va, vb = getattr(a, name), getattr(b, name, None)
+        if isinstance(va, Tensor) or isinstance(vb, Tensor):
+            if va is not vb:
+                return False
+        else:
+            try:
+                if va is not vb and bool(va != vb):
+                    return False
+            except Exception:  # e.g. containers of tensors: compare by identity only
+                return False
+    return True

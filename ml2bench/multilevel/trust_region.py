@@ -1,0 +1,155 @@
+"""Trust-region iteration with a limited-memory quasi-Newton model (the TR method and RMTR's smoother).
+
+One iteration from x with f = f(x), g = ∇f(x), radius Δ and model B (L-SR1 or L-BFGS):
+
+1. s ≈ argmin_{‖s‖ ≤ Δ'} m(s) = gᵀs + ½ sᵀBs by Steihaug–Toint truncated CG, Δ' = min(Δ, max_step)
+   (``max_step`` lets RMTR keep coarse steps inside the fine trust region). CG stops at the
+   boundary, on negative curvature (following the direction to the boundary) or when
+   ‖r‖ ≤ min(cg_rtol, √‖g‖)·‖g‖.
+2. f₊, g₊ = f(x + s) (one charged evaluation; the gradient is needed for the quasi-Newton pair
+   and is the gradient of the next iterate if the step is accepted).
+3. ρ = ared / (m(0) − m(s)), ared = f − f₊ (or −½(g + g₊)ᵀs when f − f₊ is at round-off level,
+   see :func:`actual_reduction`). Accept if ρ > η₀.
+4. Radius: ρ < η₁ → Δ = γ₁ min(Δ, ‖s‖); ρ > η₂ → Δ = min(Δ_max, max(Δ, γ₂‖s‖)) (so it grows
+   only when the step reached the boundary, or nearly); otherwise unchanged.
+5. The pair (s, g₊ − g) updates B whether or not the step was accepted (standard for SR1 trust
+   regions; rejected steps still carry curvature information).
+
+Defaults (:data:`TR_DEFAULTS`) follow the public utopia RMTR/TR code quoted in shared/METHODS.md:
+η₀ = 0.005 (accept), η₁ = 0.05 (shrink below), η₂ = 0.9 (grow above), γ₁ = 0.25, γ₂ = 2.5,
+Δ₀ = 1, Δ_max = 100. Accepting at ρ > η₀ > 0 keeps the iteration monotone: accepted iterates
+never increase f.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from ..objective import Batch
+
+
+@dataclass
+class TRConfig:
+    eta0: float = 0.005
+    eta1: float = 0.05
+    eta2: float = 0.9
+    gamma1: float = 0.25
+    gamma2: float = 2.5
+    radius0: float = 1.0
+    radius_max: float = 100.0
+    cg_rtol: float = 0.1
+    cg_max_iter: int = 50
+
+    @classmethod
+    def from_hp(cls, hp: dict) -> "TRConfig":
+        return cls(**{k: hp[k] for k in cls.__dataclass_fields__ if k in hp})
+
+
+TR_DEFAULTS = TRConfig()
+
+
+@dataclass
+class CGResult:
+    s: Tensor
+    pred: float  # m(0) − m(s) ≥ 0
+    status: str  # "converged", "boundary", "negative_curvature", "max_iter", "zero_gradient"
+    iterations: int
+
+
+def _to_boundary(s: Tensor, d: Tensor, radius: float) -> float:
+    """τ ≥ 0 with ‖s + τ d‖ = radius."""
+    dd, sd, ss = float(d @ d), float(s @ d), float(s @ s)
+    disc = max(sd * sd + dd * (radius * radius - ss), 0.0)
+    return (-sd + math.sqrt(disc)) / dd
+
+
+def steihaug_cg(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, rtol: float = 0.1,
+                max_iter: int = 50) -> CGResult:
+    """Steihaug–Toint truncated CG for min gᵀs + ½ sᵀBs, ‖s‖ ≤ radius."""
+    s = torch.zeros_like(g)
+    r = g.clone()
+    gnorm = float(g.norm())
+    if gnorm == 0.0 or not math.isfinite(gnorm):
+        return CGResult(s, 0.0, "zero_gradient", 0)
+    tol = min(rtol, math.sqrt(gnorm)) * gnorm
+    d = -r
+    rr = float(r @ r)
+    status, k = "max_iter", 0
+    for k in range(1, max_iter + 1):
+        Bd = matvec(d)
+        dBd = float(d @ Bd)
+        if dBd <= 0:
+            s = s + _to_boundary(s, d, radius) * d
+            status = "negative_curvature"
+            break
+        alpha = rr / dBd
+        s_next = s + alpha * d
+        if float(s_next.norm()) >= radius:
+            s = s + _to_boundary(s, d, radius) * d
+            status = "boundary"
+            break
+        s = s_next
+        r = r + alpha * Bd
+        rr_next = float(r @ r)
+        if math.sqrt(rr_next) <= tol:
+            status = "converged"
+            break
+        d = -r + (rr_next / rr) * d
+        rr = rr_next
+    pred = -(float(g @ s) + 0.5 * float(s @ matvec(s)))
+    return CGResult(s, pred, status, k)
+
+
+@dataclass
+class TRStep:
+    x: Tensor
+    f: float
+    g: Tensor
+    radius: float
+    accepted: bool
+    rho: float
+    step_norm: float
+    cg_status: str
+
+
+def actual_reduction(f: float, f_trial: float, g: Tensor, g_trial: Tensor, s: Tensor) -> float:
+    """f − f₊, or −½(g + g₊)ᵀs (exact on quadratics) when f − f₊ is at the round-off level of f
+    (|f − f₊| < 100 ε_dtype max(|f|, |f₊|)): near a minimiser of an O(1) loss the decrease is
+    O(‖g‖²) and the plain difference is noise, which would make ρ random and stall the method."""
+    if not math.isfinite(f_trial):
+        return -math.inf
+    ared = f - f_trial
+    if abs(ared) < 100 * torch.finfo(s.dtype).eps * max(abs(f), abs(f_trial)):
+        return -0.5 * float((g + g_trial) @ s)
+    return ared
+
+
+def update_radius(radius: float, rho: float, step_norm: float, cfg: TRConfig) -> float:
+    if not rho > cfg.eta1:  # also catches NaN
+        return cfg.gamma1 * min(radius, step_norm)
+    if rho > cfg.eta2:
+        return min(cfg.radius_max, max(radius, cfg.gamma2 * step_norm))
+    return radius
+
+
+def tr_iteration(objective, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, qn, cfg: TRConfig,
+                 max_step: float = math.inf) -> TRStep:
+    """One trust-region iteration on ``objective`` (anything with ``loss_grad``); see module doc."""
+    cg = steihaug_cg(g, qn.matvec, min(radius, max_step), cfg.cg_rtol, cfg.cg_max_iter)
+    step_norm = float(cg.s.norm())
+    if cg.pred <= 0 or step_norm == 0.0:
+        return TRStep(x, f, g, radius, False, 0.0, 0.0, cg.status)
+    x_trial = x + cg.s
+    f_trial, g_trial = objective.loss_grad(x_trial, batch)
+    ared = actual_reduction(f, f_trial, g, g_trial, cg.s)
+    rho = ared / cg.pred
+    if math.isfinite(f_trial):
+        qn.update(cg.s, g_trial - g)
+    new_radius = update_radius(radius, rho, step_norm, cfg)
+    if rho > cfg.eta0:
+        return TRStep(x_trial, f_trial, g_trial, new_radius, True, rho, step_norm, cg.status)
+    return TRStep(x, f, g, new_radius, False, rho, step_norm, cg.status)

@@ -1,0 +1,165 @@
+"""Trust-region building blocks: Steihaug–Toint CG, ρ-rules, monotonicity, quasi-Newton secant
+equations; and the registered ``tr`` method on Rosenbrock."""
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from ml2bench.methods import METHODS
+from ml2bench.multilevel.quasi_newton import LBFGS, LSR1, make_qn
+from ml2bench.multilevel.trust_region import TRConfig, steihaug_cg, tr_iteration
+from ml2bench.objective import Objective, WorkCounter
+from ml2bench.params import ConfigError
+
+D = torch.float64
+
+
+class Quadratic:
+    """f(x) = ½ xᵀAx (counted like an objective: number of evaluations)."""
+
+    def __init__(self, A):
+        self.A, self.evals = A, 0
+
+    def loss_grad(self, x, batch):
+        self.evals += 1
+        return float(0.5 * x @ self.A @ x), self.A @ x
+
+
+class Dense:
+    def __init__(self, B):
+        self.B = B
+
+    def matvec(self, v):
+        return self.B @ v
+
+    def update(self, s, y):
+        return False
+
+
+def test_steihaug_boundary_negative_curvature_and_interior():
+    g = torch.tensor([1.0, 0.1], dtype=D)
+    B = torch.diag(torch.tensor([1.0, -1.0], dtype=D))
+    res = steihaug_cg(g, lambda v: B @ v, radius=2.0)
+    assert res.status == "negative_curvature"
+    assert abs(float(res.s.norm()) - 2.0) < 1e-12 and res.pred > 0
+    # indefinite along the first CG direction itself
+    res = steihaug_cg(torch.tensor([0.0, 1.0], dtype=D), lambda v: B @ v, radius=0.5)
+    assert res.status == "negative_curvature" and abs(float(res.s.norm()) - 0.5) < 1e-12
+    A = torch.diag(torch.tensor([1.0, 10.0], dtype=D))
+    res = steihaug_cg(g, lambda v: A @ v, radius=0.1)
+    assert res.status == "boundary" and abs(float(res.s.norm()) - 0.1) < 1e-12
+    res = steihaug_cg(g, lambda v: A @ v, radius=100.0, rtol=1e-12)
+    assert res.status == "converged"
+    assert torch.allclose(res.s, -torch.linalg.solve(A, g), atol=1e-10)
+    assert abs(res.pred - 0.5 * float(g @ torch.linalg.solve(A, g))) < 1e-10
+
+
+def test_rejected_step_shrinks_radius_and_keeps_iterate():
+    f = Quadratic(torch.diag(torch.tensor([100.0, 1.0], dtype=D)))
+    x = torch.tensor([1.0, 1.0], dtype=D)
+    fx, gx = f.loss_grad(x, None)
+    cfg = TRConfig()
+    res = tr_iteration(f, None, x, fx, gx, 10.0, Dense(torch.eye(2, dtype=D)), cfg)  # model curvature 1 ≪ 100
+    assert not res.accepted and res.rho < cfg.eta0
+    assert torch.equal(res.x, x) and res.f == fx
+    assert res.radius < 10.0 and res.radius <= cfg.gamma1 * res.step_norm + 1e-15
+
+
+def test_very_successful_boundary_step_grows_radius():
+    A = torch.eye(2, dtype=D)
+    f = Quadratic(A)
+    x = torch.tensor([3.0, 4.0], dtype=D)
+    fx, gx = f.loss_grad(x, None)
+    cfg = TRConfig()
+    res = tr_iteration(f, None, x, fx, gx, 0.1, Dense(A), cfg)
+    assert res.accepted and res.rho > cfg.eta2 and res.cg_status == "boundary"
+    assert abs(res.radius - cfg.gamma2 * 0.1) < 1e-12
+    assert res.f < fx
+    # a middling ρ keeps the radius: model curvature 1, true curvature 1.6 → ρ = 1 − 0.6·t/(2 − t) on the boundary
+    f2 = Quadratic(1.6 * A)
+    fx2, gx2 = f2.loss_grad(x, None)
+    res = tr_iteration(f2, None, x, fx2, gx2, 3.0, Dense(A), cfg)
+    assert cfg.eta1 < res.rho < cfg.eta2 and res.radius == 3.0 and res.accepted
+
+
+def rosenbrock_objective(counter):
+    class Point(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.tensor([-1.2, 1.0], dtype=D))
+
+        def forward(self, inp):
+            return self.p
+
+    def loss(fmodel, batch):
+        p = fmodel(batch.x)
+        return (1 - p[0]) ** 2 + 100 * (p[1] - p[0] ** 2) ** 2
+
+    return Objective(Point(), loss, counter, n_train=1)
+
+
+@dataclass
+class One:
+    x: torch.Tensor
+    size: int = 1
+
+
+@pytest.mark.parametrize("qn", ["lsr1", "lbfgs"])
+def test_tr_method_on_rosenbrock_is_monotone_and_converges(qn):
+    from ml2bench.hierarchy import Hierarchy
+
+    counter = WorkCounter()
+    obj = rosenbrock_objective(counter)
+    H = Hierarchy([obj], [], counter)
+    m = METHODS.get("tr")(H, obj.initial_x(), {"qn": qn, "grad_tol": 1e-8})
+    batch = One(torch.zeros(1, dtype=D))
+    losses = []
+    for _ in range(300):
+        r = m.step(batch)
+        losses.append(r.loss)
+        if r.converged:
+            break
+    assert r.converged, f"{qn}: ‖g‖ = {r.info['grad_norm']}"
+    assert all(b <= a for a, b in zip(losses, losses[1:]))  # accepted iterates never increase f
+    assert torch.allclose(m.x, torch.ones(2, dtype=D), atol=1e-6)
+    # one charged evaluation per TR iteration, plus the initial one
+    assert counter.grad_evals == len(losses) + 0 or counter.grad_evals == len(losses) + 1
+
+
+def test_tr_rejects_inconsistent_thresholds():
+    from ml2bench.hierarchy import Hierarchy
+
+    counter = WorkCounter()
+    obj = rosenbrock_objective(counter)
+    with pytest.raises(ConfigError):
+        METHODS.get("tr")(Hierarchy([obj], [], counter), obj.initial_x(), {"eta1": 0.95})
+
+
+def test_secant_equations():
+    torch.manual_seed(0)
+    n = 12
+    Q = torch.randn(n, n, dtype=D)
+    A = Q @ Q.T / n + torch.diag(torch.linspace(-1.0, 3.0, n, dtype=D))  # symmetric, indefinite
+    sr1, bfgs = LSR1(memory=4), LBFGS(memory=4)
+    stored = []
+    for _ in range(6):
+        s = torch.randn(n, dtype=D)
+        y = A @ s
+        if sr1.update(s, y):
+            stored.append((s, y))
+        pd_y = (A.T @ A + torch.eye(n, dtype=D)) @ s  # a positive-definite "Hessian" for BFGS
+        assert bfgs.update(s, pd_y)
+        assert torch.allclose(bfgs.matvec(s), pd_y, atol=1e-8)  # newest pair
+    assert len(sr1) == 4
+    for s, y in zip(sr1.S, sr1.Y):  # hereditary: every stored pair (SᵀY symmetric on a quadratic)
+        assert torch.allclose(sr1.matvec(s), y, atol=1e-8)
+    B = bfgs.dense(n)
+    assert torch.allclose(B, B.T, atol=1e-10) and float(torch.linalg.eigvalsh(B).min()) > 0
+    v = torch.randn(n, dtype=D)
+    assert torch.allclose(bfgs.solve(v), torch.linalg.solve(B, v), atol=1e-8)  # two-loop = B⁻¹
+    # L-BFGS refuses a pair with negative curvature; L-SR1 accepts it (indefinite model)
+    s = torch.randn(n, dtype=D)
+    assert not bfgs.update(s, -s)
+    assert make_qn("lsr1", 2).update(s, -s)
