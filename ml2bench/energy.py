@@ -44,8 +44,12 @@ class RaplZone:
         return self.total_uj * 1e-6
 
 
-def find_rapl_zones(root: Path = POWERCAP) -> list[RaplZone]:
-    """Readable package and DRAM zones under ``root`` (empty when none or not permitted)."""
+def find_rapl_zones(root: Path | str | None = None) -> list[RaplZone]:
+    """Readable package and DRAM zones under ``root`` (default :data:`POWERCAP`; empty when none
+    or not permitted). Sub-zones such as ``core``/``uncore`` are part of their package and
+    ``psys`` spans the platform, so only ``package-*`` and ``dram`` are counted (no double counting).
+    """
+    root = Path(POWERCAP if root is None else root)
     zones = []
     for zone in sorted(root.glob("intel-rapl:*")) if root.is_dir() else []:
         try:
@@ -75,6 +79,21 @@ class NvmlCounter:
         return (self.read_mj() - self.start_mj) * 1e-3
 
 
+def _nvml_handle(pynvml, index: int):
+    """NVML handle of torch's CUDA device ``index``.
+
+    NVML numbers all GPUs of the node while torch numbers the visible ones (CUDA_VISIBLE_DEVICES,
+    set by SLURM), so the device is matched by UUID; the index is only the fallback.
+    """
+    try:
+        uuid = str(torch.cuda.get_device_properties(index).uuid)
+        if not uuid.startswith(("GPU-", "MIG-")):
+            uuid = "GPU-" + uuid
+        return pynvml.nvmlDeviceGetHandleByUUID(uuid)
+    except Exception:
+        return pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
 def find_nvml(device: torch.device) -> NvmlCounter | None:
     if device.type != "cuda":
         return None
@@ -83,7 +102,7 @@ def find_nvml(device: torch.device) -> NvmlCounter | None:
 
         pynvml.nvmlInit()
         index = device.index if device.index is not None else torch.cuda.current_device()
-        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        handle = _nvml_handle(pynvml, index)
         counter = NvmlCounter(lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle))
         counter.read_mj()
         return counter
@@ -99,8 +118,9 @@ class EnergyMeter:
     nvml: NvmlCounter | None = None
 
     @classmethod
-    def for_device(cls, device: torch.device) -> "EnergyMeter":
-        return cls(find_rapl_zones(), find_nvml(device))
+    def for_device(cls, device: torch.device, powercap_root: Path | str | None = None) -> "EnergyMeter":
+        """Counters for ``device``: RAPL zones (under ``powercap_root``) and, on CUDA, NVML."""
+        return cls(find_rapl_zones(powercap_root), find_nvml(torch.device(device)))
 
     @property
     def source(self) -> str:

@@ -1,0 +1,220 @@
+"""The Snakemake workflow: sweep enumeration, config validation, an end-to-end CI sweep, re-runs
+after an interrupted job, the HTML report and dry runs of the default, paper and SLURM setups.
+
+Snakemake runs as a subprocess with ``-s <repo>/Snakefile -d <tmp_path>``, so every output (and
+Snakemake's own ``.snakemake`` state) lands in a temporary directory.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+CONFIGS = REPO / "workflow" / "config"
+sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+import sweep  # noqa: E402
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("snakemake") is None, reason="snakemake not installed")
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table of Snakemake's (dry-run) output as {rule: count}."""
+    m = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\n\s*total\s+(\d+)", output, re.S)
+    if not m:
+        return {}
+    counts = {}
+    for line in m.group(1).splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            counts[parts[0]] = int(parts[1])
+    counts["total"] = int(m.group(2))
+    return counts
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((CONFIGS / name).read_text())
+
+
+# --- sweep enumeration (no Snakemake needed) ------------------------------------------------
+def test_point_names_and_grid():
+    pts = sweep.method_points({"params": {"momentum": 0.9}, "grid": {"lr": [0.1, 0.01], "nesterov": [True, False]}})
+    names = [n for n, _ in pts]
+    assert names == ["lr~0.1_nesterov~true", "lr~0.1_nesterov~false", "lr~0.01_nesterov~true",
+                     "lr~0.01_nesterov~false"]
+    assert all(p["momentum"] == 0.9 for _, p in pts)
+    assert sweep.method_points(None) == [("default", {})]
+    assert [n for n, _ in sweep.method_points({"points": [{"lr": 1e-3}, {"lr": 3e-4, "eps": 1e-6}]})] == [
+        "lr~0.001", "eps~1e-06_lr~0.0003"]
+
+
+def test_expand_ci_config_and_cli_args_round_trip():
+    from ml2bench.config import RunConfig, apply_overrides
+
+    jobs = sweep.expand(load("ci.yaml"))
+    assert len(jobs) == 10 and len({j.key for j in jobs}) == 10
+    job = next(j for j in jobs if j.method == "sgd")
+    assert job.outdir == f"results/runs/{job.problem_id}/sgd/default/seed{job.seed}"
+    assert job.run["threads"] == 1
+    import shlex
+    args = shlex.split(job.cli_args())
+    sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+    raw = apply_overrides({"problem": job.problem, "method": job.method, "seed": job.seed}, sets)
+    assert RunConfig.from_dict(raw).to_dict() == job.resolved
+
+
+def test_registry_typos_name_the_bad_value():
+    cfg = load("ci.yaml")
+    cfg["methods"]["adma"] = cfg["methods"].pop("adam")
+    with pytest.raises(sweep.SweepError, match=r"unknown method 'adma'.*allowed: .*adam"):
+        sweep.expand(cfg)
+    cfg = load("ci.yaml")
+    cfg["sweeps"][0]["problem"] = "mpl"
+    with pytest.raises(sweep.SweepError, match=r"unknown problem 'mpl' in sweep 'mlp_small'.*allowed: .*mlp"):
+        sweep.expand(cfg)
+
+
+def test_bad_hyper_parameter_fails_at_dag_time():
+    cfg = load("ci.yaml")
+    cfg["methods"]["sgd"]["params"]["lr"] = -1
+    with pytest.raises(sweep.SweepError, match=r"parameter 'lr' = -1.0 is out of range"):
+        sweep.expand(cfg)
+    cfg = load("ci.yaml")
+    cfg["sweeps"][0]["params"]["widht"] = 3
+    with pytest.raises(sweep.SweepError, match=r"unknown parameter\(s\) 'widht'"):
+        sweep.expand(cfg)
+
+
+def test_schema_rejects_bad_target_and_keys():
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    for name in ("default.yaml", "ci.yaml", "paper.yaml"):
+        validate(load(name), schema)
+    cfg = load("ci.yaml")
+    cfg["sweeps"][0]["target"]["quantity"] = "trainloss"
+    with pytest.raises(WorkflowError, match="trainloss"):
+        validate(cfg, schema)
+    cfg = load("ci.yaml")
+    cfg["sweeps"][0]["budget"] = {"epoch": 3}
+    with pytest.raises(WorkflowError, match="epoch"):
+        validate(cfg, schema)
+
+
+def test_snakemake_reports_a_typo_before_any_job(tmp_path):
+    cfg = load("ci.yaml")
+    cfg["methods"]["adma"] = cfg["methods"].pop("adam")
+    cfg["sweeps"][0]["methods"] = ["sgd", "adma"]
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = snakemake(tmp_path, "-n", "--configfile", str(path))
+    assert res.returncode != 0
+    assert "unknown method 'adma'" in res.stderr + res.stdout
+    assert "allowed: adam" in res.stderr + res.stdout
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+# --- dry runs -------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["default.yaml", "paper.yaml"])
+def test_dry_run(tmp_path, name):
+    res = snakemake(tmp_path, "-n", "--configfile", str(CONFIGS / name))
+    assert res.returncode == 0, res.stderr[-3000:]
+    counts = job_counts(res.stdout + res.stderr)
+    assert counts["train"] == len(sweep.expand(load(name)))
+    assert counts["aggregate"] == 1 and counts["report_md"] == 1
+    if name == "paper.yaml":
+        assert "gpu=1" in res.stdout  # device: cuda -> every run job asks for a GPU
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    res = snakemake(tmp_path, "-n", "--executor", "slurm", "--workflow-profile",
+                    str(REPO / "workflow" / "profiles" / "slurm"), "--configfile", str(CONFIGS / "paper.yaml"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout + res.stderr
+    assert job_counts(out)["train"] == len(sweep.expand(load("paper.yaml")))
+    assert re.search(r"resources:.*runtime=240.*gpu=1", out)
+
+
+# --- end to end -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ci_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("ci_sweep")
+    res = snakemake(workdir, "--cores", "2", "--configfile", str(CONFIGS / "ci.yaml"))
+    assert res.returncode == 0, res.stderr[-5000:]
+    return workdir
+
+
+def test_ci_sweep_tables_and_figures(ci_run):
+    tables = ci_run / "results" / "tables"
+    summary = pd.read_parquet(tables / "summary.parquet")
+    history = pd.read_parquet(tables / "history.parquet")
+    assert len(summary) == 10
+    assert not summary.duplicated(["problem_id", "method", "point", "seed"]).any()
+    for col in ("problem_id", "problem", "method", "point", "seed", "status", "final_test_metric",
+                "work_units", "train_time_s", "energy_source", "config_hash", "bench_s", "bench_max_rss_mb"):
+        assert col in summary, col
+    assert summary["bench_s"].notna().all()
+    assert set(summary["status"]) <= {"ok", "budget_exhausted", "diverged"}
+    for col in ("problem_id", "point", "epoch", "work_units", "train_time_s", "energy_j", "train_loss",
+                "test_metric"):
+        assert col in history, col
+    assert pd.read_csv(tables / "summary.csv").shape[0] == 10
+    comp = pd.read_csv(tables / "comparison.csv")
+    assert len(comp) == 5 and set(comp["problem_id"]) == {"mlp_small", "resnet_tiny"}
+    for col in ("success_rate", "final_metric_median", "final_metric_q25", "final_metric_q75",
+                "work_units_to_target_median", "time_to_target_s_median", "energy_to_target_j_median"):
+        assert col in comp, col
+    assert comp["success_rate"].between(0, 1).all()
+    assert (tables / "comparison.md").read_text().count("### ") == 2
+    assert r"\begin{tabular}" in (tables / "comparison.tex").read_text()
+    for pid in ("mlp_small", "resnet_tiny"):
+        for name in ("convergence_epochs", "convergence_work_units", "convergence_time",
+                     "convergence_energy", "time_to_target"):
+            for ext in (".pdf", ".png"):
+                assert (ci_run / "figures" / pid / (name + ext)).stat().st_size > 0
+    assert (ci_run / "figures" / "performance_profiles.pdf").is_file()
+    report = (ci_run / "results" / "report.md").read_text()
+    assert "../figures/performance_profiles.png" in report and "### mlp_small" in report
+    assert len(list((ci_run / "results" / "benchmarks" / "runs").rglob("*.tsv"))) == 10
+
+
+def test_interrupted_job_only_it_reruns(ci_run):
+    runs = sorted((ci_run / "results" / "runs").rglob("summary.parquet"))
+    victim = runs[3].parent
+    before = {p: p.stat().st_mtime_ns for p in runs if p.parent != victim}
+    # a job killed between its two writes: history there, no summary
+    (victim / "summary.parquet").unlink()
+    (victim / "history.parquet").write_bytes(b"partial")
+    dry = snakemake(ci_run, "-n", "--configfile", str(CONFIGS / "ci.yaml"))
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = job_counts(dry.stdout + dry.stderr)
+    assert counts["train"] == 1, counts
+    assert str(victim.relative_to(ci_run)) in dry.stdout
+    res = snakemake(ci_run, "--cores", "2", "--configfile", str(CONFIGS / "ci.yaml"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing else re-ran
+    pd.read_parquet(victim / "history.parquet")               # the partial file was replaced
+    summary = pd.read_parquet(ci_run / "results" / "tables" / "summary.parquet")
+    assert len(summary) == 10 and not summary.duplicated(["problem_id", "method", "point", "seed"]).any()
+
+
+def test_html_report(ci_run):
+    res = snakemake(ci_run, "--report", "report.html", "--configfile", str(CONFIGS / "ci.yaml"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (ci_run / "report.html").stat().st_size > 10_000

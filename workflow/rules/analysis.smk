@@ -1,0 +1,100 @@
+# aggregate -> comparison tables -> figures -> report.md (and `snakemake --report report.html`).
+
+
+rule aggregate:
+    input:
+        summaries=expand("{d}/summary.parquet", d=RUN_DIRS),
+        histories=expand("{d}/history.parquet", d=RUN_DIRS),
+    output:
+        history="results/tables/history.parquet",
+        summary="results/tables/summary.parquet",
+        history_csv="results/tables/history.csv",
+        summary_csv="results/tables/summary.csv",
+        targets="results/tables/targets.json",
+    params:
+        targets=TARGETS,
+        run_dirs=RUN_DIRS,
+    log:
+        "results/logs/aggregate.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    run:
+        # in-process (no command line): a paper sweep has more run directories than fit in one argument
+        from ml2bench.aggregate import aggregate as _aggregate, write_tables as _write_tables
+
+        bench = {d: f"results/benchmarks/runs/{d[len('results/runs/'):]}.tsv" for d in params.run_dirs}
+        history, summary = _aggregate(params.run_dirs, bench)
+        _write_tables(history, summary, "results/tables", params.targets)
+        Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
+        Path(log[0]).write_text(f"{len(summary)} runs, {len(history)} evaluation points\n")
+
+
+rule comparison:
+    input:
+        rules.aggregate.output,
+    output:
+        md="results/tables/comparison.md",
+        tex="results/tables/comparison.tex",
+        csv=report("results/tables/comparison.csv", category="Tables", labels={"table": "comparison"}),
+        parquet="results/tables/comparison.parquet",
+        ttt="results/tables/time_to_target.csv",
+        profiles="results/tables/profiles.csv",
+    log:
+        "results/logs/comparison.log",
+    params:
+        python=PYTHON,
+    shell:
+        "{params.python} -m ml2bench.tables --tables results/tables > {log} 2>&1"
+
+
+rule problem_figures:
+    input:
+        rules.aggregate.output,
+        "results/tables/time_to_target.csv",
+    output:
+        expand("figures/{{problem}}/{name}.pdf", name=FIGURE_NAMES),
+        [report(f"figures/{{problem}}/{name}.png", caption="../report/figure.rst", category="Figures",
+                subcategory="{problem}", labels={"problem": "{problem}", "figure": name})
+         for name in FIGURE_NAMES],
+    log:
+        "results/logs/figures/{problem}.log",
+    params:
+        python=PYTHON,
+    shell:
+        "{params.python} -m ml2bench.figures --tables results/tables --out figures --problem {wildcards.problem} > {log} 2>&1"
+
+
+rule profile_figures:
+    input:
+        "results/tables/profiles.csv",
+        "results/tables/comparison.csv",
+    output:
+        pdf="figures/performance_profiles.pdf",
+        png=report("figures/performance_profiles.png", caption="../report/profiles.rst",
+                   category="Performance profiles", labels={"figure": "performance profiles"}),
+    log:
+        "results/logs/figures/performance_profiles.log",
+    params:
+        python=PYTHON,
+    shell:
+        "{params.python} -m ml2bench.figures --tables results/tables --out figures --profiles > {log} 2>&1"
+
+
+rule report_md:
+    input:
+        "results/tables/comparison.md",
+        "results/tables/comparison.csv",
+        expand("figures/{problem}/{name}.png", problem=PROBLEM_IDS, name=FIGURE_NAMES),
+        "figures/performance_profiles.png",
+    output:
+        "results/report.md",
+    log:
+        "results/logs/report.log",
+    params:
+        python=PYTHON,
+        title=config.get("name", ""),
+    shell:
+        "{params.python} -m ml2bench.report --tables results/tables --figures figures --out {output} "
+        "--title {params.title:q} > {log} 2>&1"

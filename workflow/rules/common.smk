@@ -1,0 +1,58 @@
+# Config loading, validation and sweep enumeration (shared by all rules).
+#
+# The config is *not* loaded with a `configfile:` directive: Snakemake would deep-merge
+# `--configfile other.yaml` into it, mixing the method catalogues of two sweeps. Instead,
+# workflow/config/default.yaml is used only when no config with a 'sweeps' key was given.
+#
+# Sweep enumeration (the snakemake.utils.Paramspace pattern, generalised to one parameter space
+# per method): workflow/scripts/sweep.py expands the config into one job per (problem id, method,
+# hyper-parameter point, seed); a point's directory name is Paramspace-style `key~value_key~value`
+# ("default" for the method's defaults). JOBS maps the wildcards to the job.
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
+sys.path.insert(0, str(WORKFLOW_DIR / "scripts"))
+import sweep as _sweep  # noqa: E402
+
+if "sweeps" not in config:
+    _given = dict(config)
+    config.clear()
+    config.update(yaml.safe_load((WORKFLOW_DIR / "config" / "default.yaml").read_text()))
+    config.update(_given)
+
+validate(config, str(WORKFLOW_DIR / "schemas" / "config.schema.yaml"))
+try:
+    JOB_LIST = _sweep.expand(config)
+    TARGETS = _sweep.targets(config)
+except _sweep.SweepError as err:
+    raise WorkflowError(str(err)) from None
+
+JOBS = {job.key: job for job in JOB_LIST}
+PROBLEM_IDS = sorted({job.problem_id for job in JOB_LIST})
+RUN_DIRS = [job.outdir for job in JOB_LIST]
+FIGURE_NAMES = ["convergence_epochs", "convergence_work_units", "convergence_time",
+                "convergence_energy", "time_to_target"]
+# How jobs call ml2bench: the console script when installed, else this interpreter's module.
+ML2BENCH = config.get("ml2bench_cmd") or (
+    "ml2bench" if __import__("shutil").which("ml2bench") else f"{sys.executable} -m ml2bench")
+PYTHON = sys.executable
+
+
+wildcard_constraints:
+    problem=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
+    method=r"[A-Za-z0-9_]+",
+    point=r"[A-Za-z0-9._~+-]+",
+    seed=r"\d+",
+
+
+def job_of(wildcards):
+    key = (wildcards.problem, wildcards.method, wildcards.point, int(wildcards.seed))
+    if key not in JOBS:
+        raise WorkflowError(f"no job {key} in this sweep config")
+    return JOBS[key]
