@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -9,6 +10,15 @@ from .params import ConfigError
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+
+# Subcommands implemented by their own module's main(argv) (each has --help of its own).
+TOOLS = {
+    "compare": ("ml2bench.compare", "diff two result tables: what got slower or worse"),
+    "aggregate": ("ml2bench.aggregate", "collect run folders into results/tables (the pipeline does this)"),
+    "tables": ("ml2bench.tables", "comparison tables (median/IQR, time to target) from aggregated tables"),
+    "figures": ("ml2bench.figures", "convergence figures and performance profiles from aggregated tables"),
+    "report": ("ml2bench.report", "results/report.md from tables and figures"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,10 +55,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="override a config value, e.g. method.lr=0.01 (repeatable)")
     p_run.add_argument("--out", type=Path, required=True, help="output directory of this run")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
-    # thin pass-through: the compare module owns its options (python -m ml2bench.compare --help)
-    p_cmp = sub.add_parser("compare", help="diff two result tables: what got slower or worse",
-                           add_help=False, prefix_chars="\0")
-    p_cmp.add_argument("args", nargs=argparse.REMAINDER)
+    for name, (_, help_text) in TOOLS.items():  # listed for --help; main() hands them their argv
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
@@ -94,13 +102,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:
+        return importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "list":
             return _cmd_list(args.what)
-        if args.command == "compare":
-            from .compare import main as compare_main
-            return compare_main(args.args)
         return _cmd_run(args)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

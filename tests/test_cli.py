@@ -59,3 +59,12 @@ def test_list_shows_names_and_hyperparameters(capsys):
 def test_help_is_helpful():
     proc = _ml2bench("run", "--help")
     assert proc.returncode == 0 and "budget.KEY" in proc.stdout and "Exit status" in proc.stdout
+
+
+def test_tool_subcommands_are_dispatched(tmp_path, capsys):
+    """`ml2bench compare|aggregate|tables|figures|report` hand their arguments to the module."""
+    assert main(["compare", str(tmp_path / "old"), str(tmp_path / "new")]) == 2
+    assert "error:" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["figures", "--help"])
+    assert done.value.code == 0 and "performance" in capsys.readouterr().out
