@@ -58,7 +58,8 @@ def one(problem, method, hp, seed, args, budget, threads=None, batch_size=None):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml2bench.bench.schwarz", description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--problems", default="pinn_poisson")
+    ap.add_argument("--problems", default="pinn_poisson,pinn_burgers,pinn_allen_cahn,pinn_klein_gordon",
+                    help="comma-separated problem names")
     ap.add_argument("--work", type=float, default=60.0, help="budget in work units per run")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--depth", type=int, default=4)
@@ -69,10 +70,11 @@ def main(argv=None) -> int:
     ap.add_argument("--speedup-only", action="store_true", help="skip the comparison table")
     args = ap.parse_args(argv)
     problems = [p for p in args.problems.split(",") if p]
-    missing = [p for p in problems if p not in PROBLEMS.names()] if hasattr(PROBLEMS, "names") else []
+    missing = [p for p in problems if p not in PROBLEMS.names()]
     if missing:
-        print(f"problems {missing} not registered; using mlp", file=sys.stderr)
-        problems = ["mlp"]
+        print(f"error: unknown problem(s) {', '.join(missing)}; allowed: {', '.join(PROBLEMS.names())}",
+              file=sys.stderr)
+        return 2
 
     print(f"Budget {args.work:g} work units per run, median over {args.seeds} seeds; Schwarz: "
           f"{args.subdomains} layer subdomains, {args.local_steps} local L-BFGS steps, 1 global step.\n")
