@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     config = cfg.RunConfig.from_dict(raw)
     progress = not args.quiet and sys.stderr.isatty()
     result = run(config, progress=progress)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun every rank runs; rank 0 keeps the records
+        return 0 if result.status != "failed" else EXIT_RUN_FAILED
     out = write_run(result.history, result.summary, args.out)
     s = result.summary.iloc[0]
     print(f"{config.problem}/{config.method}/seed {config.seed}: status={s['status']} "
