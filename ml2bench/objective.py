@@ -131,6 +131,25 @@ class Objective:
             (grad,) = torch.autograd.grad(value, xr)
         return float(value.detach()), grad.detach()
 
+    def hvp(self, x: Tensor, v: Tensor, batch: Batch) -> Tensor:
+        """∇²f(x) v on ``batch`` by double backward (the gradient is built with ``create_graph``
+        and differentiated once more along ``v``; forward-over-reverse would be the same).
+
+        Charged as **one** evaluation, like :meth:`loss_grad`, although its cost is about twice
+        a gradient's (one forward, a backward with graph, a second backward); methods that use
+        Hessian-vector products (``tr``/``rmtr`` with ``model="hessian"``) therefore look up to
+        2× cheaper per product in work units than they are: compare their wall time as well.
+        Every call rebuilds the graph at ``x`` (no caching between calls)."""
+        self._charge(batch)
+        with torch.enable_grad():
+            xr = x.detach().requires_grad_(True)
+            value = self.loss_fn(self.fmodel(xr), batch)
+            (grad,) = torch.autograd.grad(value, xr, create_graph=True)
+            if not grad.requires_grad:  # the gradient does not depend on x: the loss is linear
+                return torch.zeros_like(x)
+            (hv,) = torch.autograd.grad(grad, xr, grad_outputs=v.detach().to(grad), allow_unused=True)
+        return torch.zeros_like(x) if hv is None else hv.detach()
+
 
 def is_finite(value: float) -> bool:
     return math.isfinite(value)

@@ -157,6 +157,7 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         next_eval = config.eval_interval
         while status is None:
             for batch in problem.train_batches(batch_size, order):
+                charged = counter.grad_evals
                 clock.start()
                 result = method.step(batch)
                 clock.stop()
@@ -165,7 +166,8 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
                 state["step_loss"] = result.loss
                 if not math.isfinite(result.loss) or abs(result.loss) > DIVERGENCE_FACTOR * max(1.0, abs(initial)):
                     status = "diverged"
-                elif result.converged:
+                elif result.converged or counter.grad_evals == charged:
+                    # a step that evaluated nothing cannot move: stop instead of looping forever
                     status = "ok"
                 elif _budget_reached(budget, state, counter, clock.total, problem.n_train):
                     status = "budget_exhausted"

@@ -2,6 +2,7 @@
 and convergence on 1-D Poisson."""
 import math
 
+import pytest
 import torch
 
 from ml2bench.methods import METHODS
@@ -69,12 +70,16 @@ def test_rmtr_monotone_on_nonlinear_fas_problem_with_coarse_corrections_accepted
     assert losses[-1] < losses[0] and accepted >= 1
 
 
-def test_rmtr_with_one_level_is_the_trust_region_method():
+@pytest.mark.parametrize("qn", ["lsr1", "lbfgs"])
+def test_rmtr_with_one_level_is_the_trust_region_method(qn):
+    """Same iterates, losses, radii and work step by step. (With L-BFGS the two code paths start to
+    differ at round-off, 1e-14, once the iterate has converged after 3 steps — measured — so the
+    L-BFGS case compares the steps before that.)"""
     H1, batch = grid_hierarchy("poisson", 31, 1, levels=1)
     H2, _ = grid_hierarchy("poisson", 31, 1, levels=1)
-    rmtr = METHODS.get("rmtr")(H1, H1.fine.initial_x(), {"levels": 1, "coarse_steps": 1})
-    tr = METHODS.get("tr")(H2, H2.fine.initial_x(), {})
-    for _ in range(10):
+    rmtr = METHODS.get("rmtr")(H1, H1.fine.initial_x(), {"levels": 1, "coarse_steps": 1, "qn": qn})
+    tr = METHODS.get("tr")(H2, H2.fine.initial_x(), {"qn": qn})
+    for _ in range(10 if qn == "lsr1" else 3):
         assert rmtr.step(batch).loss == tr.step(batch).loss
     assert torch.equal(rmtr.x, tr.x) and rmtr.radius == tr.radius
     assert H1.counter.grad_evals == H2.counter.grad_evals
@@ -89,3 +94,23 @@ def test_rmtr_coarse_steps_stay_inside_the_fine_trust_region():
     m.step(batch)
     assert float((m.x - x_before).norm()) <= radius * (1 + 1e-9)
     assert math.isfinite(m._f)
+
+
+def test_rmtr_hessian_model_reaches_round_off_level_from_the_zero_start():
+    """Near the minimiser h_H(y₀) − h_H(y*) is round-off; RMTR accumulates the coarse steps'
+    actual reductions instead, so ρ stays ≈ 1 and the radius does not collapse (before: Δ ≈ 1e-10
+    and a stall at ‖g‖ ≈ 1e-8 ‖g₀‖). Measured: 1e-11 after 9 cycles on 255 unknowns."""
+    H, batch = grid_hierarchy("poisson", 255, 1)
+    x0 = H.fine.initial_x()
+    g0 = float(H.fine.loss_grad(x0, batch)[1].norm())
+    m = METHODS.get("rmtr")(H, x0, {"levels": H.levels, "model": "hessian", "cg_max_iter": 2,
+                                    "grad_tol": 1e-11 * g0})
+    losses = []
+    for _ in range(12):
+        r = m.step(batch)
+        losses.append(r.loss)
+        if r.converged:
+            break
+    losses.append(m._f)
+    assert r.converged and len(losses) <= 11, (len(losses), float(m._g.norm()) / g0)
+    assert m.radius > 1.0 and all(b <= a for a, b in zip(losses, losses[1:]))

@@ -56,6 +56,27 @@ def test_steihaug_boundary_negative_curvature_and_interior():
     assert abs(res.pred - 0.5 * float(g @ torch.linalg.solve(A, g))) < 1e-10
 
 
+def test_steihaug_predicted_decrease_by_recurrence_needs_no_extra_product():
+    torch.manual_seed(1)
+    Q = torch.randn(8, 8, dtype=D)
+    A = Q @ Q.T + torch.diag(torch.linspace(-2.0, 1.0, 8, dtype=D))
+    g = torch.randn(8, dtype=D)
+    for radius, iters in ((0.05, 50), (100.0, 50), (100.0, 2)):  # boundary / negative curvature or interior / capped
+        calls = []
+
+        def mv(v):
+            calls.append(1)
+            return A @ v
+
+        direct = steihaug_cg(g, mv, radius, max_iter=iters)
+        n_direct = len(calls)
+        calls.clear()
+        rec = steihaug_cg(g, mv, radius, max_iter=iters, pred_by_recurrence=True)
+        assert torch.equal(rec.s, direct.s) and rec.status == direct.status
+        assert abs(rec.pred - direct.pred) <= 1e-12 * abs(direct.pred)
+        assert len(calls) == n_direct - 1 == rec.iterations
+
+
 def test_rejected_step_shrinks_radius_and_keeps_iterate():
     f = Quadratic(torch.diag(torch.tensor([100.0, 1.0], dtype=D)))
     x = torch.tensor([1.0, 1.0], dtype=D)
@@ -106,14 +127,15 @@ class One:
     size: int = 1
 
 
-@pytest.mark.parametrize("qn", ["lsr1", "lbfgs"])
+@pytest.mark.parametrize("qn", ["lsr1", "lbfgs", "hessian"])
 def test_tr_method_on_rosenbrock_is_monotone_and_converges(qn):
     from ml2bench.hierarchy import Hierarchy
 
     counter = WorkCounter()
     obj = rosenbrock_objective(counter)
     H = Hierarchy([obj], [], counter)
-    m = METHODS.get("tr")(H, obj.initial_x(), {"qn": qn, "grad_tol": 1e-8})
+    hp = {"model": "hessian"} if qn == "hessian" else {"qn": qn}
+    m = METHODS.get("tr")(H, obj.initial_x(), {**hp, "grad_tol": 1e-8})
     batch = One(torch.zeros(1, dtype=D))
     losses = []
     for _ in range(300):
@@ -124,6 +146,9 @@ def test_tr_method_on_rosenbrock_is_monotone_and_converges(qn):
     assert r.converged, f"{qn}: ‖g‖ = {r.info['grad_norm']}"
     assert all(b <= a for a, b in zip(losses, losses[1:]))  # accepted iterates never increase f
     assert torch.allclose(m.x, torch.ones(2, dtype=D), atol=1e-6)
+    if qn == "hessian":  # plus one per Hessian-vector product (≤ 2 CG iterations in 2-D)
+        assert len(losses) < counter.grad_evals <= 3 * len(losses) + 1
+        return
     # one charged evaluation per TR iteration, plus the initial one
     assert counter.grad_evals == len(losses) + 0 or counter.grad_evals == len(losses) + 1
 
@@ -163,3 +188,22 @@ def test_secant_equations():
     s = torch.randn(n, dtype=D)
     assert not bfgs.update(s, -s)
     assert make_qn("lsr1", 2).update(s, -s)
+
+
+def test_tr_reports_a_stall_instead_of_spinning_without_work():
+    """When the radius has collapsed (here forced: a subnormal Δ₀, whose square underflows; in
+    practice at a round-off-level gradient) CG returns s = 0 and nothing is
+    evaluated; the method must say so (converged, stalled), or a work-unit budget never runs out
+    (seen: tr with L-BFGS on the resnet benchmark looped forever at ‖g‖ ≈ 5e-9, Δ ≈ 5e-23)."""
+    from ml2bench.hierarchy import Hierarchy
+
+    counter = WorkCounter()
+    obj = rosenbrock_objective(counter)
+    m = METHODS.get("tr")(Hierarchy([obj], [], counter), obj.initial_x(), {"qn": "lbfgs", "radius0": 1e-320})
+    batch = One(torch.zeros(1, dtype=D))
+    for k in range(20):
+        r = m.step(batch)
+        if r.converged:
+            break
+    assert r.converged and r.info["stalled"] == 1.0 and r.info["grad_norm"] > 1.0, (k, r.info)
+    assert m.radius < 1e-300 and counter.grad_evals <= k + 1

@@ -5,10 +5,14 @@ Every run goes through :func:`ml2bench.runner.run` with a work-unit budget and e
 ``eval_interval`` work units; "to target" reads the first evaluation point whose full training
 loss is ≤ ``target`` (so the resolution is ``eval_interval`` work units); runs that never reach
 it report inf. The table gives medians over seeds.
+
+``--variant LABEL=METHOD:JSON`` (repeatable) adds a row for METHOD with the default parameters of
+that method updated by JSON, e.g. ``--variant 'rmtr-hessian=rmtr:{"model": "hessian", "cg_max_iter": 3}'``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 
@@ -44,28 +48,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-interval", type=float, default=2.0)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=METHOD:JSON",
+                    help="extra row: METHOD with its default parameters updated by JSON")
     args = ap.parse_args(argv)
+    runs = [(m, m, METHODS[m]) for m in args.methods.split(",") if m]
+    for spec_ in args.variant:
+        label, _, rest = spec_.partition("=")
+        method, _, params = rest.partition(":")
+        if not label or method not in METHODS:
+            ap.error(f"--variant {spec_!r}: expected LABEL=METHOD:JSON with METHOD in {', '.join(METHODS)}")
+        runs.append((label, method, {**METHODS[method], **json.loads(params or "{}")}))
     seeds = 1 if args.quick else args.seeds
     budget = args.budget / 4 if args.quick else args.budget
     rows = []
     t0 = time.time()
-    for method in args.methods.split(","):
+    for label, method, method_params in runs:
         per_seed = []
         for seed in range(seeds):
             cfg = RunConfig.from_dict({
                 "problem": "resnet", "method": method, "seed": seed, "problem_params": PROBLEM,
-                "method_params": METHODS[method], "budget": {"work_units": budget},
+                "method_params": method_params, "budget": {"work_units": budget},
                 "eval_interval": args.eval_interval, "threads": args.threads,
             })
             res = run(cfg)
             s = res.summary.iloc[0]
             wu, wt = _to_target(res.history, args.target)
             per_seed.append((wu, wt, float(s["final_train_loss"]), float(s["final_test_metric"]), s["status"]))
-            print(f"  {method} seed {seed}: status={s['status']} to-target wu={wu:.1f} time={wt:.1f}s "
+            print(f"  {label} seed {seed}: status={s['status']} to-target wu={wu:.1f} time={wt:.1f}s "
                   f"final loss={s['final_train_loss']:.4g} acc={s['final_test_metric']:.4f} {s['error']}",
                   flush=True)
         arr = np.array([p[:4] for p in per_seed], dtype=float)
-        rows.append((method, *np.median(arr, axis=0), sum(math.isfinite(p[0]) for p in per_seed)))
+        rows.append((label, *np.median(arr, axis=0), sum(math.isfinite(p[0]) for p in per_seed)))
     print()
     print(f"resnet {PROBLEM}, target train loss {args.target}, budget {budget} work units, "
           f"{seeds} seed(s), medians; total {time.time() - t0:.0f}s")

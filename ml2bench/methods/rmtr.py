@@ -5,7 +5,8 @@ Level l (0 finest) minimises its model m_l (m_0 = f_0; deeper down the first-ord
 model of :mod:`ml2bench.multilevel.coarse`, h_H(y) = f_H(y) + ⟨R_g g_l − ∇f_H(R_x x_l), y − R_x x_l⟩)
 from x_{l,0} by
 
-1. ``pre_smooth`` trust-region iterations (L-SR1/L-BFGS model, Steihaug–Toint CG;
+1. ``pre_smooth`` trust-region iterations (Steihaug–Toint CG on an L-SR1/L-BFGS model, or with
+   ``model="hessian"`` on the exact second-order Taylor model via Hessian-vector products;
    :mod:`ml2bench.multilevel.trust_region`);
 2. a coarse correction, if l < levels−1 and ‖R_g g‖ ≥ κ_g ‖g‖ and ‖R_g g‖ > ε: recurse on level
    l+1 from y₀ = R_x x to get y*, prolongate s = P(y* − y₀), evaluate m_l(x + s) and accept it if
@@ -25,6 +26,23 @@ one more coarse evaluation); the coarse iteration stops when
 cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps (the coarse models
 change by a linear term only, so their curvature pairs stay valid).
 
+Predicted reduction of a coarse correction: h_H(y₀) − h_H(y*) is accumulated as the sum of the
+actual reductions of the coarse level's accepted steps (each by
+:func:`~ml2bench.multilevel.trust_region.actual_reduction`): the same number in exact arithmetic,
+but it survives near a minimiser, where the plain difference of two model values is round-off and
+made ρ random (measured: the fine radius collapsed to 1e-10 at ‖g‖ ≈ 1e-8 ‖g₀‖ on 1-D Poisson).
+A coarse correction with ρ > η₂ enlarges Δ_l like a TR step (Δ_l ← max(Δ_l, γ₂‖s‖)).
+
+Smoothing and level independence. Gratton–Sartenaer–Toint's mesh-independent behaviour assumes
+exact (Taylor) second-order models and a smoother that damps the high frequencies. With
+``model="hessian"`` and a small CG cap (``cg_max_iter`` 2–5; 1 = the Cauchy point, a steepest-
+descent smoother with the exact model line search), the V-cycle count on 1-D/2-D Poisson and the
+nonlinear FAS problem does not grow with the grid (tests/test_multilevel_convergence.py); with
+L-SR1/L-BFGS models it does (the TR smoothing steps are rejected on the stiff modes and the shared
+radius collapses). Each Hessian-vector product is one charged evaluation (about 2× a gradient in
+FLOPs; :meth:`ml2bench.objective.Objective.hvp`). On networks, the L-BFGS model is the better
+choice in measured work and time (ml2bench.bench multilevel).
+
 Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
 built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
 the batch changes (one extra evaluation per step); with the full batch it is reused.
@@ -40,7 +58,7 @@ from torch import Tensor
 from ..hierarchy import Hierarchy
 from ..multilevel.coarse import coherent_model, same_batch
 from ..multilevel.norms import prolongation_norm
-from ..multilevel.quasi_newton import make_qn
+from ..multilevel.quasi_newton import make_model
 from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
 from ..objective import Batch
 from ..params import Param, spec
@@ -52,7 +70,7 @@ from .tr import GRAD_TOL, TR_PARAMS, check_tr_hp
 @register
 class RMTR(Method):
     name = "rmtr"
-    description = "recursive multilevel trust region (RMTR, V-cycle) with L-SR1/L-BFGS smoothing"
+    description = "recursive multilevel trust region (RMTR, V-cycle) with L-SR1/L-BFGS or exact-Hessian TR smoothing"
     full_batch = True
     params = spec(
         Param("levels", int, 3, "levels of the hierarchy (1 = plain TR)", low=1),
@@ -81,7 +99,7 @@ class RMTR(Method):
         self.L = hp["levels"]
         self.cfg = TRConfig.from_hp(hp)
         self.radius = hp["radius0"]
-        self.qn = [make_qn(hp["qn"], hp["memory"]) for _ in range(self.L)]
+        self.qn = [make_model(hp["model"], hp["qn"], hp["memory"]) for _ in range(self.L)]
         self.p_norm = [prolongation_norm(hierarchy.transfers[l], hierarchy.objectives[l + 1].n, dtype=x0.dtype,
                                          device=x0.device) for l in range(self.L - 1)]
         self._batch: Any = None
@@ -95,8 +113,10 @@ class RMTR(Method):
 
     # --- one level of the V-cycle -------------------------------------------------------------
     def _smooth(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, steps: int,
-                x_start: Tensor, bound: float) -> tuple[Tensor, float, Tensor, float]:
+                x_start: Tensor, bound: float) -> tuple[Tensor, float, Tensor, float, float]:
+        """``steps`` TR iterations on level l; returns (x, m(x), ∇m(x), Δ_l, decrease of m)."""
         hp = self.hp
+        decrease = 0.0
         for _ in range(steps):
             if float(g.norm()) <= hp["eps_g"] or radius <= 0:
                 break
@@ -108,16 +128,21 @@ class RMTR(Method):
                 max_step = (bound - used) / self.p_norm[l - 1]
             res = tr_iteration(model, batch, x, f, g, radius, self.qn[l], self.cfg, max_step=max_step)
             x, f, g, radius = res.x, res.f, res.g, min(res.radius, self.hp["coarse_radius_max"] if l else math.inf)
-        return x, f, g, radius
+            decrease += res.ared
+        return x, f, g, radius, decrease
 
     def _cycle(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, bound: float
-               ) -> tuple[Tensor, float, Tensor, float]:
-        """Approximately minimise ``model`` on level l from x; returns (x, m(x), ∇m(x), Δ_l)."""
+               ) -> tuple[Tensor, float, Tensor, float, float]:
+        """Approximately minimise ``model`` on level l from x; returns (x, m(x), ∇m(x), Δ_l, decrease
+        m(x_in) − m(x)). The decrease is the sum of the actual reductions of the accepted steps
+        (:func:`~ml2bench.multilevel.trust_region.actual_reduction`): equal to the difference of
+        the end values, but not lost to round-off near a minimiser, where it is the coarse
+        correction's predicted reduction one level up."""
         hp = self.hp
         x_start = x
         if l == self.L - 1:
             return self._smooth(l, model, batch, x, f, g, radius, hp["coarse_steps"], x_start, bound)
-        x, f, g, radius = self._smooth(l, model, batch, x, f, g, radius, hp["pre_smooth"], x_start, bound)
+        x, f, g, radius, decrease = self._smooth(l, model, batch, x, f, g, radius, hp["pre_smooth"], x_start, bound)
 
         transfer = self.hierarchy.transfers[l]
         g_restricted = transfer.restrict_grad(g)
@@ -130,16 +155,17 @@ class RMTR(Method):
             self.stats["coarse_tried"] += l == 0
             model_H, y0, h0, gH0 = coherent_model(self.hierarchy.objectives[l + 1], transfer, x, g, batch)
             radius_H = min(hp["coarse_radius_max"], bound_H / self.p_norm[l])
-            y, h, _, _ = self._cycle(l + 1, model_H, batch, y0, h0, gH0, radius_H, bound_H)
+            y, h, _, _, pred = self._cycle(l + 1, model_H, batch, y0, h0, gH0, radius_H, bound_H)
             s = transfer.prolongate(y - y0)
             if float(s.norm()) > bound_H:  # safeguard if ‖P‖ was underestimated: scale back onto the bound
                 y = y0 + (y - y0) * (bound_H / float(s.norm()))
-                h = model_H.loss(y, batch)
+                h, gh = model_H.loss_grad(y, batch)
+                pred = actual_reduction(h0, h, gH0, gh, y - y0)
                 s = transfer.prolongate(y - y0)
-            pred = h0 - h
             if pred > 0:
                 f_t, g_t = model.loss_grad(x + s, batch)
-                rho = actual_reduction(f, f_t, g, g_t, s) / pred
+                ared = actual_reduction(f, f_t, g, g_t, s)
+                rho = ared / pred
                 if math.isfinite(f_t):
                     self.qn[l].update(s, g_t - g)
                 radius = update_radius(radius, rho, float(s.norm()), self.cfg)
@@ -147,11 +173,13 @@ class RMTR(Method):
                     radius = min(radius, hp["coarse_radius_max"])
                 if rho > self.cfg.eta0:
                     x, f, g = x + s, f_t, g_t
+                    decrease += ared
                     self.stats["coarse_accepted"] += l == 0
                 if l == 0:
                     self.last_rho_coarse = rho
 
-        return self._smooth(l, model, batch, x, f, g, radius, hp["post_smooth"], x_start, bound)
+        x, f, g, radius, post = self._smooth(l, model, batch, x, f, g, radius, hp["post_smooth"], x_start, bound)
+        return x, f, g, radius, decrease + post
 
     def step(self, batch: Batch) -> StepResult:
         fine = self.hierarchy.fine
@@ -161,15 +189,18 @@ class RMTR(Method):
         loss0 = self._f
         tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]
         self.last_rho_coarse = math.nan
+        evals0 = fine.counter.grad_evals
         if float(self._g.norm()) > self.hp["grad_tol"]:
             for _ in range(self.hp["cycles_per_step"]):
-                self.x, self._f, self._g, self.radius = self._cycle(0, fine, batch, self.x, self._f, self._g,
-                                                                    self.radius, math.inf)
+                self.x, self._f, self._g, self.radius, _ = self._cycle(0, fine, batch, self.x, self._f, self._g,
+                                                                       self.radius, math.inf)
                 if float(self._g.norm()) <= self.hp["grad_tol"]:
                     break
         gnorm = float(self._g.norm())
-        info = {"trust_radius": self.radius, "grad_norm": gnorm,
+        # stalled (as in ``tr``): a whole cycle evaluated nothing (radius collapsed at round-off level)
+        stalled = gnorm > self.hp["grad_tol"] and fine.counter.grad_evals == evals0
+        info = {"trust_radius": self.radius, "grad_norm": gnorm, "stalled": float(stalled),
                 "coarse_tried": float(self.stats["coarse_tried"] - tried0),
                 "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
                 "rho_coarse": self.last_rho_coarse}
-        return StepResult(loss0, gnorm <= self.hp["grad_tol"], info)
+        return StepResult(loss0, gnorm <= self.hp["grad_tol"] or stalled, info)

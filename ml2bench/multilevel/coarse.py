@@ -41,6 +41,10 @@ class ShiftedObjective:
         value, grad = self.base.loss_grad(x, batch)
         return value + float(self.shift @ x), grad + self.shift
 
+    def hvp(self, x: Tensor, v: Tensor, batch: Batch) -> Tensor:
+        """∇²h(x) v = ∇²f(x) v (the shift is linear)."""
+        return self.base.hvp(x, v, batch)
+
 
 def coherent_model(coarse: Objective, transfer: Transfer, x: Tensor, g: Tensor, batch: Batch
                    ) -> tuple[ShiftedObjective, Tensor, float, Tensor]:

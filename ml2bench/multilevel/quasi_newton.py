@@ -16,15 +16,22 @@ accepted pairs (s_i, y_i), S = [s_i], Y = [y_i], SᵀY = L + D + U (L strictly l
 Secant equations: L-SR1 satisfies B s_i = y_i for every stored pair whenever SᵀY is symmetric
 (e.g. on a quadratic); L-BFGS satisfies B s = y for the newest pair. Small matrices are kept in
 float64; vectors in the iterate's dtype.
+
+:class:`ExactHessian` is the alternative model B = ∇²f(x) itself, applied matrix-free through the
+objective's Hessian-vector product (:meth:`ml2bench.objective.Objective.hvp`, double backward;
+each product is one charged evaluation). It keeps no state. Models expose
+``matvec_at(objective, x, batch)``: the operator v ↦ Bv at the iterate x (a quasi-Newton model
+ignores the arguments and returns its own ``matvec``).
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import Tensor
 
 QN_TYPES = ("lsr1", "lbfgs")
+MODELS = ("qn", "hessian")  # trust-region models: the quasi-Newton type ``qn``, or the exact Hessian
 
 
 class HessianModel(Protocol):
@@ -65,6 +72,10 @@ class _LimitedMemory:
         SY = (S.T @ Y).double()
         SS = (S.T @ S).double()
         return S, Y, SY, SS
+
+    def matvec_at(self, objective, x: Tensor, batch) -> "Callable[[Tensor], Tensor]":  # noqa: ARG002
+        """The model's operator (independent of the iterate for a quasi-Newton model)."""
+        return self.matvec
 
     def matvec(self, v: Tensor) -> Tensor:
         """B v."""
@@ -166,6 +177,38 @@ class LBFGS(_LimitedMemory):
             b = rho * float(y @ r)
             r += (a - b) * s
         return r
+
+
+class ExactHessian:
+    """B = ∇²f(x) by Hessian-vector products of the objective being minimised (see module doc).
+    ``update`` stores nothing; the curvature is re-read at every iterate."""
+
+    kind = "hessian"
+    memory = 0
+    expensive_matvec = True  # every product costs one charged evaluation
+
+    def __len__(self) -> int:
+        return 0
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, s: Tensor, y: Tensor) -> bool:  # noqa: ARG002
+        return False
+
+    def matvec_at(self, objective: Any, x: Tensor, batch: Any) -> Callable[[Tensor], Tensor]:
+        x = x.detach()
+        return lambda v: objective.hvp(x, v, batch)
+
+
+def make_model(model: str, qn: str, memory: int, delta0: float = 1.0) -> "LSR1 | LBFGS | ExactHessian":
+    """The trust-region model: ``model="qn"`` → :func:`make_qn` (``qn``, ``memory``);
+    ``model="hessian"`` → :class:`ExactHessian`."""
+    if model == "hessian":
+        return ExactHessian()
+    if model == "qn":
+        return make_qn(qn, memory, delta0)
+    raise ValueError(f"unknown trust-region model {model!r}; allowed: {', '.join(MODELS)}")
 
 
 def make_qn(kind: str, memory: int, delta0: float = 1.0) -> LSR1 | LBFGS:

@@ -1,6 +1,9 @@
-"""Trust-region iteration with a limited-memory quasi-Newton model (the TR method and RMTR's smoother).
+"""Trust-region iteration with a limited-memory quasi-Newton or exact Hessian model (the TR method
+and RMTR's smoother).
 
-One iteration from x with f = f(x), g = ∇f(x), radius Δ and model B (L-SR1 or L-BFGS):
+One iteration from x with f = f(x), g = ∇f(x), radius Δ and model B (L-SR1, L-BFGS, or ∇²f(x)
+through Hessian-vector products, :class:`~ml2bench.multilevel.quasi_newton.ExactHessian`; then
+m(0) − m(s) comes from the CG recurrence, without one more product):
 
 1. s ≈ argmin_{‖s‖ ≤ Δ'} m(s) = gᵀs + ½ sᵀBs by Steihaug–Toint truncated CG, Δ' = min(Δ, max_step)
    (``max_step`` lets RMTR keep coarse steps inside the fine trust region). CG stops at the
@@ -13,7 +16,7 @@ One iteration from x with f = f(x), g = ∇f(x), radius Δ and model B (L-SR1 or
 4. Radius: ρ < η₁ → Δ = γ₁ min(Δ, ‖s‖); ρ > η₂ → Δ = min(Δ_max, max(Δ, γ₂‖s‖)) (so it grows
    only when the step reached the boundary, or nearly); otherwise unchanged.
 5. The pair (s, g₊ − g) updates B whether or not the step was accepted (standard for SR1 trust
-   regions; rejected steps still carry curvature information).
+   regions; rejected steps still carry curvature information); the exact Hessian ignores it.
 
 Defaults (:data:`TR_DEFAULTS`) follow the public utopia RMTR/TR code quoted in shared/METHODS.md:
 η₀ = 0.005 (accept), η₁ = 0.05 (shrink below), η₂ = 0.9 (grow above), γ₁ = 0.25, γ₂ = 2.5,
@@ -68,9 +71,14 @@ def _to_boundary(s: Tensor, d: Tensor, radius: float) -> float:
 
 
 def steihaug_cg(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, rtol: float = 0.1,
-                max_iter: int = 50) -> CGResult:
-    """Steihaug–Toint truncated CG for min gᵀs + ½ sᵀBs, ‖s‖ ≤ radius."""
+                max_iter: int = 50, pred_by_recurrence: bool = False) -> CGResult:
+    """Steihaug–Toint truncated CG for min gᵀs + ½ sᵀBs, ‖s‖ ≤ radius.
+
+    The predicted decrease m(0) − m(s) is computed with one more product Bs, or, with
+    ``pred_by_recurrence`` (for expensive products, e.g. exact Hessian-vector products), from Bs
+    accumulated along the iteration (Bs = r − g; no extra product)."""
     s = torch.zeros_like(g)
+    Bs = torch.zeros_like(g)
     r = g.clone()
     gnorm = float(g.norm())
     if gnorm == 0.0 or not math.isfinite(gnorm):
@@ -83,16 +91,19 @@ def steihaug_cg(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, rt
         Bd = matvec(d)
         dBd = float(d @ Bd)
         if dBd <= 0:
-            s = s + _to_boundary(s, d, radius) * d
+            tau = _to_boundary(s, d, radius)
+            s, Bs = s + tau * d, Bs + tau * Bd
             status = "negative_curvature"
             break
         alpha = rr / dBd
         s_next = s + alpha * d
         if float(s_next.norm()) >= radius:
-            s = s + _to_boundary(s, d, radius) * d
+            tau = _to_boundary(s, d, radius)
+            s, Bs = s + tau * d, Bs + tau * Bd
             status = "boundary"
             break
         s = s_next
+        Bs = Bs + alpha * Bd
         r = r + alpha * Bd
         rr_next = float(r @ r)
         if math.sqrt(rr_next) <= tol:
@@ -100,7 +111,7 @@ def steihaug_cg(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, rt
             break
         d = -r + (rr_next / rr) * d
         rr = rr_next
-    pred = -(float(g @ s) + 0.5 * float(s @ matvec(s)))
+    pred = -(float(g @ s) + 0.5 * float(s @ (Bs if pred_by_recurrence else matvec(s))))
     return CGResult(s, pred, status, k)
 
 
@@ -114,6 +125,7 @@ class TRStep:
     rho: float
     step_norm: float
     cg_status: str
+    ared: float = 0.0  # actual reduction f − f₊ of an accepted step (0 when rejected)
 
 
 def actual_reduction(f: float, f_trial: float, g: Tensor, g_trial: Tensor, s: Tensor) -> float:
@@ -138,8 +150,11 @@ def update_radius(radius: float, rho: float, step_norm: float, cfg: TRConfig) ->
 
 def tr_iteration(objective, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, qn, cfg: TRConfig,
                  max_step: float = math.inf) -> TRStep:
-    """One trust-region iteration on ``objective`` (anything with ``loss_grad``); see module doc."""
-    cg = steihaug_cg(g, qn.matvec, min(radius, max_step), cfg.cg_rtol, cfg.cg_max_iter)
+    """One trust-region iteration on ``objective`` (anything with ``loss_grad``, and ``hvp`` for
+    the exact-Hessian model); see module doc."""
+    matvec = qn.matvec_at(objective, x, batch) if hasattr(qn, "matvec_at") else qn.matvec
+    cg = steihaug_cg(g, matvec, min(radius, max_step), cfg.cg_rtol, cfg.cg_max_iter,
+                     pred_by_recurrence=getattr(qn, "expensive_matvec", False))
     step_norm = float(cg.s.norm())
     if cg.pred <= 0 or step_norm == 0.0:
         return TRStep(x, f, g, radius, False, 0.0, 0.0, cg.status)
@@ -151,5 +166,5 @@ def tr_iteration(objective, batch: Batch, x: Tensor, f: float, g: Tensor, radius
         qn.update(cg.s, g_trial - g)
     new_radius = update_radius(radius, rho, step_norm, cfg)
     if rho > cfg.eta0:
-        return TRStep(x_trial, f_trial, g_trial, new_radius, True, rho, step_norm, cg.status)
+        return TRStep(x_trial, f_trial, g_trial, new_radius, True, rho, step_norm, cg.status, ared)
     return TRStep(x, f, g, new_radius, False, rho, step_norm, cg.status)

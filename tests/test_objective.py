@@ -1,0 +1,70 @@
+"""``Objective.hvp``: Hessian-vector products by double backward, against finite differences of the
+gradient, against the explicit matrices of the grid problems, and their work accounting."""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ml2bench.multilevel.coarse import ShiftedObjective
+from ml2bench.multilevel.testproblems import GAMMA, grid_hierarchy, laplacian_2d
+from ml2bench.objective import Objective, WorkCounter
+
+D = torch.float64
+
+
+@dataclass
+class XY:
+    x: torch.Tensor
+    y: torch.Tensor
+    size: int
+
+
+def test_hvp_matches_finite_differences_of_the_gradient_on_a_network():
+    torch.manual_seed(0)
+    counter = WorkCounter()
+    net = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    obj = Objective(net, lambda f, b: torch.nn.functional.cross_entropy(f(b.x), b.y), counter, n_train=20)
+    batch = XY(torch.randn(10, 3, dtype=D), torch.randint(0, 2, (10,)), 10)
+    x = obj.initial_x()
+    v = torch.randn(obj.n, dtype=D)
+    hv = obj.hvp(x, v, batch)
+    assert counter.grad_evals == 0.5  # one evaluation on half the training set
+    eps = 1e-5
+    fd = (obj.loss_grad(x + eps * v, batch)[1] - obj.loss_grad(x - eps * v, batch)[1]) / (2 * eps)
+    assert torch.allclose(hv, fd, rtol=1e-6, atol=1e-9), float((hv - fd).abs().max())
+    # symmetric: uᵀ(Hv) = vᵀ(Hu)
+    u = torch.randn(obj.n, dtype=D)
+    assert abs(float(u @ hv) - float(v @ obj.hvp(x, u, batch))) < 1e-10
+    # a linear loss has a zero Hessian (the gradient does not depend on x)
+    lin = Objective(nn.Linear(3, 1, bias=False).double(), lambda f, b: f(b.x).sum(), counter, n_train=10)
+    assert torch.equal(lin.hvp(lin.initial_x(), torch.ones(3, dtype=D), batch), torch.zeros(3, dtype=D))
+
+
+def test_hvp_reproduces_the_poisson_matrices():
+    H1, batch = grid_hierarchy("poisson", 15, 1, levels=1)
+    n, h = 15, 1 / 16
+    A1 = (2 * torch.eye(n, dtype=D) - torch.diag(torch.ones(n - 1, dtype=D), 1)
+          - torch.diag(torch.ones(n - 1, dtype=D), -1)) / h
+    x = torch.randn(n, dtype=D)
+    cols = torch.stack([H1.fine.hvp(x, e, batch) for e in torch.eye(n, dtype=D)], dim=1)
+    assert torch.allclose(cols, A1, atol=1e-12)
+    H2, batch = grid_hierarchy("poisson", 7, 2, levels=2)
+    A2 = torch.tensor(laplacian_2d(7).toarray(), dtype=D)
+    v = torch.randn(49, dtype=D)
+    assert torch.allclose(H2.fine.hvp(torch.zeros(49, dtype=D), v, batch), A2 @ v, atol=1e-12)
+    # the coarse model h_H = f_H + ⟨shift, ·⟩ has the coarse Hessian
+    shifted = ShiftedObjective(H2.objectives[1], torch.randn(9, dtype=D))
+    A2c = torch.tensor(laplacian_2d(3).toarray(), dtype=D)
+    w = torch.randn(9, dtype=D)
+    assert torch.allclose(shifted.hvp(torch.randn(9, dtype=D), w, batch), A2c @ w, atol=1e-12)
+    assert H2.counter.by_level == {0: 1.0, 1: 1.0}
+
+
+def test_hvp_on_the_nonlinear_fas_problem():
+    """Hessian of ½|∇u|² + h² Σ γ (u − 1) eᵘ − f u is the 5-point stencil + diag(h² γ (1 + u) eᵘ)."""
+    H, batch = grid_hierarchy("fas", 7, 2, levels=1)
+    u = 0.3 * torch.randn(49, dtype=D)
+    v = torch.randn(49, dtype=D)
+    h = 1 / 8
+    A = torch.tensor(laplacian_2d(7).toarray(), dtype=D) + torch.diag(h * h * GAMMA * (1 + u) * torch.exp(u))
+    assert torch.allclose(H.fine.hvp(u, v, batch), A @ v, atol=1e-12)
