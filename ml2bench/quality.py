@@ -26,7 +26,6 @@ method, seed) is not in the reference are reported ("not in reference: regenerat
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -191,7 +190,7 @@ def check(reference: pd.DataFrame, current: pd.DataFrame, rtol: float = RTOL, at
         changed_config = [c for c in CONFIG_COLUMNS if c in r and c in row and str(r[c]) != str(row[c])]
         config_note = ""
         if changed_config:  # e.g. a method gained a hyper-parameter: only a note if results agree
-            config_note = (f" [resolved config changed: " + "; ".join(f"{c}: {r[c]} -> {row[c]}" for c in changed_config)
+            config_note = (" [resolved config changed: " + "; ".join(f"{c}: {r[c]} -> {row[c]}" for c in changed_config)
                            + "]")
             notes.append(f"{name}: resolved config differs from the reference{config_note}")
         n_fail = len(failures)

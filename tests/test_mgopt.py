@@ -2,7 +2,6 @@
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from ml2bench.hierarchy import Hierarchy
 from ml2bench.methods import METHODS

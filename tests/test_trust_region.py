@@ -1,6 +1,5 @@
 """Trust-region building blocks: Steihaug–Toint CG, ρ-rules, monotonicity, quasi-Newton secant
 equations; and the registered ``tr`` method on Rosenbrock."""
-import math
 from dataclasses import dataclass
 
 import pytest

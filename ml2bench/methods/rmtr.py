@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from ..hierarchy import Hierarchy

@@ -29,10 +29,11 @@ Design choices, shared by all four problems:
 """
 from __future__ import annotations
 
+import functools
 import math
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -44,6 +45,32 @@ from ..nn.odenet import DenseODEResNet, depth_levels
 from ..objective import FModel
 from ..params import ConfigError, Param
 from .base import Problem
+
+Grid = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def _frozen(pts: NDArray[np.float64], ref: NDArray[np.float64]) -> Grid:
+    pts.setflags(write=False)
+    ref.setflags(write=False)
+    return pts, ref
+
+
+@functools.lru_cache(maxsize=8)
+def tabulated_grid(reference_grid: Callable[[int, int], tuple], nx: int, nt: int) -> Grid:
+    """Test points (x, t) and values of a reference solver's ``reference_grid(nx, nt)`` (U[k, j] =
+    u(x_j, t_k)), flattened; cached per process because the solvers take up to a second."""
+    x, t, U = reference_grid(nx, nt)
+    tt, xx = np.meshgrid(t, x, indexing="ij")
+    return _frozen(np.stack([xx.ravel(), tt.ravel()], axis=1), np.ascontiguousarray(U.ravel()))
+
+
+@functools.lru_cache(maxsize=8)
+def exact_grid(exact: Callable[[Any, Any], Any], n: int) -> Grid:
+    """n × n tensor grid of [0, 1]² including the boundary, and an exact solution there."""
+    s = np.linspace(0.0, 1.0, n)
+    a, b = np.meshgrid(s, s, indexing="ij")
+    pts = np.stack([a.ravel(), b.ravel()], axis=1)
+    return _frozen(pts, exact(pts[:, 0], pts[:, 1]))
 
 Box = tuple[tuple[float, float], tuple[float, float]]
 

@@ -11,7 +11,6 @@ Test set: the standard 512 × 201 grid from an ETDRK4/Fourier solve
 """
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
@@ -23,19 +22,7 @@ from ..objective import FModel
 from ..params import ConfigError, Param, spec
 from ..pde import allen_cahn
 from . import register
-from .pinn import PINNProblem, PointSet, d, network_params, sampling_param
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(nx: int, nt: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Test points (x, t) and reference values on grid(nx) × linspace(0, 1, nt) (cached)."""
-    x, t, U = allen_cahn.reference_grid(nx, nt)
-    tt, xx = np.meshgrid(t, x, indexing="ij")  # U[k, j] = u(x_j, t_k)
-    pts = np.stack([xx.ravel(), tt.ravel()], axis=1)
-    ref = np.ascontiguousarray(U.ravel())
-    pts.setflags(write=False)
-    ref.setflags(write=False)
-    return pts, ref
+from .pinn import PINNProblem, PointSet, d, network_params, sampling_param, tabulated_grid
 
 
 @register
@@ -73,4 +60,4 @@ class PinnAllenCahn(PINNProblem):
                               f"Fourier grid), got {self.hp['n_test_x']}")
 
     def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        return _grid(self.hp["n_test_x"], self.hp["n_test_t"])
+        return tabulated_grid(allen_cahn.reference_grid, self.hp["n_test_x"], self.hp["n_test_t"])

@@ -6,7 +6,6 @@ exact Cole–Hopf solution (:mod:`ml2bench.pde.burgers`, round-off accurate).
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import torch
@@ -17,19 +16,7 @@ from ..objective import FModel
 from ..params import Param, spec
 from ..pde import burgers
 from . import register
-from .pinn import PINNProblem, PointSet, d, network_params, sampling_param
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(nx: int, nt: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Test points (x, t) and Cole–Hopf values on the nx × nt grid (cached per process)."""
-    x, t, U = burgers.reference_grid(nx, nt)
-    tt, xx = np.meshgrid(t, x, indexing="ij")  # U[k, j] = u(x_j, t_k)
-    pts = np.stack([xx.ravel(), tt.ravel()], axis=1)
-    ref = np.ascontiguousarray(U.ravel())
-    pts.setflags(write=False)
-    ref.setflags(write=False)
-    return pts, ref
+from .pinn import PINNProblem, PointSet, d, network_params, sampling_param, tabulated_grid
 
 
 @register
@@ -69,4 +56,4 @@ class PinnBurgers(PINNProblem):
         return u_t + u * u_x - burgers.NU * u_xx - forcing
 
     def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        return _grid(self.hp["n_test_x"], self.hp["n_test_t"])
+        return tabulated_grid(burgers.reference_grid, self.hp["n_test_x"], self.hp["n_test_t"])

@@ -7,7 +7,6 @@ u_t term is a derivative condition, evaluated by autograd like the residual.
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import torch
@@ -18,19 +17,7 @@ from ..objective import FModel
 from ..params import Param, spec
 from ..pde import klein_gordon
 from . import register
-from .pinn import PINNProblem, PointSet, d, input_points, network_params, sampling_param
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """n × n grid of (x, t) ∈ [0, 1]² and the exact solution there."""
-    s = np.linspace(0.0, 1.0, n)
-    x, t = np.meshgrid(s, s, indexing="ij")
-    pts = np.stack([x.ravel(), t.ravel()], axis=1)
-    ref = klein_gordon.exact(pts[:, 0], pts[:, 1])
-    pts.setflags(write=False)
-    ref.setflags(write=False)
-    return pts, ref
+from .pinn import PINNProblem, PointSet, d, input_points, network_params, sampling_param, exact_grid
 
 
 @register
@@ -79,4 +66,4 @@ class PinnKleinGordon(PINNProblem):
         return u_tt - u_xx + u**3 - forcing
 
     def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        return _grid(self.hp["n_test"])
+        return exact_grid(klein_gordon.exact, self.hp["n_test"])

@@ -5,7 +5,6 @@ measured against the exact u (no numerical reference). See :mod:`ml2bench.proble
 """
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import torch
@@ -16,19 +15,7 @@ from ..objective import FModel
 from ..params import Param, spec
 from ..pde import poisson
 from . import register
-from .pinn import PINNProblem, PointSet, d, network_params, sampling_param
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(n: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """n × n tensor grid of [0, 1]² including the boundary, and the exact solution there."""
-    s = np.linspace(0.0, 1.0, n)
-    x, y = np.meshgrid(s, s, indexing="ij")
-    pts = np.stack([x.ravel(), y.ravel()], axis=1)
-    ref = poisson.exact(pts[:, 0], pts[:, 1])
-    pts.setflags(write=False)
-    ref.setflags(write=False)
-    return pts, ref
+from .pinn import PINNProblem, PointSet, d, network_params, sampling_param, exact_grid
 
 
 @register
@@ -68,4 +55,4 @@ class PinnPoisson(PINNProblem):
         return -(u_xx + u_yy) - forcing
 
     def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        return _grid(self.hp["n_test"])
+        return exact_grid(poisson.exact, self.hp["n_test"])
