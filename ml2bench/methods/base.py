@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..hierarchy import Hierarchy
 from ..objective import Batch
-from ..params import ParamSpec
+from ..params import Param, ParamSpec
 
 
 @dataclass
@@ -52,3 +52,14 @@ class Method(ABC):
 
     def close(self) -> None:
         """Release resources (worker processes, process groups); the runner always calls it."""
+
+
+def vcycle_params(pre_smooth: int, post_smooth: int, smoother: str) -> tuple[Param, ...]:
+    """The V-cycle shape shared by the multilevel methods (RMTR, MG/OPT); defaults differ."""
+    return (
+        Param("levels", int, 3, "levels of the hierarchy (1: no coarse level)", low=1),
+        Param("pre_smooth", int, pre_smooth, f"{smoother} iterations before the coarse correction (ν1)", low=0),
+        Param("post_smooth", int, post_smooth, f"{smoother} iterations after the coarse correction (ν2)", low=0),
+        Param("coarse_steps", int, 5, f"{smoother} iterations on the coarsest level", low=1),
+        Param("cycles_per_step", int, 1, "V-cycles per runner step", low=1),
+    )

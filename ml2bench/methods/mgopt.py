@@ -36,7 +36,7 @@ from ..multilevel.trust_region import TRConfig, tr_iteration
 from ..objective import Batch
 from ..params import ConfigError, Param, spec
 from . import register
-from .base import Method, StepResult
+from .base import Method, StepResult, vcycle_params
 
 SMOOTHERS = ("gd", "gd_ls", "lbfgs", "tr")
 
@@ -67,16 +67,12 @@ class MGOpt(Method):
     description = "MG/OPT (Nash 2000) V-cycle with tau-corrected coarse models and a fine line search"
     full_batch = True
     params = spec(
-        Param("levels", int, 3, "levels of the hierarchy", low=1),
-        Param("pre_smooth", int, 2, "smoother iterations before the coarse correction (ν1)", low=0),
-        Param("post_smooth", int, 2, "smoother iterations after the coarse correction (ν2)", low=0),
-        Param("coarse_steps", int, 5, "smoother iterations on the coarsest level", low=1),
-        Param("cycles_per_step", int, 1, "V-cycles per runner step", low=1),
+        *vcycle_params(pre_smooth=2, post_smooth=2, smoother="smoother"),
         Param("smoother", str, "lbfgs", "smoother", choices=SMOOTHERS),
         Param("lr", float, 0.1, "gd: fixed step; gd_ls: first trial step", low=0.0, low_inclusive=False),
         Param("lr_level_factor", float, 1.0, "gd: step on level l is lr * factor**l", low=0.0, low_inclusive=False),
         Param("memory", int, 5, "lbfgs/tr smoother: stored curvature pairs", low=0),
-        Param("qn", str, "lsr1", "tr smoother: quasi-Newton model", choices=QN_TYPES),
+        Param("qn", str, "lbfgs", "tr smoother: quasi-Newton model (as the tr method's default)", choices=QN_TYPES),
         Param("radius0", float, 1.0, "tr smoother: initial trust radius", low=0.0, low_inclusive=False),
         Param("c1", float, 1e-4, "Armijo sufficient-decrease constant", low=0.0, high=0.5, low_inclusive=False),
         Param("ls_max", int, 10, "line-search trials per search", low=1),

@@ -62,7 +62,7 @@ from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration, 
 from ..objective import Batch
 from ..params import Param, spec
 from . import register
-from .base import Method, StepResult
+from .base import Method, StepResult, vcycle_params
 from .tr import GRAD_TOL, TR_PARAMS, check_tr_hp
 
 
@@ -72,12 +72,8 @@ class RMTR(Method):
     description = "recursive multilevel trust region (RMTR, V-cycle) with L-SR1/L-BFGS or exact-Hessian TR smoothing"
     full_batch = True
     params = spec(
-        Param("levels", int, 3, "levels of the hierarchy (1 = plain TR)", low=1),
+        *vcycle_params(pre_smooth=1, post_smooth=1, smoother="TR"),
         *TR_PARAMS,
-        Param("pre_smooth", int, 1, "TR iterations before the coarse correction", low=0),
-        Param("post_smooth", int, 1, "TR iterations after the coarse correction", low=0),
-        Param("coarse_steps", int, 5, "TR iterations on the coarsest level", low=1),
-        Param("cycles_per_step", int, 1, "V-cycles per runner step", low=1),
         Param("kappa_g", float, 0.125, "go coarse only if ‖R_g g‖ >= kappa_g ‖g‖", low=0.0),
         Param("eps_g", float, 1e-12, "go coarse only if ‖R_g g‖ > eps_g; coarse levels stop at ‖∇h‖ <= eps_g",
               low=0.0),
