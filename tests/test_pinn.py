@@ -28,14 +28,6 @@ SMALL = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """These workloads are tiny: one thread is faster than two on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make(name: str, seed: int = 0, dtype: torch.dtype = torch.float32, **hp) -> PINNProblem:
     return PROBLEMS.get(name)({**SMALL[name], **hp}, seed=seed, device=torch.device("cpu"), dtype=dtype)

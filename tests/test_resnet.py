@@ -19,14 +19,6 @@ from ml2bench.runner import run
 
 CPU = torch.device("cpu")
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tiny networks are fastest on one thread; more only spin against other processes."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 ResNet = PROBLEMS.get("resnet")
 
 

@@ -217,6 +217,18 @@ class PINNProblem(Problem):
         hi = torch.tensor([box[0][1], box[1][1]], dtype=torch.float64)
         return lo + (hi - lo) * u
 
+    def sample_initial(self, gen: torch.Generator, n: int) -> Tensor:
+        """n points on t = t0 across the spatial interval (space-time problems)."""
+        (x0, x1), (t0, _) = self.domain
+        return self.sample_box(gen, n, ((x0, x1), (t0, t0)))
+
+    def sample_sides(self, gen: torch.Generator, n: int) -> Tensor:
+        """n points on the spatial boundary over time: the first half on x = x0, the rest on x = x1."""
+        (x0, x1), (t0, t1) = self.domain
+        points = self.sample_box(gen, n, ((x0, x0), (t0, t1)))
+        points[n // 2:, 0] = x1
+        return points
+
     # --- the PDE (subclasses) ---------------------------------------------------------
     @abstractmethod
     def sample_conditions(self, gen: torch.Generator) -> dict[str, PointSet]:

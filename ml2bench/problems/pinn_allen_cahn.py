@@ -43,8 +43,7 @@ class PinnAllenCahn(PINNProblem):
     )
 
     def sample_conditions(self, gen: torch.Generator) -> dict[str, PointSet]:
-        (x0, x1), (t0, _) = self.domain
-        init = self.sample_box(gen, self.hp["n_initial"], ((x0, x1), (t0, t0)))
+        init = self.sample_initial(gen, self.hp["n_initial"])
         return {"initial": PointSet(init, torch.from_numpy(allen_cahn.initial(init[:, 0].numpy())))}
 
     def pde_residual(self, f: FModel, p: Tensor, forcing: Tensor) -> Tensor:

@@ -38,11 +38,9 @@ class PinnBurgers(PINNProblem):
     )
 
     def sample_conditions(self, gen: torch.Generator) -> dict[str, PointSet]:
-        (x0, x1), (t0, t1) = self.domain
-        init = self.sample_box(gen, self.hp["n_initial"], ((x0, x1), (t0, t0)))
+        init = self.sample_initial(gen, self.hp["n_initial"])
         nb = self.hp["n_boundary"]
-        bnd = self.sample_box(gen, nb, ((x0, x0), (t0, t1)))
-        bnd[nb // 2:, 0] = x1
+        bnd = self.sample_sides(gen, nb)
         return {
             "initial": PointSet(init, torch.from_numpy(burgers.initial(init[:, 0].numpy()))),
             "boundary": PointSet(bnd, torch.zeros(nb, dtype=torch.float64)),

@@ -38,11 +38,9 @@ class PinnKleinGordon(PINNProblem):
     )
 
     def sample_conditions(self, gen: torch.Generator) -> dict[str, PointSet]:
-        (x0, x1), (t0, t1) = self.domain
-        init = self.sample_box(gen, self.hp["n_initial"], ((x0, x1), (t0, t0)))
+        init = self.sample_initial(gen, self.hp["n_initial"])
         nb = self.hp["n_boundary"]
-        bnd = self.sample_box(gen, nb, ((x0, x0), (t0, t1)))
-        bnd[nb // 2:, 0] = x1
+        bnd = self.sample_sides(gen, nb)
         return {
             "initial": PointSet(init, klein_gordon.initial_u(init[:, 0])),
             "initial_t": PointSet(init, klein_gordon.initial_ut(init[:, 0])),
