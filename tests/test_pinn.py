@@ -28,7 +28,6 @@ SMALL = {
 }
 
 
-
 def make(name: str, seed: int = 0, dtype: torch.dtype = torch.float32, **hp) -> PINNProblem:
     return PROBLEMS.get(name)({**SMALL[name], **hp}, seed=seed, device=torch.device("cpu"), dtype=dtype)
 
