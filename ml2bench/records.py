@@ -31,8 +31,12 @@ HISTORY_COLUMNS = {
     "test_metric": "test metric (accuracy for classification, relative L2 error for PINNs)",
 }
 
-SUMMARY_STATUS = ("ok", "diverged", "budget_exhausted", "failed")
-FINISHED = ("ok", "diverged", "budget_exhausted")
+SUMMARY_STATUS = ("ok", "stopped", "diverged", "budget_exhausted", "failed")
+FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")
+# why a run ended (summary column ``stop_reason``): the method's own reason when it stopped
+# (``ok`` only for a convergence criterion such as ``grad_tol``; ``stopped`` for ``roundoff``,
+# ``stalled``, ``model_failed``, ...), ``budget:<key>`` for the first budget reached,
+# ``no_evaluation`` for a step that evaluated nothing, ``diverged`` or ``failed``.
 
 
 def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> None:

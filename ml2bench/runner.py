@@ -147,13 +147,13 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         meter.start()  # the next segment starts after evaluation
         return row
 
-    status, error = None, ""
+    status, error, stop_reason = None, "", ""
     bar = _progress_bar(progress, config, budget)
     try:
         meter.start()
         initial = record()["train_loss"]
         if not math.isfinite(initial):
-            status = "diverged"
+            status, stop_reason = "diverged", "diverged"
         next_eval = config.eval_interval
         while status is None:
             for batch in problem.train_batches(batch_size, order):
@@ -165,23 +165,28 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
                 state["samples"] += batch.size
                 state["step_loss"] = result.loss
                 if not math.isfinite(result.loss) or abs(result.loss) > DIVERGENCE_FACTOR * max(1.0, abs(initial)):
-                    status = "diverged"
-                elif result.converged or counter.grad_evals == charged:
+                    status, stop_reason = "diverged", "diverged"
+                elif result.converged:
+                    status, stop_reason = "ok", result.stop_reason or "converged"
+                elif result.stop_reason:
+                    status, stop_reason = "stopped", result.stop_reason
+                elif counter.grad_evals == charged:
                     # a step that evaluated nothing cannot move: stop instead of looping forever
-                    status = "ok"
-                elif _budget_reached(budget, state, counter, clock.total, problem.n_train):
-                    status = "budget_exhausted"
+                    status, stop_reason = "stopped", "no_evaluation"
+                elif (reached := _budget_reached(budget, state, counter, clock.total, problem.n_train)):
+                    status, stop_reason = "budget_exhausted", f"budget:{reached}"
                 if status is not None or counter.work_units >= next_eval:
                     row = record()
                     next_eval = (math.floor(counter.work_units / config.eval_interval) + 1) * config.eval_interval
                     if status is None and not math.isfinite(row["train_loss"]):
-                        status = "diverged"
+                        status, stop_reason = "diverged", "diverged"
                     bar.update(_bar_position(budget, state, counter, clock.total, problem.n_train) - bar.n)
                     bar.set_postfix(loss=f"{row['train_loss']:.3g}", metric=f"{row['test_metric']:.3g}")
                 if status is not None:
                     break
     except Exception as exc:  # recorded, not raised: one failing run must not stop a sweep
-        status, error = "failed", "".join(traceback.format_exception_only(exc)).strip()
+        status, stop_reason = "failed", "failed"
+        error = "".join(traceback.format_exception_only(exc)).strip()
         if progress:
             traceback.print_exc(file=sys.stderr)
     finally:
@@ -189,7 +194,7 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         method.close()
 
     history = pd.DataFrame(rows, columns=list(_history_columns()))
-    summary = _summary(config, problem_cls, method_cls, history, status, error, counter, clock, levels,
+    summary = _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels,
                        batch_size, device, meter, started, time.perf_counter() - wall0, state)
     return RunResult(history, summary)
 
@@ -199,7 +204,8 @@ def _history_columns():
     return HISTORY_COLUMNS.keys()
 
 
-def _budget_reached(budget: dict, state: dict, counter: WorkCounter, train_time: float, n_train: int) -> bool:
+def _budget_reached(budget: dict, state: dict, counter: WorkCounter, train_time: float, n_train: int) -> str:
+    """The first budget key that is reached ('' while none is)."""
     checks = {
         "epochs": state["samples"] / n_train,
         "grad_evals": counter.grad_evals,
@@ -207,7 +213,7 @@ def _budget_reached(budget: dict, state: dict, counter: WorkCounter, train_time:
         "time_s": train_time,
         "iterations": state["iteration"],
     }
-    return any(budget.get(k) is not None and v >= budget[k] for k, v in checks.items())
+    return next((k for k, v in checks.items() if budget.get(k) is not None and v >= budget[k]), "")
 
 
 def _bar_position(budget, state, counter, train_time, n_train) -> float:
@@ -228,7 +234,7 @@ def _progress_bar(enabled: bool, config: RunConfig, budget: dict):
                 disable=not enabled, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]")
 
 
-def _summary(config, problem_cls, method_cls, history, status, error, counter, clock, levels, batch_size,
+def _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels, batch_size,
              device, meter, started, wall, state) -> pd.DataFrame:
     last = history.iloc[-1] if len(history) else None
     higher = problem_cls.metric_higher_is_better
@@ -236,7 +242,7 @@ def _summary(config, problem_cls, method_cls, history, status, error, counter, c
     best_metric = (metric.max() if higher else metric.min()) if len(history) else math.nan
     row: dict[str, Any] = {
         "problem": config.problem, "method": config.method, "seed": config.seed,
-        "status": status, "error": error,
+        "status": status, "stop_reason": stop_reason, "error": error,
         "metric_name": problem_cls.metric_name, "metric_higher_is_better": higher,
         "final_train_loss": last["train_loss"] if last is not None else math.nan,
         "final_test_loss": last["test_loss"] if last is not None else math.nan,

@@ -170,7 +170,7 @@ def test_ci_sweep_tables_and_figures(ci_run):
                 "work_units", "train_time_s", "energy_source", "config_hash", "bench_s", "bench_max_rss_mb"):
         assert col in summary, col
     assert summary["bench_s"].notna().all()
-    assert set(summary["status"]) <= {"ok", "budget_exhausted", "diverged"}
+    assert set(summary["status"]) <= {"ok", "stopped", "budget_exhausted", "diverged"}
     for col in ("problem_id", "point", "epoch", "work_units", "train_time_s", "energy_j", "train_loss",
                 "test_metric"):
         assert col in history, col

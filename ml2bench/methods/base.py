@@ -21,11 +21,22 @@ from ..params import Param, ParamSpec
 
 @dataclass
 class StepResult:
-    """What one step reports: the loss at the iterate it started from, and whether it stopped."""
+    """What one step reports: the loss at the iterate it started from, and whether it stopped.
+
+    ``converged`` is True only when a stated convergence criterion holds (``stop_reason`` names
+    it, e.g. ``"grad_tol"``); a method that cannot go on for another reason (steps below
+    round-off, a stalled cycle, a failed model) sets ``stop_reason`` and leaves ``converged``
+    False, and the runner ends the run as ``stopped`` — never as ``ok``.
+    """
 
     loss: float
     converged: bool = False
     info: dict[str, float] = field(default_factory=dict)
+    stop_reason: str = ""
+
+    @property
+    def stops(self) -> bool:
+        return self.converged or bool(self.stop_reason)
 
 
 class Method(ABC):
