@@ -135,12 +135,14 @@ class Objective:
         """∇²f(x) v on ``batch`` by double backward (the gradient is built with ``create_graph``
         and differentiated once more along ``v``; forward-over-reverse would be the same).
 
-        Charged as **one** evaluation, like :meth:`loss_grad`, although its cost is about twice
-        a gradient's (one forward, a backward with graph, a second backward); methods that use
-        Hessian-vector products (``tr``/``rmtr`` with ``model="hessian"``) therefore look up to
-        2× cheaper per product in work units than they are: compare their wall time as well.
+        Charged as one evaluation weighted by its measured cost relative to :meth:`loss_grad`
+        (:func:`ml2bench.opcount.hvp_cost_ratio`, measured at the first call and kept; about 2 on
+        networks): ``grad_evals`` counts it once, ``work_units`` at that ratio.
         Every call rebuilds the graph at ``x`` (no caching between calls)."""
-        self._charge(batch)
+        if getattr(self, "_hvp_ratio", None) is None:
+            from .opcount import hvp_cost_ratio
+            self._hvp_ratio = hvp_cost_ratio(self, x, v, batch)
+        self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio * self._hvp_ratio)
         with torch.enable_grad():
             xr = x.detach().requires_grad_(True)
             value = self.loss_fn(self.fmodel(xr), batch)

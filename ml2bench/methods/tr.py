@@ -4,9 +4,16 @@ or (``model="hessian"``) the exact Hessian through Hessian-vector products.
 One runner step = ``iters_per_step`` trust-region iterations (see
 :mod:`ml2bench.multilevel.trust_region` for the algorithm and the ρ/radius rules, and
 :mod:`ml2bench.multilevel.quasi_newton` for the models). Every iteration costs one loss+gradient
-evaluation at the trial point (plus one per CG iteration with ``model="hessian"``: each
-Hessian-vector product is charged as one evaluation); the gradient at the current iterate is kept from the iteration
-that produced it and re-evaluated only when the batch changes (mini-batch use).
+evaluation at the trial point (plus, with ``model="hessian"``, one Hessian-vector product per CG
+iteration, charged at its measured cost relative to a gradient); the gradient at the current
+iterate is kept from the iteration that produced it and re-evaluated only when the batch changes
+(mini-batch use).
+
+Stopping (``StepResult.stop_reason``): ``grad_tol`` (‖g‖ ≤ ``grad_tol``) is the only convergence
+criterion. ``roundoff`` ends the run without claiming convergence when no trial point can be
+evaluated: x + s == x in floating point, or not even the Cauchy point predicts a decrease, after
+a failing quasi-Newton model has been started afresh (the radius or the gradient is at round-off
+level). Such a null step is never charged, so a run cannot spend its budget on no-op iterations.
 """
 from __future__ import annotations
 
@@ -42,6 +49,8 @@ TR_PARAMS = (
     Param("cg_max_iter", int, 50, "Steihaug CG iterations (with model='hessian' each costs one "
           "evaluation; 2-5 make the TR step a smoother for rmtr)", low=1),
 )
+#: tr_iteration's no-evaluation outcomes → the stop reason they give the run
+STOPS = {"roundoff": "roundoff", "no_model_decrease": "roundoff"}
 GRAD_TOL = Param("grad_tol", float, 0.0, "report convergence when ‖g‖ ≤ grad_tol", low=0.0)
 
 
@@ -85,21 +94,25 @@ class TrustRegion(Method):
             self._f, self._g = objective.loss_grad(self.x, batch)
             self._batch = batch
         loss0 = self._f
-        if float(self._g.norm()) <= self.hp["grad_tol"]:
-            return StepResult(loss0, True, {"trust_radius": self.radius, "grad_norm": float(self._g.norm())})
+        gnorm = float(self._g.norm())
+        if gnorm <= self.hp["grad_tol"]:
+            return StepResult(loss0, True, {"trust_radius": self.radius, "grad_norm": gnorm}, "grad_tol")
         accepted = 0
         rho = 0.0
-        evals0 = objective.counter.grad_evals
+        reason = ""
         for _ in range(self.hp["iters_per_step"]):
             res = tr_iteration(objective, batch, self.x, self._f, self._g, self.radius, self.qn, self.cfg)
             self.x, self._f, self._g, self.radius = res.x, res.f, res.g, res.radius
             accepted += res.accepted
             rho = res.rho
+            # no trial point was evaluated and none ever will be at this iterate: x + s == x, or
+            # not even the Cauchy point predicts a decrease in floating point (radius or gradient
+            # at round-off level); stop instead of charging (or spinning through) no-op iterations
+            if res.cg_status in STOPS:
+                reason = STOPS[res.cg_status]
+                break
         gnorm = float(self._g.norm())
-        # stalled: the model predicts no decrease at this radius in floating point (radius collapsed
-        # at a round-off-level gradient), so no trial point was evaluated and none ever will be —
-        # report convergence instead of spinning without charging work
-        stalled = objective.counter.grad_evals == evals0
-        return StepResult(loss0, gnorm <= self.hp["grad_tol"] or stalled,
-                          {"trust_radius": self.radius, "accepted": float(accepted), "rho": rho, "grad_norm": gnorm,
-                           "stalled": float(stalled)})
+        info = {"trust_radius": self.radius, "accepted": float(accepted), "rho": rho, "grad_norm": gnorm}
+        if gnorm <= self.hp["grad_tol"]:
+            return StepResult(loss0, True, info, "grad_tol")
+        return StepResult(loss0, False, info, reason)

@@ -25,6 +25,7 @@ ignores the arguments and returns its own ``matvec``).
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Protocol
 
 import torch
@@ -32,6 +33,9 @@ from torch import Tensor
 
 QN_TYPES = ("lsr1", "lbfgs")
 MODELS = ("qn", "hessian")  # trust-region models: the quasi-Newton type ``qn``, or the exact Hessian
+#: bound on the scaling δ of B₀ = δI (and 1/δ_max below): keeps B₀ and the compact matrices finite
+#: and factorable in float64 on badly scaled problems
+DELTA_MAX = 1e15
 
 
 class HessianModel(Protocol):
@@ -41,6 +45,9 @@ class HessianModel(Protocol):
 
 
 class _LimitedMemory:
+    """Pairs (s, y) and the compact operator, rebuilt lazily: an L-BFGS used only through
+    :meth:`LBFGS.solve` (the ``lbfgs`` method, MG/OPT's smoother) never pays for it."""
+
     def __init__(self, memory: int, delta0: float = 1.0) -> None:
         if memory < 0:
             raise ValueError("memory must be >= 0")
@@ -50,14 +57,15 @@ class _LimitedMemory:
         self.S: list[Tensor] = []
         self.Y: list[Tensor] = []
         self._W: Tensor | None = None
-        self._Minv: Tensor | None = None
+        self._stale = False
 
     def __len__(self) -> int:
         return len(self.S)
 
     def reset(self) -> None:
         self.S, self.Y, self.delta = [], [], self.delta0
-        self._W = self._Minv = None
+        self._W = None
+        self._stale = False
 
     def _push(self, s: Tensor, y: Tensor) -> None:
         self.S.append(s.detach().clone())
@@ -65,6 +73,11 @@ class _LimitedMemory:
         while len(self.S) > self.memory:
             self.S.pop(0)
             self.Y.pop(0)
+        self._stale = True
+
+    def _drop_oldest(self) -> None:
+        self.S.pop(0)
+        self.Y.pop(0)
 
     def _mats(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         S = torch.stack(self.S, dim=1)
@@ -79,11 +92,20 @@ class _LimitedMemory:
 
     def matvec(self, v: Tensor) -> Tensor:
         """B v."""
+        if self._stale:
+            self._rebuild()
+            self._stale = False
         out = self.delta * v
         if self._W is None:
             return out
         w = (self._W.T @ v).double()
-        return out + self._sign * (self._W @ (self._Minv @ w).to(v.dtype))
+        return out + self._sign * (self._W @ self._middle(w).to(v.dtype))
+
+    def _rebuild(self) -> None:
+        raise NotImplementedError
+
+    def _middle(self, w: Tensor) -> Tensor:
+        raise NotImplementedError
 
     def dense(self, n: int, dtype: torch.dtype = torch.float64) -> Tensor:
         """The full matrix B (tests only)."""
@@ -104,32 +126,36 @@ class LSR1(_LimitedMemory):
 
     def update(self, s: Tensor, y: Tensor) -> bool:
         """Store (s, y) if the SR1 update is well defined; returns whether it was stored."""
-        if self.memory == 0:
+        if self.memory == 0 or not (torch.isfinite(s).all() and torch.isfinite(y).all()):
             return False
         r = y - self.matvec(s)
         sr, sn, rn = float(s @ r), float(s.norm()), float(r.norm())
-        if not (rn > 0 and abs(sr) >= self.eps_sr1 * sn * rn) or not torch.isfinite(r).all():
+        if not (rn > 0 and abs(sr) >= self.eps_sr1 * sn * rn) or not math.isfinite(sr):
             return False
         sy, ss = float(s @ y), float(s @ s)
         if sy > 0 and ss > 0:
-            self.delta = max(sy / ss, self.delta_min)
+            self.delta = min(max(sy / ss, self.delta_min), DELTA_MAX)
         self._push(s, y)
-        self._rebuild()
         return True
 
     def _rebuild(self) -> None:
+        """M = D + L + Lᵀ − δSᵀS by its symmetric eigendecomposition; oldest pairs are dropped
+        while M is numerically singular (|λ|_min ≤ 1e-10 |λ|_max)."""
         while self.S:
             S, Y, SY, SS = self._mats()
             Lo = torch.tril(SY, -1)
             M = torch.diag(torch.diag(SY)) + Lo + Lo.T - self.delta * SS
-            ev = torch.linalg.eigvalsh(M).abs()
-            if float(ev.min()) > 1e-10 * float(ev.max()):
+            lam, Q = torch.linalg.eigh(M)
+            a = lam.abs()
+            if bool(torch.isfinite(lam).all()) and float(a.min()) > 1e-10 * float(a.max()):
                 self._W = Y - self.delta * S
-                self._Minv = torch.linalg.inv(M)
+                self._Q, self._lam = Q, lam
                 return
-            self.S.pop(0)
-            self.Y.pop(0)
-        self._W = self._Minv = None
+            self._drop_oldest()
+        self._W = None
+
+    def _middle(self, w: Tensor) -> Tensor:
+        return self._Q @ ((self._Q.T @ w) / self._lam)
 
 
 class LBFGS(_LimitedMemory):
@@ -143,25 +169,44 @@ class LBFGS(_LimitedMemory):
         self.eps_curv = eps_curv
 
     def update(self, s: Tensor, y: Tensor) -> bool:
-        """Store (s, y) if sᵀy > ε ‖s‖ ‖y‖ (keeps B positive definite)."""
-        if self.memory == 0:
+        """Store (s, y) if sᵀy > ε ‖s‖ ‖y‖ (keeps B positive definite and cond(B) ≤ ~1/ε² per
+        pair); δ = yᵀy / sᵀy, clipped to [1/δ_max, δ_max]."""
+        if self.memory == 0 or not (torch.isfinite(s).all() and torch.isfinite(y).all()):
             return False
         sy = float(s @ y)
-        if not (sy > self.eps_curv * float(s.norm()) * float(y.norm())) or not torch.isfinite(y).all():
+        if not (sy > self.eps_curv * float(s.norm()) * float(y.norm())) or not math.isfinite(sy):
             return False
-        self.delta = float(y @ y) / sy
+        self.delta = min(max(float(y @ y) / sy, 1.0 / DELTA_MAX), DELTA_MAX)
         self._push(s, y)
-        self._rebuild()
         return True
 
     def _rebuild(self) -> None:
-        S, Y, SY, SS = self._mats()
-        d = self.delta
-        Lo = torch.tril(SY, -1)
-        D = torch.diag(torch.diag(SY))
-        M = torch.cat([torch.cat([d * SS, Lo], 1), torch.cat([Lo.T, -D], 1)], 0)
-        self._W = torch.cat([d * S, Y], dim=1)
-        self._Minv = torch.linalg.inv(M)
+        """Factor the middle matrix M = [[δSᵀS, L], [Lᵀ, −D]] through its Schur complement
+        C = δSᵀS + L D⁻¹ Lᵀ (symmetric positive definite when S has full rank) by Cholesky, as
+        Byrd, Nocedal & Schnabel (1994, §3) do, instead of inverting the indefinite M. Oldest
+        pairs are dropped while the Cholesky factor fails or is ill conditioned
+        (diag ratio² > 1e12: S nearly rank deficient)."""
+        while self.S:
+            S, Y, SY, SS = self._mats()
+            Dv = torch.diag(SY)
+            Lo = torch.tril(SY, -1)
+            C = self.delta * SS + (Lo / Dv) @ Lo.T
+            J, info = torch.linalg.cholesky_ex(C)
+            dj = torch.diag(J).abs() if int(info) == 0 else None
+            if dj is not None and bool(torch.isfinite(J).all()) and float(dj.min()) ** 2 > 1e-12 * float(dj.max()) ** 2:
+                self._W = torch.cat([self.delta * S, Y], dim=1)
+                self._J, self._L, self._D = J, Lo, Dv
+                return
+            self._drop_oldest()
+        self._W = None
+
+    def _middle(self, w: Tensor) -> Tensor:
+        """M⁻¹ w by block elimination: p = C⁻¹(w₁ + L D⁻¹ w₂), q = D⁻¹(Lᵀp − w₂)."""
+        m = self._D.numel()
+        w1, w2 = w[:m], w[m:]
+        p = torch.cholesky_solve((w1 + self._L @ (w2 / self._D)).unsqueeze(1), self._J).squeeze(1)
+        q = (self._L.T @ p - w2) / self._D
+        return torch.cat([p, q])
 
     def solve(self, g: Tensor) -> Tensor:
         """H g with the two-loop recursion (H₀ = I / δ)."""

@@ -59,7 +59,7 @@ TR_DEFAULTS = TRConfig()
 class CGResult:
     s: Tensor
     pred: float  # m(0) − m(s) ≥ 0
-    status: str  # "converged", "boundary", "negative_curvature", "max_iter", "zero_gradient"
+    status: str  # "converged", "boundary", "negative_curvature", "max_iter", "zero_gradient", "cauchy"
     iterations: int
 
 
@@ -148,22 +148,55 @@ def update_radius(radius: float, rho: float, step_norm: float, cfg: TRConfig) ->
     return radius
 
 
+def cauchy_point(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float) -> CGResult:
+    """The minimiser of the model along −g inside the region (Nocedal & Wright, Alg. 4.2):
+    s = −τ Δ g/‖g‖, τ = 1 if gᵀBg ≤ 0 else min(‖g‖³ / (Δ gᵀBg), 1). Its predicted decrease is
+    positive in exact arithmetic for any B, so it is the fallback when CG's step predicts none."""
+    gnorm = float(g.norm())
+    if gnorm == 0.0 or not math.isfinite(gnorm):
+        return CGResult(torch.zeros_like(g), 0.0, "zero_gradient", 0)
+    Bg = matvec(g)
+    gBg = float(g @ Bg)
+    tau = 1.0 if not gBg > 0 else min(gnorm ** 3 / (radius * gBg), 1.0)
+    alpha = tau * radius / gnorm
+    s = -alpha * g
+    pred = alpha * gnorm * gnorm - 0.5 * alpha * alpha * gBg
+    return CGResult(s, pred if math.isfinite(pred) else 0.0, "cauchy", 1)
+
+
 def tr_iteration(objective, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, qn, cfg: TRConfig,
                  max_step: float = math.inf) -> TRStep:
     """One trust-region iteration on ``objective`` (anything with ``loss_grad``, and ``hvp`` for
-    the exact-Hessian model); see module doc."""
-    matvec = qn.matvec_at(objective, x, batch) if hasattr(qn, "matvec_at") else qn.matvec
-    cg = steihaug_cg(g, matvec, min(radius, max_step), cfg.cg_rtol, cfg.cg_max_iter,
-                     pred_by_recurrence=getattr(qn, "expensive_matvec", False))
-    step_norm = float(cg.s.norm())
-    if cg.pred <= 0 or step_norm == 0.0:
-        return TRStep(x, f, g, radius, False, 0.0, 0.0, cg.status)
-    x_trial = x + cg.s
+    the exact-Hessian model); see module doc.
+
+    Without an evaluation it returns ``cg_status`` "no_model_decrease" (neither CG nor the Cauchy
+    point predicts a decrease in floating point: the gradient or radius is at round-off level)
+    or "roundoff" (x + s == x: the step is below the resolution of x, so the trial would repeat
+    the current point); the caller decides whether to stop."""
+    region = min(radius, max_step)
+    while True:
+        matvec = qn.matvec_at(objective, x, batch) if hasattr(qn, "matvec_at") else qn.matvec
+        cg = steihaug_cg(g, matvec, region, cfg.cg_rtol, cfg.cg_max_iter,
+                         pred_by_recurrence=getattr(qn, "expensive_matvec", False))
+        if not (cg.pred > 0 and float(cg.s.norm()) > 0) and cg.status != "zero_gradient":
+            # the model is unreliable (e.g. a badly conditioned quasi-Newton matrix): the Cauchy
+            # point still predicts a decrease, so the iteration goes on instead of claiming a stall
+            cg = cauchy_point(g, matvec, region)
+        x_trial = x + cg.s
+        failed = "no_model_decrease" if not (cg.pred > 0 and float(cg.s.norm()) > 0) else \
+            "roundoff" if torch.equal(x_trial, x) else ""
+        if not failed:
+            break
+        if len(qn) == 0:  # nothing left to blame but the radius or the gradient: round-off
+            return TRStep(x, f, g, radius, False, 0.0, 0.0, failed)
+        qn.reset()  # a quasi-Newton model whose step is null or predicts nothing: start it afresh
+    s = x_trial - x  # the step actually taken in floating point
+    step_norm = float(s.norm())
     f_trial, g_trial = objective.loss_grad(x_trial, batch)
-    ared = actual_reduction(f, f_trial, g, g_trial, cg.s)
+    ared = actual_reduction(f, f_trial, g, g_trial, s)
     rho = ared / cg.pred
     if math.isfinite(f_trial):
-        qn.update(cg.s, g_trial - g)
+        qn.update(s, g_trial - g)
     new_radius = update_radius(radius, rho, step_norm, cfg)
     if rho > cfg.eta0:
         return TRStep(x_trial, f_trial, g_trial, new_radius, True, rho, step_norm, cg.status, ared)
