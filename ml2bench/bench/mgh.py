@@ -121,8 +121,8 @@ def run_scipy(name: str, memory: int = 10, max_evals: int = 2000) -> dict[str, A
         xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
         value = problem.f(xt)
         (g,) = torch.autograd.grad(value, xt)
-        log.append(float(value))
-        return float(value), g.numpy()
+        log.append(float(value.detach()))
+        return float(value.detach()), g.numpy()
 
     r = minimize(fg, np.array(problem.x0), jac=True, method="L-BFGS-B",
                  options={"maxcor": memory, "ftol": 0.0, "gtol": 0.0, "maxfun": max_evals, "maxiter": max_evals})

@@ -1,0 +1,85 @@
+"""Moré–Garbow–Hillstrom badly scaled problems: no false convergence, and L-BFGS against scipy's
+L-BFGS-B as an independent peer (``python -m ml2bench.bench.mgh`` prints the full table)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ml2bench.bench.mgh import METHOD_ROWS, PROBLEMS, first_reaching, run_method, run_scipy
+from ml2bench.config import RunConfig
+from ml2bench.runner import run
+
+MINIMISERS = {  # MGH (1981) and the problems' definitions; Powell's to the published 7 digits
+    "rosenbrock": (1.0, 1.0),
+    "powell_badly_scaled": (1.098159e-5, 9.106146),
+    "brown_badly_scaled": (1e6, 2e-6),
+    "beale": (3.0, 0.5),
+    "wood": (1.0, 1.0, 1.0, 1.0),
+}
+STARTS = {  # f(x₀) at the standard starting points (Powell's by hand: 1 + (e⁻¹ − 0.0001)²)
+    "rosenbrock": 24.2, "powell_badly_scaled": 1 + (math.exp(-1) - 1e-4) ** 2, "brown_badly_scaled": 999998000003.0,
+    "beale": 14.203125, "wood": 19192.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_problems_have_their_published_start_and_minimum(name):
+    p = PROBLEMS[name]
+    x0 = torch.tensor(p.x0, dtype=torch.float64)
+    assert float(p.f(x0)) == pytest.approx(STARTS[name], rel=1e-8)
+    xs = torch.tensor(MINIMISERS[name], dtype=torch.float64, requires_grad=True)
+    value = p.f(xs)
+    (g,) = torch.autograd.grad(value, xs)
+    # Powell's minimiser is known to 7 digits only: f there is ~1e-9, not 0
+    assert float(value.detach()) - p.fstar <= (1e-8 if name == "powell_badly_scaled" else 1e-20)
+    if name != "powell_badly_scaled":
+        assert float(g.norm()) <= 1e-9
+
+
+@pytest.mark.parametrize("label", sorted(METHOD_ROWS))
+@pytest.mark.parametrize("name", sorted(PROBLEMS))
+def test_no_method_claims_convergence_away_from_the_minimum(name, label):
+    """Before: tr (L-BFGS model) claimed convergence at f = 8e11, ‖g‖ = 2e6 (Brown badly scaled)
+    and f = 5e-6 (Powell badly scaled). A run may stop or run out of evaluations; it must not
+    say converged while f − f* > 1e-6·max(1, |f*|), and a stop must name its reason."""
+    method, hp = METHOD_ROWS[label]
+    r = run_method(method, hp, name, max_evals=2000)
+    fstar = PROBLEMS[name].fstar
+    if r["converged"]:
+        assert r["f"] - fstar <= 1e-6 * max(1.0, abs(fstar)), r
+    assert r["stop_reason"], r
+    assert math.isfinite(r["f"])
+
+
+def test_lbfgs_on_rosenbrock_needs_at_most_1_3_times_scipy_evaluations():
+    """Same memory (10 pairs) as scipy's L-BFGS-B; both counted to the first evaluated point with
+    f ≤ 1e-10. Measured: 44 (ml2bench) vs 44 (scipy 1.x); torch.optim.LBFGS charged 79."""
+    ours = run_method("lbfgs", {"history_size": 10}, "rosenbrock")
+    peer = run_scipy("rosenbrock", memory=10)
+    k_ours, k_peer = first_reaching(ours["log"], 1e-10), first_reaching(peer["log"], 1e-10)
+    assert k_peer is not None and k_ours is not None, (ours["f"], peer["f"])
+    assert k_ours <= 1.3 * k_peer, (k_ours, k_peer)
+    assert ours["evals"] == len(ours["log"])  # every evaluation made is charged, once
+
+
+@pytest.mark.parametrize("name", ["wood", "beale", "brown_badly_scaled"])
+def test_lbfgs_reaches_the_minimum_like_scipy(name):
+    """Measured (evaluations to f ≤ 1e-10, ml2bench vs scipy): wood 111 vs 112, beale 15 vs 15,
+    brown badly scaled 18 vs 25."""
+    ours = run_method("lbfgs", {}, name)
+    peer = run_scipy(name, memory=10)
+    k_ours, k_peer = first_reaching(ours["log"], 1e-10), first_reaching(peer["log"], 1e-10)
+    assert k_ours is not None and k_ours <= 1.3 * k_peer, (k_ours, k_peer)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_lbfgs_trains_the_mlp_full_batch(small_mlp, dtype):
+    small_mlp.update(method="lbfgs", dtype=dtype, budget={"iterations": 30})
+    result = run(RunConfig.from_dict(small_mlp))
+    h, s = result.history, result.summary.iloc[0]
+    assert s["status"] in ("budget_exhausted", "stopped"), s["error"]
+    # measured: 2.306 → 0.226 (float32) and 0.225 (float64) in 30 iterations, 37 evaluations;
+    # run on, float64 ends ok/grad_tol at 7e-11 after 88 iterations, float32 stopped/no_decrease at 9e-10
+    assert h["train_loss"].iloc[-1] < 0.2 * h["train_loss"].iloc[0], (h["train_loss"].iloc[[0, -1]], s["stop_reason"])
