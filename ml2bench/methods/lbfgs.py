@@ -123,8 +123,8 @@ class LBFGS(Method):
             return "no_decrease"
         if torch.equal(x_new, x):
             return "roundoff"
-        s = x_new - x
-        self.memory.update(s, g_new - g)
+        s = float(t) * d  # the pair as torch.optim.LBFGS forms it (not (x + s) − x, which loses
+        self.memory.update(s, g_new - g)  # the small components in float32)
         self.x, self._f, self._g = x_new, f_new, g_new
         if abs(f_new - f) < hp["tolerance_change"] or float(s.abs().max()) <= hp["tolerance_change"]:
             return "tolerance_change"
