@@ -301,3 +301,40 @@ def test_quasi_newton_updates_skip_pairs_that_ruin_conditioning():
     # δ stays finite and bounded on an extreme but admissible pair
     assert bfgs.update(s, torch.tensor([1e-200, 0, 0, 0], dtype=D))
     assert 0 < bfgs.delta < math.inf and torch.isfinite(bfgs.dense(n)).all()
+
+
+def _mlp_objective(counter, cost_ratio=1.0):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 3)).double()
+    X, Y = torch.randn(64, 8, dtype=D), torch.randn(64, 3, dtype=D)
+
+    def loss(fmodel, batch):
+        return ((fmodel(X) - Y) ** 2).mean()
+
+    return Objective(net, loss, counter, n_train=1, level=1, cost_ratio=cost_ratio)
+
+
+def test_hessian_vector_products_are_charged_at_their_measured_cost():
+    """One product = one evaluation in grad_evals, its measured operation ratio to a gradient
+    (× the level's cost ratio) in work units. Measured ratio: 2.46 on this MLP (a forward, a
+    backward with graph, a second backward), 2.12 on Rosenbrock's elementwise loss."""
+    from ml2bench.opcount import hvp_cost_ratio
+
+    counter = WorkCounter()
+    obj = _mlp_objective(counter, cost_ratio=0.5)
+    x, batch = obj.initial_x(), One(torch.zeros(1, dtype=D))
+    v = torch.randn_like(x)
+    ratio = hvp_cost_ratio(obj, x, v, batch)
+    assert 1.8 < ratio < 3.0
+    hv = obj.hvp(x, v, batch)
+    obj.hvp(x, 2 * v, batch)
+    assert counter.grad_evals == 2.0
+    assert counter.work_units == pytest.approx(2 * 0.5 * ratio, rel=1e-12)
+    # and it is the Hessian-vector product (finite differences of the gradient)
+    eps = 1e-6
+    gp = obj.loss_grad(x + eps * v, batch)[1]
+    gm = obj.loss_grad(x - eps * v, batch)[1]
+    assert torch.allclose(hv, (gp - gm) / (2 * eps), atol=1e-6)
+    rosen = rosenbrock_objective(WorkCounter())
+    r = hvp_cost_ratio(rosen, rosen.initial_x(), torch.ones(2, dtype=D), batch)
+    assert 1.5 < r < 4.0, r

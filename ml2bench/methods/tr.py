@@ -32,7 +32,7 @@ from .base import Method, StepResult
 
 TR_PARAMS = (
     Param("model", str, "qn", "trust-region model: 'qn' (the quasi-Newton type below) or 'hessian' (exact "
-          "Hessian-vector products, each charged as one evaluation)", choices=MODELS),
+          "Hessian-vector products, each charged at its measured cost ratio to a gradient)", choices=MODELS),
     # default L-BFGS: on the ResNet benchmark it reached the target with 36 (tr) / 54 (rmtr) work
     # units against 102 / 184 for L-SR1 (python -m ml2bench.bench multilevel, 2026-11-25)
     Param("qn", str, "lbfgs", "quasi-Newton model of the Hessian (model='qn')", choices=QN_TYPES),
@@ -47,7 +47,7 @@ TR_PARAMS = (
     Param("cg_rtol", float, 0.1, "Steihaug CG relative residual tolerance (capped by √‖g‖)", low=0.0,
           low_inclusive=False),
     Param("cg_max_iter", int, 50, "Steihaug CG iterations (with model='hessian' each costs one "
-          "evaluation; 2-5 make the TR step a smoother for rmtr)", low=1),
+          "Hessian-vector product; 2-5 make the TR step a smoother for rmtr)", low=1),
 )
 #: tr_iteration's no-evaluation outcomes → the stop reason they give the run
 STOPS = {"roundoff": "roundoff", "no_model_decrease": "roundoff"}

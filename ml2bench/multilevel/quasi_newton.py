@@ -5,23 +5,30 @@ accepted pairs (s_i, y_i), S = [s_i], Y = [y_i], SᵀY = L + D + U (L strictly l
 
 - L-BFGS: B = δI − W M⁻¹ Wᵀ, W = [δS, Y], M = [[δSᵀS, L], [Lᵀ, −D]]. Positive definite; a pair
   is stored only if sᵀy > ε_curv ‖s‖ ‖y‖. δ = yᵀy / sᵀy of the newest pair.
-  :meth:`LBFGS.solve` applies H = B⁻¹ with the two-loop recursion (H₀ = I/δ).
+  M is indefinite and, on badly scaled problems, condition 1e11–1e17, so it is never inverted:
+  M⁻¹w is applied by block elimination with a Cholesky factor of the Schur complement
+  C = δSᵀS + L D⁻¹ Lᵀ (positive definite); oldest pairs are dropped while the factorisation fails
+  or its diagonal ratio² exceeds 1e12. :meth:`LBFGS.solve` applies H = B⁻¹ with the two-loop
+  recursion (H₀ = I/δ).
 - L-SR1: B = δI + Ψ M⁻¹ Ψᵀ, Ψ = Y − δS, M = D + L + Lᵀ − δSᵀS. May be indefinite (the trust
   region handles negative curvature); a pair is stored only if |sᵀ(y − Bs)| ≥ ε_sr1 ‖s‖ ‖y − Bs‖
   (the standard skipping rule). δ = max(sᵀy / sᵀs, δ_min) of the newest pair with sᵀy > 0 (the
   Rayleigh quotient of the averaged Hessian: smaller than yᵀy/sᵀy, which keeps B₀ from
-  dominating and M from becoming singular). If M is numerically singular, oldest pairs are
-  dropped until it is not.
+  dominating and M from becoming singular). M is applied through its symmetric
+  eigendecomposition; while it is numerically singular (|λ|_min ≤ 1e-10 |λ|_max), oldest pairs
+  are dropped.
 
-Secant equations: L-SR1 satisfies B s_i = y_i for every stored pair whenever SᵀY is symmetric
-(e.g. on a quadratic); L-BFGS satisfies B s = y for the newest pair. Small matrices are kept in
-float64; vectors in the iterate's dtype.
+Both skip non-finite pairs, bound δ to [1/δ_max, δ_max] (:data:`DELTA_MAX`), and rebuild the
+compact operator lazily, at the first product after an update (an L-BFGS used only through
+``solve`` never builds it). Secant equations: L-SR1 satisfies B s_i = y_i for every stored pair
+whenever SᵀY is symmetric (e.g. on a quadratic); L-BFGS satisfies B s = y for the newest pair.
+Small matrices are kept in float64; vectors in the iterate's dtype.
 
 :class:`ExactHessian` is the alternative model B = ∇²f(x) itself, applied matrix-free through the
 objective's Hessian-vector product (:meth:`ml2bench.objective.Objective.hvp`, double backward;
-each product is one charged evaluation). It keeps no state. Models expose
-``matvec_at(objective, x, batch)``: the operator v ↦ Bv at the iterate x (a quasi-Newton model
-ignores the arguments and returns its own ``matvec``).
+each product is charged at its measured cost relative to a gradient). It keeps no state. Models
+expose ``matvec_at(objective, x, batch)``: the operator v ↦ Bv at the iterate x (a quasi-Newton
+model ignores the arguments and returns its own ``matvec``).
 """
 from __future__ import annotations
 
@@ -230,7 +237,7 @@ class ExactHessian:
 
     kind = "hessian"
     memory = 0
-    expensive_matvec = True  # every product costs one charged evaluation
+    expensive_matvec = True  # every product is a charged evaluation (at its measured cost ratio)
 
     def __len__(self) -> int:
         return 0

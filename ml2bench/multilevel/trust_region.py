@@ -8,7 +8,11 @@ m(0) − m(s) comes from the CG recurrence, without one more product):
 1. s ≈ argmin_{‖s‖ ≤ Δ'} m(s) = gᵀs + ½ sᵀBs by Steihaug–Toint truncated CG, Δ' = min(Δ, max_step)
    (``max_step`` lets RMTR keep coarse steps inside the fine trust region). CG stops at the
    boundary, on negative curvature (following the direction to the boundary) or when
-   ‖r‖ ≤ min(cg_rtol, √‖g‖)·‖g‖.
+   ‖r‖ ≤ min(cg_rtol, √‖g‖)·‖g‖. If CG's step predicts no decrease in floating point (a badly
+   conditioned model), the Cauchy point (:func:`cauchy_point`) is taken instead; if x + s == x
+   or not even the Cauchy point predicts a decrease, a quasi-Newton model is started afresh and
+   the step recomputed, and with a fresh model the iteration returns *without evaluating*
+   (``cg_status`` "roundoff" / "no_model_decrease"), so null steps are never charged.
 2. f₊, g₊ = f(x + s) (one charged evaluation; the gradient is needed for the quasi-Newton pair
    and is the gradient of the next iterate if the step is accepted).
 3. ρ = ared / (m(0) − m(s)), ared = f − f₊ (or −½(g + g₊)ᵀs when f − f₊ is at round-off level,
