@@ -55,16 +55,7 @@ RUNNER_METHODS = {
     "tr-hessian": {"model": "hessian", "cg_max_iter": 3},
     "schwarz": {"subdomains": 3, "local_steps": 5},
 }
-SCHWARZ_REPEATS = (
-    "schwarz re-evaluates the global iterate: each parameter-subdomain local solve starts with "
-    "fun(y0) = Objective.loss_grad(x) (ml2bench/dd/core.py:90 local_fun, through the first closure call "
-    "of torch.optim.LBFGS, ml2bench/dd/local.py:67-76) although Schwarz._step already holds f(x), g(x) "
-    "(ml2bench/methods/schwarz.py:227 _f_g)")
-
-
-@pytest.mark.parametrize("label", [
-    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=SCHWARZ_REPEATS)) if k == "schwarz" else k
-    for k in sorted(RUNNER_METHODS)])
+@pytest.mark.parametrize("label", sorted(RUNNER_METHODS))
 def test_single_level_and_schwarz_never_repeat_a_point(label, small_mlp, monkeypatch):
     log = RepeatLog(monkeypatch)
     small_mlp.update(method=label.split("-")[0], method_params=RUNNER_METHODS[label], budget={"iterations": 6})

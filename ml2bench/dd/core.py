@@ -58,6 +58,9 @@ class Correction:
     info: dict[str, float] = field(default_factory=dict)
 
 
+Known = tuple[float, Tensor] | None  # (f(x), ∇f(x)) at the iterate, when the caller holds them
+
+
 class SchwarzCore:
     """Local problems of one decomposition of one objective, and their combination."""
 
@@ -76,28 +79,39 @@ class SchwarzCore:
             return shard_batch(batch, k, self.dec.size).size / batch.size
         return 1.0
 
-    def local_fun(self, k: int, x: Tensor, batch: Any):
-        """y ↦ (f, g) of subdomain k around x, and y0."""
+    def local_fun(self, k: int, x: Tensor, batch: Any, known: Known = None):
+        """y ↦ (f, g) of subdomain k around x, and y0.
+
+        ``known`` = (f(x), ∇f(x)) on ``batch``, when the caller already holds them: a parameter
+        subdomain's local problem at y0 = x[idx] is the global one, so its first evaluation is
+        answered from ``known`` instead of being charged a second time."""
         obj = self.objective
         if self.dec.kind == "data":
             shard = shard_batch(batch, k, self.dec.size)
             return (lambda y: obj.loss_grad(y, shard)), x.clone()
         idx = self.dec.index_sets[k].to(x.device)
+        y0 = x[idx].clone()
+        pending = [known]
 
         def fun(y: Tensor) -> tuple[float, Tensor]:
+            start, pending[0] = pending[0], None
+            if start is not None and torch.equal(y, y0):
+                return start[0], start[1][idx].clone()
             z = x.clone()
             z[idx] = y
             f, g = obj.loss_grad(z, batch)
             return f, g[idx]
 
-        return fun, x[idx].clone()
+        return fun, y0
 
-    def solve(self, k: int, x: Tensor, batch: Any, radius: float | None, need_f_end: bool) -> local.LocalResult:
-        fun, y0 = self.local_fun(k, x, batch)
+    def solve(self, k: int, x: Tensor, batch: Any, radius: float | None, need_f_end: bool,
+              known: Known = None) -> local.LocalResult:
+        fun, y0 = self.local_fun(k, x, batch, known)
         return local.solve(fun, y0, radius=radius, need_f_end=need_f_end, **self.solver_kw)
 
     # -- the two variants --------------------------------------------------------------
-    def additive(self, x: Tensor, batch: Any, radius: float | None = None, need_f_end: bool = False) -> Correction:
+    def additive(self, x: Tensor, batch: Any, radius: float | None = None, need_f_end: bool = False,
+                 known: Known = None) -> Correction:
         K, n = self.dec.size, x.numel()
         rank, world = (self.comm.rank, self.comm.world) if self.comm is not None else (0, 1)
         counter = self.objective.counter
@@ -107,7 +121,7 @@ class SchwarzCore:
         for k in range(K):
             if k % world != rank:
                 continue
-            res = self.solve(k, x, batch, radius, need_f_end)
+            res = self.solve(k, x, batch, radius, need_f_end, known)
             idx = self.dec.index_sets[k].to(x.device)
             rows[k, idx] = (res.y - x[idx]).to(torch.float64)
             stats[:, k] = torch.tensor([res.f_start, res.f_end, res.evals], dtype=torch.float64)
@@ -130,13 +144,13 @@ class SchwarzCore:
                           {"local_f_start": f_start_k, "local_f_end": f_end_k})
 
     def multiplicative(self, x: Tensor, batch: Any, radius: float | None = None,
-                       need_f_end: bool = False) -> Correction:
+                       need_f_end: bool = False, known: Known = None) -> Correction:
         if self.comm is not None and self.comm.world > 1:
             raise RuntimeError("multiplicative Schwarz is sequential; run it without a process group")
         cur = x.clone()
         predicted, evals, f_start = 0.0, 0, float("nan")
         for k in range(self.dec.size):
-            res = self.solve(k, cur, batch, radius, need_f_end)
+            res = self.solve(k, cur, batch, radius, need_f_end, known if k == 0 else None)
             if k == 0 and self.dec.kind != "data":
                 f_start = res.f_start
             predicted += self.weight(k, batch) * (res.f_start - res.f_end)

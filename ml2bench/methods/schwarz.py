@@ -255,7 +255,8 @@ class Schwarz(Method):
             self.x = x
 
     def _spqn(self, batch: Batch, f: float, g: Tensor, info: dict[str, float]) -> tuple[float, Tensor]:
-        corr = (self.core.additive if self.hp["variant"] == "additive" else self.core.multiplicative)(self.x, batch)
+        corr = (self.core.additive if self.hp["variant"] == "additive" else self.core.multiplicative)(
+            self.x, batch, known=(f, g))
         info["local_evals"] = corr.local_evals
         d = corr.s
         if float(g @ d) < 0:
@@ -287,7 +288,7 @@ class Schwarz(Method):
     def _apts(self, batch: Batch, f: float, g: Tensor, info: dict[str, float]) -> tuple[float, Tensor]:
         obj = self.hierarchy.fine
         variant = self.core.additive if self.hp["variant"] == "additive" else self.core.multiplicative
-        corr = variant(self.x, batch, radius=self.radius, need_f_end=True)
+        corr = variant(self.x, batch, radius=self.radius, need_f_end=True, known=(f, g))
         info["local_evals"] = corr.local_evals
         accepted = 0
         if corr.predicted > 0 and bool(torch.any(corr.s != 0)):
