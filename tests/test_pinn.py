@@ -99,6 +99,36 @@ def test_poisson_residual_of_exact_solution_vanishes():
     assert float(p.loss(Exact(poisson.exact), p.full_batch()).detach()) < 1e-20
 
 
+def test_poisson_loss_charges_a_boundary_offset_by_its_weight():
+    """u = exact + c satisfies the PDE (Δc = 0) and misses the boundary data by c everywhere, so
+    the loss is exactly w_boundary · c² (the boundary term is part of the loss, with its weight)."""
+    for w in (1.0, 2.5):
+        p = make("pinn_poisson", dtype=torch.float64, w_boundary=w)
+        loss = float(p.loss(Exact(lambda x, y: poisson.exact(x, y) + 0.3), p.full_batch()).detach())
+        assert loss == pytest.approx(w * 0.09, rel=1e-10)
+
+
+EXPECTED_TERMS = {
+    "pinn_poisson": {"pde", "boundary"}, "pinn_burgers": {"pde", "initial", "boundary"},
+    "pinn_allen_cahn": {"pde", "initial"}, "pinn_klein_gordon": {"pde", "initial", "initial_t", "boundary"},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_is_pde_plus_weighted_condition_terms(name):
+    """loss = mean r_pde² + Σ_k w_k · mean r_k² over every boundary/initial term, with each weight
+    set to a distinct value, for an untrained network (all terms non-zero)."""
+    weights = {key: 1.5 + i for i, key in enumerate(sorted(set(PROBLEMS.get(name).condition_weights.values())))}
+    p = make(name, dtype=torch.float64, **weights)
+    torch.manual_seed(0)
+    net = PINNNet(p.domain, width=4, depth=2).double()
+    batch = p.full_batch()
+    terms = {k: float(v.detach()) for k, v in p.loss_terms(net, batch).items()}
+    assert set(terms) == EXPECTED_TERMS[name] and all(v > 0 for v in terms.values()), terms
+    expected = terms["pde"] + sum(weights[p.condition_weights[k]] * v for k, v in terms.items() if k != "pde")
+    assert float(p.loss(net, batch).detach()) == pytest.approx(expected, rel=1e-12)
+
+
 def test_klein_gordon_residual_and_conditions_of_exact_solution_vanish():
     p = make("pinn_klein_gordon", dtype=torch.float64)
     batch = p.full_batch()
