@@ -124,13 +124,14 @@ def sweep() -> list[Entry]:
 def floor_failures(table: pd.DataFrame) -> list[str]:
     """Runs (rows of a sweep result or of the reference) that did not learn: accuracy below
     ``LEARNED_ACCURACY``, relative L2 error above ``LEARNED_REL_L2``, an unknown metric, or a run
-    that did not finish (status other than ok / budget_exhausted)."""
+    that diverged or failed. A run that ``stopped`` (the method could not go on, runner contract)
+    is judged by its metric like one that converged or used its budget."""
     failures = []
     for row in table.to_dict("records"):
         name = f"{row['problem']}/{row['method']}/seed{row['seed']}"
         metric = row.get("metric_name")
         value = float(row.get("final_test_metric", math.nan))
-        if row.get("status") not in ("ok", "budget_exhausted"):
+        if row.get("status") not in ("ok", "budget_exhausted", "stopped"):
             failures.append(f"{name}: status {row.get('status')} ({row.get('error')})")
         elif metric == "accuracy":
             if not value >= LEARNED_ACCURACY:
