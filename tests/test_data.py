@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import pickle
 from pathlib import Path
@@ -73,8 +74,10 @@ def test_subset_takes_prefix() -> None:
     assert torch.equal(sub.x_train, ds.x_train[:10]) and torch.equal(sub.y_test, ds.y_test[:5])
     assert sub.input_shape == ds.input_shape and sub.name == ds.name
     assert ds.subset(None, 3).n_train == ds.n_train
-    with pytest.raises(Exception):
-        ds.name = "x"  # type: ignore[misc]  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.name = "x"  # type: ignore[misc]  # frozen dataclass: shared between runs unchanged
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ds.x_train = ds.x_train[:1]  # type: ignore[misc]
 
 
 def test_dataset_validates_fields() -> None:

@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.multilevel.depth import KINDS, DepthTransfer, interpolation_matrix
 from ml2bench.nn import ConvODEResNet, DenseODEResNet, depth_levels
 from ml2bench.objective import Objective, WorkCounter
@@ -314,24 +315,45 @@ def _differentiable_loss(obj: Objective, y: Tensor, batch) -> Tensor:
 
 @pytest.mark.parametrize("arch", ["dense", "conv"])
 def test_tau_corrected_coarse_model_is_first_order_coherent(arch: str) -> None:
-    """h_H(y) = f_H(y) + <R_g g_h − ∇f_H(R_x x_h), y − R_x x_h> has ∇h_H(R_x x_h) = R_g g_h (an
-    identity, checked to round-off through autograd, at a random fine iterate)."""
+    """The package's own :func:`~ml2bench.multilevel.coarse.coherent_model` (used by RMTR and
+    MG/OPT) at a random fine iterate: y0 = R_x x_h, ∇h_H(y0) = R_g ∇f_h(x_h) through autograd on
+    the coarse network (not through the model's own bookkeeping), h_H − f_H is linear (its
+    gradient difference is the same constant at another point), the returned value is h_H(y0),
+    and building it costs one coarse gradient evaluation. R_x = ½ Pᵀ ≠ R_g = Pᵀ on the blocks, so
+    restricting the gradient with R_x (or the iterate with R_g) fails the checks by a factor 2."""
     problem = _problem(arch=arch, width=4, depth=4)
-    hier = problem.hierarchy(2, WorkCounter())
+    counter = WorkCounter()
+    hier = problem.hierarchy(2, counter)
     fine, coarse = hier.objectives
     tr = hier.transfers[0]
     batch = next(iter(problem.train_batches(None, torch.Generator().manual_seed(0))))
     x_h = fine.initial_x() + 0.1 * torch.randn(fine.n, dtype=F64, generator=torch.Generator().manual_seed(1))
     _, g_h = fine.loss_grad(x_h, batch)
-    y0 = tr.restrict(x_h)
-    _, g_H = coarse.loss_grad(y0, batch)
-    v = tr.restrict_grad(g_h) - g_H
+    P = _matrix(tr.prolongate, coarse.n)
+    target = P.T @ g_h                                  # R_g = Pᵀ, built here from P alone
+    y_expected = torch.linalg.solve(P.T @ P, P.T @ x_h)  # R_x = (PᵀP)⁻¹Pᵀ
+    evals, work = counter.grad_evals, counter.work_units
+
+    model, y0, value, grad0 = coherent_model(coarse, tr, x_h, g_h, batch)
+
+    assert counter.grad_evals - evals == pytest.approx(1.0)
+    assert counter.work_units - work == pytest.approx(coarse.cost_ratio, rel=1e-12)
+    assert float((y0 - y_expected).norm() / y_expected.norm()) < 1e-12
+    assert float((grad0 - target).norm() / target.norm()) < 1e-12
     y = y0.clone().requires_grad_(True)
-    h_H = _differentiable_loss(coarse, y, batch) + torch.dot(v, y - y0)
-    (grad,) = torch.autograd.grad(h_H, y)
-    target = tr.restrict_grad(g_h)
-    assert float((grad - target).norm() / target.norm()) < 1e-13
-    assert float(h_H.detach()) == pytest.approx(coarse.loss(y0, batch), rel=1e-14)
+    (g_fH,) = torch.autograd.grad(_differentiable_loss(coarse, y, batch), y)
+    value_m, grad_m = model.loss_grad(y0, batch)
+    assert float((grad_m - target).norm() / target.norm()) < 1e-12
+    assert value_m == pytest.approx(value, rel=1e-13)
+    shift = grad_m - g_fH  # the τ-correction: h_H − f_H is linear, same shift everywhere
+    assert float(shift.norm()) > 1e-3 * float(target.norm())  # a non-trivial correction
+    y1 = y0 + 0.3 * torch.randn(coarse.n, dtype=F64, generator=torch.Generator().manual_seed(2))
+    y1g = y1.clone().requires_grad_(True)
+    (g_fH1,) = torch.autograd.grad(_differentiable_loss(coarse, y1g, batch), y1g)
+    _, grad_m1 = model.loss_grad(y1, batch)
+    assert float((grad_m1 - g_fH1 - shift).norm() / shift.norm()) < 1e-10
+    assert model.loss(y1, batch) - model.loss(y0, batch) == pytest.approx(
+        coarse.loss(y1, batch) - coarse.loss(y0, batch) + float(shift @ (y1 - y0)), rel=1e-10)
 
 
 def test_uncorrected_coarse_gradient_is_consistent() -> None:

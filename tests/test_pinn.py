@@ -99,6 +99,36 @@ def test_poisson_residual_of_exact_solution_vanishes():
     assert float(p.loss(Exact(poisson.exact), p.full_batch()).detach()) < 1e-20
 
 
+def test_poisson_loss_charges_a_boundary_offset_by_its_weight():
+    """u = exact + c satisfies the PDE (Δc = 0) and misses the boundary data by c everywhere, so
+    the loss is exactly w_boundary · c² (the boundary term is part of the loss, with its weight)."""
+    for w in (1.0, 2.5):
+        p = make("pinn_poisson", dtype=torch.float64, w_boundary=w)
+        loss = float(p.loss(Exact(lambda x, y: poisson.exact(x, y) + 0.3), p.full_batch()).detach())
+        assert loss == pytest.approx(w * 0.09, rel=1e-10)
+
+
+EXPECTED_TERMS = {
+    "pinn_poisson": {"pde", "boundary"}, "pinn_burgers": {"pde", "initial", "boundary"},
+    "pinn_allen_cahn": {"pde", "initial"}, "pinn_klein_gordon": {"pde", "initial", "initial_t", "boundary"},
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_loss_is_pde_plus_weighted_condition_terms(name):
+    """loss = mean r_pde² + Σ_k w_k · mean r_k² over every boundary/initial term, with each weight
+    set to a distinct value, for an untrained network (all terms non-zero)."""
+    weights = {key: 1.5 + i for i, key in enumerate(sorted(set(PROBLEMS.get(name).condition_weights.values())))}
+    p = make(name, dtype=torch.float64, **weights)
+    torch.manual_seed(0)
+    net = PINNNet(p.domain, width=4, depth=2).double()
+    batch = p.full_batch()
+    terms = {k: float(v.detach()) for k, v in p.loss_terms(net, batch).items()}
+    assert set(terms) == EXPECTED_TERMS[name] and all(v > 0 for v in terms.values()), terms
+    expected = terms["pde"] + sum(weights[p.condition_weights[k]] * v for k, v in terms.items() if k != "pde")
+    assert float(p.loss(net, batch).detach()) == pytest.approx(expected, rel=1e-12)
+
+
 def test_klein_gordon_residual_and_conditions_of_exact_solution_vanish():
     p = make("pinn_klein_gordon", dtype=torch.float64)
     batch = p.full_batch()
@@ -288,18 +318,57 @@ def test_allen_cahn_rejects_odd_test_grid():
 
 
 # ----------------------------------------------------------------------------- training
-@pytest.mark.parametrize("name", NAMES)
-def test_loss_decreases_with_adam_through_the_runner(name):
+# (lr, iterations, bound on final/initial train loss, bound on the final relative L2 error).
+# Measured (seed 1, float32, SMALL sizes, `tests/test_pinn.py` settings): train loss initial → final,
+# rel. L2 initial → final:
+#   poisson   lr 1e-2, 100 it: 89.65 → 0.238, 1.451 → 0.441
+#   burgers   lr 3e-3, 200 it: 1.139 → 0.344, 1.282 → 0.786
+#   allen_cahn lr 1e-2, 15 it: 24.46 → 5.00,  1.204 → 0.844 (more iterations: 0.95 at 100)
+#   klein_gordon lr 1e-2, 100 it: 11017 → 5762, 1.237 → 6.54 (the loss falls, the error grows:
+#   not learned at this size; lr 3e-2 / width 16 / 500 it: loss 24, rel. L2 6.9)
+# The zero predictor has rel. L2 exactly 1 (test above), so "< 1" is the floor for "learned".
+ADAM_LEARNS = {
+    "pinn_poisson": (1e-2, 100, 0.01, 0.6),
+    "pinn_burgers": (3e-3, 200, 0.5, 0.9),
+    "pinn_allen_cahn": (1e-2, 15, 0.3, 0.92),
+    "pinn_klein_gordon": (1e-2, 100, 0.7, None),
+}
+
+
+def _adam_run(name: str):
+    lr, iterations, _, _ = ADAM_LEARNS[name]
     cfg = RunConfig.from_dict({
-        "problem": name, "method": "adam", "seed": 1, "problem_params": SMALL[name],
-        "method_params": {"lr": 1e-2}, "budget": {"iterations": 15}, "eval_interval": 100,
+        "problem": name, "method": "adam", "seed": 1, "problem_params": SMALL[name], "threads": 1,
+        "method_params": {"lr": lr}, "budget": {"iterations": iterations}, "eval_interval": 1000,
     })
-    result = run(cfg)
+    threads = torch.get_num_threads()
+    try:
+        return run(cfg)
+    finally:
+        torch.set_num_threads(threads)  # the runner sets it process-wide
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_adam_learns_through_the_runner(name):
+    """Adam through the runner lowers the loss by a measured factor and, where the problem is
+    learned at this size, ends with a relative L2 error below the zero predictor's 1."""
+    _, iterations, loss_ratio, l2_bound = ADAM_LEARNS[name]
+    result = _adam_run(name)
     h, s = result.history, result.summary
     assert result.status == "budget_exhausted", s["error"].iloc[0]
-    assert len(h) == 2 and h["epoch"].iloc[-1] == pytest.approx(15.0)  # full batch: 1 step = 1 epoch
-    assert np.isfinite(h["train_loss"]).all() and h["train_loss"].iloc[-1] < h["train_loss"].iloc[0]
+    assert len(h) == 2 and h["epoch"].iloc[-1] == pytest.approx(float(iterations))  # full batch: 1 step = 1 epoch
     assert s["metric_name"].iloc[0] == "rel_l2"
+    loss = h["train_loss"].to_numpy()
+    assert np.isfinite(loss).all() and loss[-1] < loss_ratio * loss[0], loss
+    if l2_bound is not None:
+        assert h["test_metric"].iloc[0] > 1.0  # the initial network is no better than zero
+        assert h["test_metric"].iloc[-1] < l2_bound, h["test_metric"].tolist()
+
+
+@pytest.mark.xfail(strict=True, reason="Klein-Gordon is not learned at this size: the loss falls, the "
+                   "rel. L2 error grows to ~6.5 (measured); strict, so learning it turns this into a pass to act on")
+def test_adam_learns_klein_gordon_solution():
+    assert _adam_run("pinn_klein_gordon").history["test_metric"].iloc[-1] < 1.0
 
 
 def test_lbfgs_float64_decreases_poisson_loss():

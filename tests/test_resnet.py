@@ -78,18 +78,25 @@ def test_interpolation_kind_reaches_transfer() -> None:
 # ----------------------------------------------------------------------------- training
 
 
-@pytest.mark.parametrize("arch", ["dense", "conv"])
-def test_adam_decreases_loss(arch: str) -> None:
-    """Four Adam epochs on 128 digits lower the full training loss, through the runner.
+# arch -> (lr, epochs, batch size). Measured (seed 0, 128 digits, width 8, float32): train loss
+# (full set) and test accuracy (64 digits) after training:
+#   dense lr 1e-2, 4 epochs of 32:  2.333 → 1.594, accuracy 0.594
+#   conv  lr 3e-2, 20 epochs of 16: 2.335 → 1.301, accuracy 0.625 (4 epochs of 32 at lr 1e-2 only
+#   reach 2.279: global average pooling of an 8-channel state learns slowly at first)
+# Chance: loss ln 10 = 2.303, accuracy 0.1.
+ADAM_SETTINGS = {"dense": (1e-2, 4, 32), "conv": (3e-2, 20, 16)}
 
-    Measured: dense 2.33 → 1.59 (monotone); conv 2.335 → 2.279 (monotone; global average pooling
-    of an 8-channel state learns slowly at first, so only a decrease is asserted).
-    """
+
+@pytest.mark.parametrize("arch", ["dense", "conv"])
+def test_adam_learns(arch: str) -> None:
+    """Adam on 128 digits, through the runner, ends well below chance: train loss < 0.75 ln 10
+    and test accuracy ≥ 0.4 (4× chance)."""
+    lr, epochs, batch_size = ADAM_SETTINGS[arch]
     config = RunConfig.from_dict({
         "problem": "resnet", "method": "adam", "seed": 0, "threads": 1,  # no oversubscription
         "problem_params": {"arch": arch, "width": 8, "n_train": 128, "n_test": 64},
-        "method_params": {"lr": 1e-2},
-        "budget": {"epochs": 4}, "batch_size": 32,
+        "method_params": {"lr": lr},
+        "budget": {"epochs": epochs}, "batch_size": batch_size,
     })
     threads = torch.get_num_threads()
     try:
@@ -98,9 +105,10 @@ def test_adam_decreases_loss(arch: str) -> None:
         torch.set_num_threads(threads)  # the runner sets it process-wide
     assert result.status == "budget_exhausted", result.summary["error"].iloc[0]
     losses = result.history["train_loss"].to_numpy()
-    assert len(losses) == 5 and np.isfinite(losses).all()
-    assert (np.diff(losses) < 0).all(), losses
-    assert losses[-1] < (0.8 if arch == "dense" else 0.99) * losses[0], losses
+    assert len(losses) == epochs + 1 and np.isfinite(losses).all()
+    assert losses[0] > 0.95 * np.log(10), losses  # starts at chance
+    assert losses[-1] < 0.75 * np.log(10), losses
+    assert result.history["test_metric"].iloc[-1] >= 0.4, result.history["test_metric"].tolist()
 
 
 def test_objective_gradient_step_decreases_loss() -> None:
@@ -147,33 +155,63 @@ MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-image
                "t10k-labels-idx1-ubyte")
 
 
-def _write_mnist(root: Path, side: int, n_train: int = 12, n_test: int = 6) -> Path:
+def _write_mnist(root: Path, side: int, n_train: int = 60, n_test: int = 30) -> Path:
+    """Learnable IDX files: label y ∈ {0, 1} alternates, pixels uniform in [0, 128) + 128 y (class 1
+    is brighter everywhere, which a dense net and a conv net with global average pooling both see)."""
     rng = np.random.default_rng(0)
-    arrays = (rng.integers(0, 256, (n_train, side, side), dtype=np.uint8), np.arange(n_train, dtype=np.uint8) % 10,
-              rng.integers(0, 256, (n_test, side, side), dtype=np.uint8), np.arange(n_test, dtype=np.uint8) % 10)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        y = np.arange(n, dtype=np.uint8) % 2
+        x = rng.integers(0, 128, (n, side, side)) + 128 * y[:, None, None].astype(np.int64)
+        return x.astype(np.uint8), y
+
+    arrays = (*draw(n_train), *draw(n_test))
     for name, arr in zip(MNIST_FILES, arrays):
         write_idx(root / name, arr)
     return root
+
+
+# arch -> (width, Adam lr, epochs of 20 images). Measured on the files above (seed 0): conv width 4
+# lr 0.1, 10 epochs: train loss 2.14 → 0.095, test accuracy 1.0 (28×28, 14×14 and 5×5 alike);
+# dense width 8 lr 1e-3, 30 epochs: 2.27 → 0.735, accuracy 0.9 (dense width 4 or lr ≥ 1e-2 stays at
+# the class prior: loss ≈ ln 2, accuracy 0.5).
+IDX_TRAINING = {"conv": (4, 0.1, 10), "dense": (8, 1e-3, 30)}
 
 
 @pytest.mark.parametrize("dataset, side, arch", [
     ("mnist", 28, "conv"), ("mnist", 28, "dense"), ("fashion_mnist", 14, "conv"), ("mnist", 5, "conv"),
 ])
 def test_mnist_idx(tmp_path: Path, dataset: str, side: int, arch: str) -> None:
-    """1×28×28 and smaller images from tiny IDX files; a 2-level hierarchy evaluates and trains."""
+    """1×28×28 and smaller images from tiny IDX files: a 2-level hierarchy evaluates (finite loss
+    and gradient on both levels), and Adam through the runner learns the two classes: test accuracy
+    ≥ 0.8 (chance 0.5) and train loss below half its initial value."""
     _write_mnist(tmp_path, side)
-    problem = _problem(dataset=dataset, data_dir=str(tmp_path), arch=arch, width=4, depth=4, n_train=None,
+    width, lr, epochs = IDX_TRAINING[arch]
+    problem = _problem(dataset=dataset, data_dir=str(tmp_path), arch=arch, width=width, depth=4, n_train=None,
                        n_test=None)
-    assert problem.data.input_shape == (1, side, side) and problem.n_train == 12
+    assert problem.data.input_shape == (1, side, side) and problem.n_train == 60
     hier = problem.hierarchy(2, WorkCounter())
     batch = next(iter(problem.train_batches(None, torch.Generator().manual_seed(0))))
     for obj in hier.objectives:
         out = obj.fmodel(obj.initial_x())(batch.x)
-        assert out.shape == (12, 10)
+        assert out.shape == (60, 10)
         loss, grad = obj.loss_grad(obj.initial_x(), batch)
         assert np.isfinite(loss) and torch.isfinite(grad).all()
-    metrics = problem.evaluate(hier.fine.fmodel(hier.fine.initial_x()))
-    assert set(metrics) >= {"test_loss", "test_metric"} and 0.0 <= metrics["test_metric"] <= 1.0
+    config = RunConfig.from_dict({
+        "problem": "resnet", "method": "adam", "seed": 0, "threads": 1, "batch_size": 20,
+        "problem_params": {"arch": arch, "width": width, "depth": 4, "dataset": dataset, "data_dir": str(tmp_path),
+                           "n_train": None, "n_test": None},
+        "method_params": {"lr": lr}, "budget": {"epochs": epochs},
+    })
+    threads = torch.get_num_threads()
+    try:
+        result = run(config)
+    finally:
+        torch.set_num_threads(threads)
+    h = result.history
+    assert result.status == "budget_exhausted", result.summary["error"].iloc[0]
+    assert h["train_loss"].iloc[-1] < 0.5 * h["train_loss"].iloc[0], h["train_loss"].tolist()
+    assert h["test_metric"].iloc[-1] >= 0.8, h["test_metric"].tolist()
 
 
 def test_cifar10(tmp_path: Path) -> None:
