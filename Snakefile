@@ -25,3 +25,10 @@ rule all:
         "results/report.md",
         expand("{d}/{f}", d=RUN_DIRS, f=("history.parquet", "summary.parquet")),
     default_target: True
+
+
+# `snakemake tables`: every run and the aggregated tables, without figures and report (CI checks).
+rule tables:
+    input:
+        rules.aggregate.output,
+        expand("{d}/{f}", d=RUN_DIRS, f=("history.parquet", "summary.parquet")),

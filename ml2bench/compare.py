@@ -250,8 +250,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for name in ("time_threshold", "work_threshold", "metric_threshold"):
-        if getattr(args, name) < 0:
-            print(f"error: --{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}", file=sys.stderr)
+        if not getattr(args, name) >= 0:  # NaN fails every comparison: "< 0" would let it through
+            print(f"error: --{name.replace('_', '-')} must be a number >= 0, got {getattr(args, name)}", file=sys.stderr)
             return EXIT_BAD_INPUT
     try:
         old, new = read_table(args.old), read_table(args.new)

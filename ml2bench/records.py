@@ -114,8 +114,8 @@ def claim_output(out_dir: str | Path) -> Iterator[Path]:
     while str(probe) not in ("", ".", "/") and not probe.exists():
         created.append(probe)
         probe = probe.parent
-    check_output_dir(out_dir)
     try:
+        check_output_dir(out_dir)
         with run_lock(out):
             yield out
     except BaseException:

@@ -9,6 +9,7 @@ is compared with the job that owns the directory.
 
     ml2bench verify results                                   # the runs that are there
     ml2bench verify results --configfile workflow/config/ci.yaml  # ... and the ones that should be
+    ml2bench verify --configfile my_sweep.yaml                # only check the config (YAML errors with line)
 
 Exit status: 0 all runs complete and consistent, 1 problems found (listed one per line),
 2 bad input. The Snakemake workflow moves corrupt files aside before it builds its DAG (see
@@ -122,10 +123,9 @@ def check_run(run_dir: str | Path, expected: Mapping[str, Any] | None = None) ->
             findings.append(Finding("corrupt", str(d / name), f"{why}; {WHAT_TO_DO}"))
     if findings:
         return findings
-    if expected is None:
-        expected = {"method": d.parent.parent.name}
-        if d.name.startswith("seed") and d.name[4:].isdigit():
-            expected["seed"] = int(d.name[4:])
+    if expected is None:  # a sweep's layout <problem_id>/<method>/<point>/seed<k> says method and seed
+        sweep_layout = d.name.startswith("seed") and d.name[4:].isdigit()
+        expected = {"method": d.parent.parent.name, "seed": int(d.name[4:])} if sweep_layout else {}
     found = read_identity(d)
     differ = {k for k, v in expected.items() if k in found and found[k] != v}
     if differ:
@@ -202,11 +202,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ml2bench verify",
         description="List missing, corrupt and mismatched runs of a results folder (exit 1 when any).")
-    parser.add_argument("results", type=Path, help="results folder holding runs/ (or a runs root)")
+    parser.add_argument("results", type=Path, nargs="?",
+                        help="results folder holding runs/ (or a runs root); without it only --configfile is checked")
     parser.add_argument("--configfile", type=Path,
                         help="sweep config (as given to snakemake): also list runs that are missing")
     args = parser.parse_args(argv)
+    if args.results is None and args.configfile is None:
+        parser.error("give RESULTS, --configfile or both")
     try:
+        if args.results is None:  # a config linter: YAML (file:line), schema, registries, every run
+            print(f"{args.configfile}: {len(expected_runs(args.configfile))} runs, all valid")
+            return 0
         n, findings = verify(args.results, args.configfile)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
