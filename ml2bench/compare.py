@@ -57,14 +57,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """A summary table from a parquet/CSV file, a folder holding one, or a runs root."""
     path = Path(path)
     if path.is_file():
-        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        try:
+            return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        except (ValueError, OSError) as err:  # truncated/garbage parquet: name the file, not a buffer
+            raise ValueError(f"{str(path)!r} is not a readable table ({' '.join(str(err).split())[:160]}); "
+                             f"regenerate it (e.g. re-run the sweep or ml2bench aggregate)") from None
     if path.is_dir():
         for name in ("summary.parquet", "summary.csv"):
             if (path / name).is_file():
                 return read_table(path / name)
         files = sorted(p for p in path.rglob("summary.parquet") if "failed" not in p.parent.parts[len(path.parts):])
         if files:
-            return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+            return pd.concat([read_table(f) for f in files], ignore_index=True)
         raise FileNotFoundError(f"{str(path)!r} holds no summary.parquet or summary.csv")
     raise FileNotFoundError(f"{str(path)!r} not found (expected a summary parquet/CSV file or a folder)")
 

@@ -122,6 +122,8 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     batch_size = config.batch_size
     if batch_size is None and not method_cls.full_batch:
         batch_size = problem_cls.default_batch_size
+    if batch_size is not None:  # a batch never exceeds the data: record the size actually used
+        batch_size = min(batch_size, problem.n_train)
     order = torch.Generator().manual_seed(seeds["order"])
     budget = config.budget
 

@@ -369,3 +369,18 @@ def test_kill_9_mid_sweep_then_unlock_and_rerun_incomplete(swept, tmp_path):
     resumed = snakemake(d, "tables", "--rerun-incomplete")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _assert_same_tables(swept, d)
+
+
+def test_batch_size_beyond_the_data_is_recorded_as_used(tmp_path):
+    """A batch never exceeds the data set: the summary records the size used, not the one asked."""
+    out = tmp_path / "run"
+    assert cli_main([*ARGS, "--set", "batch_size=1000000", "--out", str(out)]) == 0
+    s = pd.read_parquet(out / "summary.parquet").iloc[0]
+    assert s["batch_size"] == 100 and s["epochs"] == 1.0  # n_train=100, one step of the whole set
+
+
+def test_corrupt_table_given_to_compare_is_named(tmp_path, capsys):
+    bad = tmp_path / "summary.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    assert compare_main([str(bad), str(bad)]) == 2
+    assert f"error: '{bad}' is not a readable table" in capsys.readouterr().err
