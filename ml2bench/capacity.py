@@ -18,10 +18,32 @@ from .params import ConfigError
 COPIES = 4
 
 
-def count_parameters(problem, level: int = 0) -> int:
-    """Exact parameter count of ``problem.build_model(level)``, built on the meta device."""
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):  # the real build draws the same init later
-        model = problem.build_model(level)
+class _TooLarge(Exception):
+    pass
+
+
+def count_parameters(problem, level: int = 0, limit: int | None = None) -> int:
+    """Exact parameter count of ``problem.build_model(level)``, built on the meta device.
+
+    With ``limit``, the build is abandoned as soon as the parameters registered so far exceed
+    it (returns a count > limit): a depth of 10**5 blocks need not be built to be refused.
+    """
+    registered = [0]
+
+    def tally(module, name, param):
+        if param is not None:
+            registered[0] += param.numel()
+            if limit is not None and registered[0] > limit:
+                raise _TooLarge
+
+    hook = torch.nn.modules.module.register_module_parameter_registration_hook(tally)
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):  # the real build draws the init later
+            model = problem.build_model(level)
+    except _TooLarge:
+        return registered[0]
+    finally:
+        hook.remove()
     return sum(p.numel() for p in model.parameters())
 
 
@@ -42,13 +64,16 @@ def _size(n: float) -> str:
 
 def check_model_fits(problem, device: torch.device, dtype: torch.dtype, memory: int | None = None) -> int:
     """The parameter count, or ConfigError when ``COPIES`` parameter vectors exceed the memory."""
-    n = count_parameters(problem)
-    need = n * COPIES * torch.empty((), dtype=dtype, device="meta").element_size()
+    itemsize = torch.empty((), dtype=dtype, device="meta").element_size()
     have = memory_bytes(device) if memory is None else memory
+    limit = have // (COPIES * itemsize)
+    n = count_parameters(problem, limit=limit)
+    need = n * COPIES * itemsize
     if need > have:
+        over = "over " if n > limit else ""
         hp = ", ".join(f"{k}={v}" for k, v in sorted(problem.hp.items()) if isinstance(v, int) and not isinstance(v, bool))
         raise ConfigError(
-            f"problem {problem.name!r} ({hp}) has {n:.3g} parameters: {COPIES} copies at {dtype} need "
-            f"{_size(need)}, more than the {_size(have)} of memory on {device.type}; allowed: networks whose "
+            f"problem {problem.name!r} ({hp}) has {over}{n:.3g} parameters: {COPIES} copies at {dtype} need "
+            f"{over}{_size(need)}, more than the {_size(have)} of memory on {device.type}; allowed: networks whose "
             f"parameters fit (reduce width or depth)")
     return n

@@ -38,7 +38,8 @@ RUN = spec(
           "problem's default)", low=1, nullable=True),
     Param("eval_interval", float, None, "evaluate every this many work units; null: the problem's default",
           low=0.0, low_inclusive=False, nullable=True),
-    Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, nullable=True),
+    Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, high=2**31 - 1,
+          nullable=True),  # torch takes an int32
 )
 
 SECTIONS = ("problem_params", "method_params", "budget")

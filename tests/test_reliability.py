@@ -80,6 +80,7 @@ def test_every_float_parameter_rejects_nan_and_inf(owner, param):
     ("method.lr=nan", "'lr' = nan is not a finite number"),
     ("eval_interval=nan", "'eval_interval' = nan is not a finite number"),
     ("seed=100000000000000000000000000", "'seed' = 100000000000000000000000000 is out of range"),
+    ("threads=100000000000000000000", "'threads' = 100000000000000000000 is out of range"),
     ("problem.n_train=99999", "'n_train' = 99999 exceeds the"),
     ("problem.width=1000000000", "parameters: 4 copies at torch.float32 need"),
 ])
@@ -384,3 +385,19 @@ def test_corrupt_table_given_to_compare_is_named(tmp_path, capsys):
     bad.write_bytes(b"PAR1 not really")
     assert compare_main([str(bad), str(bad)]) == 2
     assert f"error: '{bad}' is not a readable table" in capsys.readouterr().err
+
+
+def test_model_size_check_abandons_a_huge_build_early():
+    """depth 10**5 x width 10**4 (10**13 parameters) is refused after a few layers, not built."""
+    import torch
+    from ml2bench.capacity import count_parameters
+
+    cls = PROBLEMS.get("mlp")
+    problem = cls(cls.params.validate({"depth": 10**5, "width": 10**4, "n_train": 100}, "mlp"), seed=0,
+                  device=torch.device("cpu"), dtype=torch.float32)
+    limit = 10**9
+    n = count_parameters(problem, limit=limit)
+    assert limit < n <= limit + 10**4 * 10**4 + 10**4  # stopped within one layer past the limit
+    small = cls(cls.params.validate({"depth": 2, "width": 8, "n_train": 100}, "mlp"), seed=0,
+                device=torch.device("cpu"), dtype=torch.float32)
+    assert count_parameters(small) == sum(p.numel() for p in small.build_model(0).parameters())
