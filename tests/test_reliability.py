@@ -272,7 +272,7 @@ def test_gate_fails_closed_on_incomplete_new(tmp_path, capsys, case, new, fragme
 def snakemake(workdir: Path, *args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "tiny.yaml"), "--cores", "1", *args]
+           "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
 
 
@@ -354,7 +354,7 @@ def test_kill_9_mid_sweep_then_unlock_and_rerun_incomplete(swept, tmp_path):
     d = _fresh(tmp_path, "killed")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(d),
-           "--configfile", str(d / "tiny.yaml"), "--cores", "1", "tables"]
+           "--configfile", str(d / "tiny.yaml"), "--cores", "2", "tables"]
     proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.monotonic() + 240
