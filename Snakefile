@@ -17,7 +17,18 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 
 
+# Every run's files are inputs of the target, not only of aggregate: Snakemake does not rebuild a
+# missing intermediate file whose consumers are up to date, so a deleted run would stay missing.
+# Listed here, it is redone, and its newer files make aggregate and everything after it rerun.
 rule all:
     input:
         "results/report.md",
+        expand("{d}/{f}", d=RUN_DIRS, f=("history.parquet", "summary.parquet")),
     default_target: True
+
+
+# `snakemake tables`: every run and the aggregated tables, without figures and report (CI checks).
+rule tables:
+    input:
+        rules.aggregate.output,
+        expand("{d}/{f}", d=RUN_DIRS, f=("history.parquet", "summary.parquet")),

@@ -15,11 +15,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
 from .records import write_parquet_atomic
+from .verify import require_intact
 
 EXTRA_COLUMNS = {
     "problem_id": "sweep entry id (directory under results/runs; one problem of the comparison)",
@@ -56,14 +57,22 @@ def read_benchmark(path: str | Path | None) -> dict[str, float]:
             if col in bench.columns}
 
 
-def aggregate(run_dirs: Iterable[str | Path], benchmarks: dict[str, str] | None = None
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(history, summary) of all ``run_dirs``; ``benchmarks`` maps a run dir to its TSV."""
+def aggregate(run_dirs: Iterable[str | Path], benchmarks: dict[str, str] | None = None,
+              identities: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(history, summary) of all ``run_dirs``; ``benchmarks`` maps a run dir to its TSV.
+
+    Every directory is checked first (:func:`ml2bench.verify.require_intact`): readable files,
+    and the identity the summary records — problem, method, seed, config hash — equal to
+    ``identities[dir]`` (the owning job's, from the sweep) or, without it, to the directory's
+    method and seed. A mismatch raises an error naming both, never a silently relabelled run.
+    """
     histories, summaries = [], []
     benchmarks = {str(Path(k)): v for k, v in (benchmarks or {}).items()}
+    identities = {str(Path(k)): v for k, v in (identities or {}).items()}
     for d in run_dirs:
         d = Path(d)
         key = run_key(d)
+        require_intact(d, identities.get(str(d)))
         h = pd.read_parquet(d / "history.parquet")
         s = pd.read_parquet(d / "summary.parquet")
         for frame in (h, s):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .params import ConfigError
+from .records import OutputError
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -19,6 +20,7 @@ TOOLS = {
     "tables": ("ml2bench.tables", "comparison tables (median/IQR, time to target) from aggregated tables"),
     "figures": ("ml2bench.figures", "convergence figures and performance profiles from aggregated tables"),
     "report": ("ml2bench.report", "results/report.md from tables and figures"),
+    "verify": ("ml2bench.verify", "list missing, corrupt and mismatched runs of a results folder"),
 }
 
 
@@ -54,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="torch device (default cpu)")
     p_run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config value, e.g. method.lr=0.01 (repeatable)")
-    p_run.add_argument("--out", type=Path, required=True, help="output directory of this run")
+    p_run.add_argument("--out", required=True, help="output directory of this run")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
     for name, (_, help_text) in TOOLS.items():  # listed for --help; main() hands them their argv
         sub.add_parser(name, help=help_text, add_help=False)
@@ -79,7 +81,7 @@ def _cmd_list(what: str | None) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from . import config as cfg
-    from .records import write_run
+    from .records import claim_output, write_run
     from .runner import run
 
     raw = cfg.load_yaml(args.config) if args.config else {}
@@ -90,10 +92,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     raw = cfg.apply_overrides(raw, args.overrides)
     config = cfg.RunConfig.from_dict(raw)
     progress = not args.quiet and sys.stderr.isatty()
-    result = run(config, progress=progress)
     if os.environ.get("RANK", "0") != "0":  # under torchrun every rank runs; rank 0 keeps the records
+        result = run(config, progress=progress)
         return 0 if result.status != "failed" else EXIT_RUN_FAILED
-    out = write_run(result.history, result.summary, args.out)
+    with claim_output(args.out):  # where the records go is checked before training
+        result = run(config, progress=progress)
+        try:
+            out = write_run(result.history, result.summary, args.out)
+        except OSError as err:  # full disk, quota, lost mount: the run happened but has no record
+            print(f"error: {config.problem}/{config.method}/seed {config.seed}: the records could not be written to "
+                  f"{args.out!r} ({err.strerror or err}); no partial summary was left — free space and re-run",
+                  file=sys.stderr)
+            return EXIT_RUN_FAILED
     s = result.summary.iloc[0]
     print(f"{config.problem}/{config.method}/seed {config.seed}: status={s['status']} "
           f"train_loss={s['final_train_loss']:.4g} {s['metric_name']}={s['final_test_metric']:.4g} "
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             return _cmd_list(args.what)
         return _cmd_run(args)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, OutputError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValueError as err:  # DataError and friends: bad input, named in the message

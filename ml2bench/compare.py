@@ -20,8 +20,9 @@ also count as ``worse``. Groups present on one side only are listed with a ``not
     python -m ml2bench.compare OLD NEW [--time-threshold 0.1] [--work-threshold 0.1]
                                        [--metric-threshold 0.01] [--fail-on-regression]
 
-Exit status: 0, or 1 with ``--fail-on-regression`` when a group got slower or worse; 2 for
-unreadable input.
+Exit status: 0, or 1 with ``--fail-on-regression`` when a group got slower or worse **or when
+NEW is incomplete** (empty, a group or a gated column of OLD missing, fewer runs, NaN where OLD has
+a value: the gate fails closed and lists what is missing); 2 for unreadable input.
 """
 from __future__ import annotations
 
@@ -56,14 +57,18 @@ def read_table(path: str | Path) -> pd.DataFrame:
     """A summary table from a parquet/CSV file, a folder holding one, or a runs root."""
     path = Path(path)
     if path.is_file():
-        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        try:
+            return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        except (ValueError, OSError) as err:  # truncated/garbage parquet: name the file, not a buffer
+            raise ValueError(f"{str(path)!r} is not a readable table ({' '.join(str(err).split())[:160]}); "
+                             f"regenerate it (e.g. re-run the sweep or ml2bench aggregate)") from None
     if path.is_dir():
         for name in ("summary.parquet", "summary.csv"):
             if (path / name).is_file():
                 return read_table(path / name)
         files = sorted(p for p in path.rglob("summary.parquet") if "failed" not in p.parent.parts[len(path.parts):])
         if files:
-            return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+            return pd.concat([read_table(f) for f in files], ignore_index=True)
         raise FileNotFoundError(f"{str(path)!r} holds no summary.parquet or summary.csv")
     raise FileNotFoundError(f"{str(path)!r} not found (expected a summary parquet/CSV file or a folder)")
 
@@ -173,6 +178,34 @@ def compare(old_df: pd.DataFrame, new_df: pd.DataFrame, thresholds: Thresholds |
     return pd.DataFrame(rows)
 
 
+GATED_COLUMNS = ("train_time_s", "work_units", "final_test_metric")
+
+
+def missing_data(old_df: pd.DataFrame, new_df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """What NEW lacks that OLD has — each a reason the gate cannot pass (it fails closed).
+
+    An empty NEW table, a gated column absent from NEW, a group of OLD absent from NEW, a group
+    with fewer runs, or a gated quantity OLD measured and NEW left empty (NaN).
+    """
+    if len(new_df) == 0:
+        return ["NEW holds no runs (empty table)"]
+    out = ["OLD holds no runs (empty reference)"] if len(old_df) == 0 else []
+    for side, df in (("OLD", old_df), ("NEW", new_df)):
+        out += [f"column {c!r} missing in {side}" for c in GATED_COLUMNS if c not in df.columns]
+    keys = [c for c in ("problem_id", "problem", "method", "point") if c in table.columns]
+    for _, r in table.iterrows():
+        name = "/".join(str(r[k]) for k in keys)
+        if r["runs_new"] == 0:
+            out.append(f"group {name} missing in NEW ({r['runs_old']} runs in OLD)")
+            continue
+        if r["runs_new"] < r["runs_old"]:
+            out.append(f"group {name} has {r['runs_new']} runs in NEW, {r['runs_old']} in OLD")
+        for short, col in (("time", "train_time_s"), ("work", "work_units"), ("metric", "final_test_metric")):
+            if col in new_df.columns and math.isfinite(r[f"{short}_old"]) and math.isnan(r[f"{short}_new"]):
+                out.append(f"group {name}: {col} is empty (NaN) in NEW")
+    return out
+
+
 def has_regression(table: pd.DataFrame) -> bool:
     return any(f in str(flag).split(",") for flag in table["flag"] for f in REGRESSIONS)
 
@@ -221,8 +254,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for name in ("time_threshold", "work_threshold", "metric_threshold"):
-        if getattr(args, name) < 0:
-            print(f"error: --{name.replace('_', '-')} must be >= 0, got {getattr(args, name)}", file=sys.stderr)
+        if not getattr(args, name) >= 0:  # NaN fails every comparison: "< 0" would let it through
+            print(f"error: --{name.replace('_', '-')} must be a number >= 0, got {getattr(args, name)}", file=sys.stderr)
             return EXIT_BAD_INPUT
     try:
         old, new = read_table(args.old), read_table(args.new)
@@ -234,8 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(to_markdown(shown))
     regressed = has_regression(table)
     n_reg = int(sum(any(f in str(x).split(",") for f in REGRESSIONS) for x in table["flag"]))
-    print(f"\n{len(table)} groups, {n_reg} regressed (slower/worse)")
-    return EXIT_REGRESSION if (regressed and args.fail_on_regression) else 0
+    missing = missing_data(old, new, table)
+    print(f"\n{len(table)} groups, {n_reg} regressed (slower/worse), {len(missing)} missing in NEW")
+    for line in missing:
+        print(f"missing: {line}", file=sys.stderr)
+    return EXIT_REGRESSION if ((regressed or missing) and args.fail_on_regression) else 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import yaml
 
 from .params import ConfigError, Param, spec
 
+SEED_MAX = 2**63 - 1  # the seed column of the result tables is int64
+
 BUDGET = spec(
     Param("epochs", float, None, "passes over the training data", low=0.0, low_inclusive=False, nullable=True),
     Param("grad_evals", float, None, "full-batch gradient evaluations", low=0.0, low_inclusive=False,
@@ -28,14 +30,16 @@ BUDGET = spec(
 RUN = spec(
     Param("problem", str, None, "registered problem name", nullable=True),
     Param("method", str, None, "registered method name", nullable=True),
-    Param("seed", int, 0, "run seed; init and data-order seeds are derived from it", low=0),
+    Param("seed", int, 0, "run seed; init and data-order seeds are derived from it (the tables store it as "
+          "int64)", low=0, high=SEED_MAX),
     Param("device", str, "cpu", "torch device", choices=("cpu", "cuda", "auto")),
     Param("dtype", str, "float32", "floating point type", choices=("float32", "float64")),
     Param("batch_size", int, None, "mini-batch size; null: the method's default (full batch or the "
           "problem's default)", low=1, nullable=True),
     Param("eval_interval", float, None, "evaluate every this many work units; null: the problem's default",
           low=0.0, low_inclusive=False, nullable=True),
-    Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, nullable=True),
+    Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, high=2**31 - 1,
+          nullable=True),  # torch takes an int32
 )
 
 SECTIONS = ("problem_params", "method_params", "budget")
@@ -106,12 +110,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+        raise ConfigError(yaml_error_message(path, err)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping at top level")
     return data
+
+
+def yaml_error_message(path: str | Path, err: yaml.YAMLError) -> str:
+    """One line ``FILE:LINE:COLUMN: not valid YAML: PROBLEM`` (editors jump to FILE:LINE)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = " ".join(filter(None, [getattr(err, "context", None), getattr(err, "problem", None)])) or str(err)
+    return f"{where}: not valid YAML: {' '.join(problem.split())}"
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ with one message that names the bad key and what is allowed.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -27,6 +28,7 @@ class Param:
     low_inclusive: bool = True
     choices: Sequence[Any] | None = None
     nullable: bool = False
+    finite: bool = True  # NaN and ±inf pass every comparison test, so they are rejected explicitly
 
     def describe_allowed(self) -> str:
         """Human-readable admissible set, used in error messages and ``ml2bench list``."""
@@ -56,6 +58,8 @@ class Param:
             raise ConfigError(f"{where} = {value!r} has the wrong type ({type(value).__name__}); "
                               f"allowed: {self.describe_allowed()}")
         value = coerced
+        if self.finite and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} = {value!r} is not a finite number; allowed: finite {self.describe_allowed()}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{where} = {value!r} is not allowed; allowed: {self.describe_allowed()}")
         if self.low is not None and (value < self.low or (not self.low_inclusive and value == self.low)):
@@ -88,7 +92,10 @@ def _coerce(value: Any, t: type | tuple[type, ...]) -> Any:
         if isinstance(value, ty):
             return value
     if float in types and isinstance(value, int):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond the float range (10**400) is no float
+            return math.inf
     if float in types and isinstance(value, str):
         # PyYAML (YAML 1.1) reads ``1e-3`` as a string; accept what is clearly a number
         try:

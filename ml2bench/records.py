@@ -2,13 +2,20 @@
 
 A run produces two parquet tables: ``history`` (one row per evaluation point) and ``summary``
 (one row per run). Files are written to a temporary name in the same directory and renamed, so a
-reader never sees half a file; a failed run never replaces the records of a finished one.
+reader never sees half a file; a failed run never replaces the records of a finished one. Files
+get the permissions the umask allows (0644 under the usual 022: collaborators on a shared
+cluster can read them), not mkstemp's owner-only 0600. One writer per run directory: a second
+``ml2bench run`` into the same folder is refused while the first holds its lock.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import socket
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 
@@ -39,12 +46,28 @@ FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")
 # ``no_evaluation`` for a step that evaluated nothing, ``diverged`` or ``failed``.
 
 
+LOCK_NAME = ".ml2bench.lock"
+
+
+class OutputError(OSError):
+    """The output location cannot take a run's records (not a folder, not writable, in use)."""
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> None:
     """Write ``df`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; a result file is as readable as any other
+    finally:
+        os.close(fd)
     try:
         if path.suffix == ".csv":
             df.to_csv(tmp, index=False)
@@ -54,6 +77,89 @@ def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` and prove a file can be written there, *before* training.
+
+    Raises :class:`OutputError` naming the folder: an empty path (it would mean the current
+    directory), a path that is a file, or a folder where a file cannot be created (read-only,
+    no space, permission). The probe is a real create + delete, not ``os.access`` (which says
+    yes to root on a read-only export and knows nothing of quotas).
+    """
+    if not str(out_dir).strip():
+        raise OutputError(f"--out {str(out_dir)!r}: an output folder is required (not the current directory); "
+                          f"allowed: a path such as results/runs/demo")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {str(out)!r} is an existing file; allowed: a folder (new or existing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".ml2bench-write-test.", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(f"--out {str(out)!r} is not writable ({err.strerror or err}); allowed: a folder "
+                          f"where this user can create files") from None
+    return out
+
+
+@contextlib.contextmanager
+def claim_output(out_dir: str | Path) -> Iterator[Path]:
+    """:func:`check_output_dir` + :func:`run_lock`; folders created here are removed again when
+    the body raises before writing anything (bad input leaves no trace)."""
+    out = Path(out_dir)
+    created = []
+    probe = out
+    while str(probe) not in ("", ".", "/") and not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    try:
+        check_output_dir(out_dir)
+        with run_lock(out):
+            yield out
+    except BaseException:
+        for d in created:  # innermost first; stops at the first folder that holds something
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
+
+
+@contextlib.contextmanager
+def run_lock(out_dir: str | Path) -> Iterator[Path]:
+    """Hold ``out_dir/.ml2bench.lock`` (``flock``, released by the kernel even after kill -9).
+
+    A second writer gets :class:`OutputError` naming the holder instead of racing. The lock file
+    is removed on release; a writer that locked a file just unlinked by the previous holder
+    notices (different inode) and locks the new one.
+    """
+    path = Path(out_dir) / LOCK_NAME
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise OutputError(f"--out {str(out_dir)!r} is in use by another ml2bench run ({holder}); allowed: "
+                              f"one writer per run folder — wait for it or choose another --out") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        os.close(fd)
 
 
 def finished_run_exists(out_dir: str | Path) -> bool:

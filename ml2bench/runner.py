@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from . import provenance
+from .capacity import check_model_fits
 from .config import RunConfig
 from .energy import EnergyMeter
 from .methods import METHODS, Method
@@ -110,6 +111,7 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     wall0 = time.perf_counter()
 
     problem = problem_cls(config.problem_params, seed=seeds["data"], device=device, dtype=dtype)
+    check_model_fits(problem, device, dtype)  # bad input (ConfigError), before any allocation
     counter = WorkCounter()
     levels = method_cls.levels_required(config.method_params)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -120,6 +122,8 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     batch_size = config.batch_size
     if batch_size is None and not method_cls.full_batch:
         batch_size = problem_cls.default_batch_size
+    if batch_size is not None:  # a batch never exceeds the data: record the size actually used
+        batch_size = min(batch_size, problem.n_train)
     order = torch.Generator().manual_seed(seeds["order"])
     budget = config.budget
 

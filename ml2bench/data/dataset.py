@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..params import ConfigError
+
 
 class DataError(ValueError):
     """A data file is missing or malformed.
@@ -66,9 +68,12 @@ class Dataset:
 
         For quick smoke runs; taking a prefix keeps it deterministic.
         """
-        for label, n in (("n_train", n_train), ("n_test", n_test)):
+        for label, n, have in (("n_train", n_train, len(self.y_train)), ("n_test", n_test, len(self.y_test))):
             if n is not None and n < 0:
                 raise ValueError(f"{label} must be >= 0 or None, got {n}")
+            if n is not None and n > have:  # never clip silently: the summary records the requested n
+                raise ConfigError(f"problem parameter '{label}' = {n} exceeds the {have} samples of data set "
+                                  f"{self.name!r}; allowed: 1..{have} or null (all)")
         tr = slice(None) if n_train is None else slice(0, n_train)
         te = slice(None) if n_test is None else slice(0, n_test)
         return Dataset(

@@ -14,6 +14,7 @@ rule aggregate:
     params:
         targets=TARGETS,
         run_dirs=RUN_DIRS,
+        identities={job.outdir: job.identity() for job in JOB_LIST},  # checked against each summary
     log:
         "results/logs/aggregate.log",
     threads: 1
@@ -25,7 +26,7 @@ rule aggregate:
         from ml2bench.aggregate import aggregate as _aggregate, write_tables as _write_tables
 
         bench = {d: f"results/benchmarks/runs/{d[len('results/runs/'):]}.tsv" for d in params.run_dirs}
-        history, summary = _aggregate(params.run_dirs, bench)
+        history, summary = _aggregate(params.run_dirs, bench, params.identities)
         _write_tables(history, summary, "results/tables", params.targets)
         Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
         Path(log[0]).write_text(f"{len(summary)} runs, {len(history)} evaluation points\n")

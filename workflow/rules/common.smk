@@ -26,8 +26,10 @@ if "sweeps" not in config:
     config.update(yaml.safe_load((WORKFLOW_DIR / "config" / "default.yaml").read_text()))
     config.update(_given)
 
-validate(config, str(WORKFLOW_DIR / "schemas" / "config.schema.yaml"))
 try:
+    _sweep.check_finite(config)
+    _sweep.validate_schema(config)  # one line naming the offending key (Snakemake's dumps the schema)
+    validate(config, str(_sweep.SCHEMA))  # fills the schema's defaults
     JOB_LIST = _sweep.expand(config)
     TARGETS = _sweep.targets(config)
 except _sweep.SweepError as err:
@@ -36,6 +38,14 @@ except _sweep.SweepError as err:
 JOBS = {job.key: job for job in JOB_LIST}
 PROBLEM_IDS = sorted({job.problem_id for job in JOB_LIST})
 RUN_DIRS = [job.outdir for job in JOB_LIST]
+# Re-runs repair: a corrupt run file (truncated copy, full disk, garbage) is moved to
+# <run>/corrupt/ before the DAG is built, so its train job is missing and runs again (rule all
+# requires every run's files). Only the main process does this, not group/cluster sub-processes.
+if workflow.is_main_process:
+    from ml2bench.verify import corrupt_files as _corrupt_files, quarantine as _quarantine
+    for _path, _why in _corrupt_files(RUN_DIRS):
+        print(f"ml2bench: {_path} {_why}; moved to {_quarantine(_path)}; the run is redone",
+              file=sys.stderr)
 FIGURE_NAMES = ["convergence_epochs", "convergence_work_units", "convergence_time",
                 "convergence_energy", "time_to_target"]
 # How jobs call ml2bench: the console script when installed, else this interpreter's module.

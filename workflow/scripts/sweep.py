@@ -16,11 +16,16 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
+WORKFLOW_DIR = Path(__file__).resolve().parents[1]
+SCHEMA = WORKFLOW_DIR / "schemas" / "config.schema.yaml"
+DEFAULT_CONFIG = WORKFLOW_DIR / "config" / "default.yaml"
 RUN_DEFAULTS = {"threads": 1}  # one torch thread per job: two jobs share two cores fairly
 QUANTITIES = ("train_loss", "test_loss", "test_metric")
 
@@ -54,6 +59,13 @@ class Job:
     def device(self) -> str:
         return self.run.get("device", "cpu")
 
+    def identity(self) -> dict[str, Any]:
+        """What the run's summary must record (compared by aggregation and ``ml2bench verify``)."""
+        from ml2bench.config import RunConfig
+
+        return {"problem": self.problem, "method": self.method, "seed": self.seed,
+                "config_hash": RunConfig(**self.resolved).hash()}
+
     def cli_args(self) -> str:
         """Arguments of ``ml2bench run`` (without --out/--quiet), shell-quoted."""
         args = ["--problem", self.problem, "--method", self.method, "--seed", str(self.seed)]
@@ -64,6 +76,62 @@ class Job:
         for s in sets:
             args += ["--set", s]
         return " ".join(shlex.quote(a) for a in args)
+
+
+def check_finite(value: Any, where: str = "config") -> None:
+    """Reject NaN and ±inf anywhere in the config: every comparison with NaN is False, so they
+    slip through range checks (YAML reads ``.nan``/``.inf``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SweepError(f"{where} = {value!r} is not a finite number; allowed: finite numbers")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_finite(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, f"{where}[{i}]")
+
+
+def validate_schema(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> None:
+    """The first schema violation as one line naming the offending key (never the whole schema)."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    where = "config" + error.json_path[1:]
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        unknown = sorted(k for k in error.instance if k not in allowed and not str(k).startswith("_"))
+        raise SweepError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                         f"allowed: {', '.join(allowed) or '(none)'}")
+    message = " ".join(error.message.split())
+    raise SweepError(f"{where}: {message[:300]}")
+
+
+def load_config(configfile: str | Path | None) -> dict[str, Any]:
+    """A sweep config as the workflow reads it: ``default.yaml`` when the file has no 'sweeps'."""
+    from ml2bench.config import load_yaml
+    from ml2bench.params import ConfigError
+
+    try:
+        given = load_yaml(configfile) if configfile is not None else {}
+    except ConfigError as err:
+        raise SweepError(str(err)) from None
+    if "sweeps" in given:
+        return given
+    config = load_yaml(DEFAULT_CONFIG)
+    config.update(given)
+    return config
+
+
+def load_jobs(configfile: str | Path | None) -> list[Job]:
+    """Every job of a sweep config file, after all the checks the workflow makes."""
+    config = load_config(configfile)
+    validate_schema(config)
+    return expand(config)
 
 
 def run_dir(problem_id: str, method: str, point: str, seed: int | str) -> str:
@@ -152,6 +220,7 @@ def expand(config: Mapping[str, Any], problems: list[str] | None = None,
 
     ``problems``/``methods`` are the allowed names (default: the live registries).
     """
+    check_finite(config)
     if problems is None or methods is None:
         from ml2bench.methods import METHODS
         from ml2bench.problems import PROBLEMS
