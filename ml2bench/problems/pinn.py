@@ -40,6 +40,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from ..cache import cached_arrays
 from ..multilevel.depth import KINDS, DepthTransfer
 from ..nn.odenet import DenseODEResNet, depth_levels
 from ..objective import FModel
@@ -58,8 +59,9 @@ def _frozen(pts: NDArray[np.float64], ref: NDArray[np.float64]) -> Grid:
 @functools.lru_cache(maxsize=8)
 def tabulated_grid(reference_grid: Callable[[int, int], tuple], nx: int, nt: int) -> Grid:
     """Test points (x, t) and values of a reference solver's ``reference_grid(nx, nt)`` (U[k, j] =
-    u(x_j, t_k)), flattened; cached per process because the solvers take up to a second."""
-    x, t, U = reference_grid(nx, nt)
+    u(x_j, t_k)), flattened; cached per process and on disk (:mod:`ml2bench.cache`, keyed by the
+    solver's source and arguments) because the solvers take up to a second per run."""
+    x, t, U = cached_arrays(reference_grid, int(nx), int(nt))
     tt, xx = np.meshgrid(t, x, indexing="ij")
     return _frozen(np.stack([xx.ravel(), tt.ravel()], axis=1), np.ascontiguousarray(U.ravel()))
 
