@@ -96,7 +96,9 @@ def preload() -> None:
     import tqdm.auto  # noqa: F401
     import yaml  # noqa: F401
 
-    from . import cli, config, records, runner  # noqa: F401
+    from . import cli, config, provenance, records, runner  # noqa: F401
+
+    provenance.warm()
 
 
 def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:

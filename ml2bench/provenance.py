@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 
+@functools.lru_cache(maxsize=None)
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -27,6 +28,7 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -62,9 +64,12 @@ def names_ml2bench(pyproject: Path) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=4)
 def git_commit(package_dir: Path = PACKAGE_DIR) -> str:
     """Commit of ml2bench's own checkout (with ``-dirty``); ``none`` when the package does not sit
-    in ml2bench's repository (see module docstring), ``unknown`` when git cannot tell."""
+    in ml2bench's repository (see module docstring), ``unknown`` when git cannot tell. Read once
+    per process: the code a process runs is the code it imported (a fork server's children
+    inherit the server's reading, taken when it loaded the package)."""
     try:
         top = Path(_git(["rev-parse", "--show-toplevel"], package_dir))
     except (OSError, subprocess.SubprocessError):
@@ -89,6 +94,15 @@ def source_hash(package_dir: Path = PACKAGE_DIR) -> str:
         digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def warm() -> None:
+    """Read everything that does not change within a process (the fork server calls this)."""
+    for package in ("ml2bench", "numpy", "pandas"):
+        _version(package)
+    cpu_model()
+    git_commit()
+    source_hash()
 
 
 def collect(device: torch.device) -> dict[str, str | int]:

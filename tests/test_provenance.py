@@ -41,6 +41,7 @@ def test_own_repository_records_its_commit(tmp_path):
     pkg = _repo(root, "ml2bench")
     assert provenance.git_commit(pkg) == _head(root)
     (pkg / "objective.py").write_text("# changed\n")
+    provenance.git_commit.cache_clear()
     assert provenance.git_commit(pkg) == _head(root) + "-dirty"
 
 
