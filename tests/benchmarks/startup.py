@@ -4,7 +4,7 @@
     python tests/benchmarks/startup.py --part fixed    # only the process start-up part
     python tests/benchmarks/startup.py --part eval --config workflow/config/default.yaml
 
-*fixed*: wall time of ``ml2bench run --set budget.iterations=1`` (one step, two evaluation points,
+*fixed*: wall time of ``ml2bench run --set budget.iterations=1`` (``--method``, default adam) (one step, two evaluation points,
 writing both tables) minus that of ``python -c "import torch"``, both as fresh processes,
 interleaved, median of ``--repeats``; one row per problem at the default sweep's size. The PDE
 reference cache (``$ML2BENCH_CACHE``) is warmed first, as it is after a sweep's first run.
@@ -43,10 +43,11 @@ def _timed(cmd: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t0
 
 
-def fixed_cost(config_path: Path, repeats: int) -> None:
+def fixed_cost(config_path: Path, repeats: int, only: list[str] | None = None, method: str = "adam") -> None:
     jobs = {}
     for job in _jobs(config_path):
-        jobs.setdefault(job.problem_id, job)
+        if job.method == method and (not only or job.problem_id in only):
+            jobs.setdefault(job.problem_id, job)
     env = dict(os.environ)
     env.setdefault("ML2BENCH_CACHE", tempfile.mkdtemp(prefix="ml2bench-cache-"))
     print(f"fixed cost per run (median of {repeats}; ML2BENCH_CACHE={env['ML2BENCH_CACHE']})")
@@ -124,9 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", choices=("fixed", "eval", "all"), default="all")
     ap.add_argument("--config", type=Path, default=ROOT / "workflow" / "config" / "default.yaml")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--only", nargs="*", help="sweep entry ids (default: all)")
+    ap.add_argument("--method", default="adam", help="method of the fixed-cost runs (default adam)")
     args = ap.parse_args(argv)
     if args.part in ("fixed", "all"):
-        fixed_cost(args.config, args.repeats)
+        fixed_cost(args.config, args.repeats, args.only, args.method)
     if args.part in ("eval", "all"):
         eval_share(args.config)
     return 0
