@@ -116,6 +116,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"] and os.environ.get("ML2BENCH_SERVER"):  # a sweep's warm process (forkserver.py)
+        from .forkserver import delegate
+
+        status = delegate(argv, os.environ["ML2BENCH_SERVER"])
+        if status is not None:
+            return status
+        print(f"note: no ml2bench fork server at {os.environ['ML2BENCH_SERVER']}; running in this process",
+              file=sys.stderr)
     if argv and argv[0] in TOOLS:
         return importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     args = _parser().parse_args(argv)

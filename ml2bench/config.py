@@ -40,6 +40,8 @@ RUN = spec(
           low=0.0, low_inclusive=False, nullable=True),
     Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, high=2**31 - 1,
           nullable=True),  # torch takes an int32
+    Param("cuda_graphs", bool, None, "capture loss+gradient evaluations as CUDA graphs and replay them; "
+          "null: on for device cuda", nullable=True),
 )
 
 SECTIONS = ("problem_params", "method_params", "budget")
@@ -60,6 +62,7 @@ class RunConfig:
     batch_size: int | None = None
     eval_interval: float | None = None
     threads: int | None = None
+    cuda_graphs: bool | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "RunConfig":
@@ -91,6 +94,7 @@ class RunConfig:
             method_params=method_cls.params.validate(sections["method_params"], f"method {top['method']!r}"),
             budget=budget, device=top["device"], dtype=top["dtype"], batch_size=top["batch_size"],
             eval_interval=top["eval_interval"] or problem_cls.default_eval_interval, threads=top["threads"],
+            cuda_graphs=top["cuda_graphs"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,7 +102,10 @@ class RunConfig:
 
     def hash(self) -> str:
         """Stable short hash of the resolved config (provenance and result de-duplication)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        resolved = self.to_dict()
+        if resolved.get("cuda_graphs") is None:  # the default: hashes of configs from before the option stay
+            resolved.pop("cuda_graphs", None)
+        blob = json.dumps(resolved, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 

@@ -117,6 +117,9 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(seeds["init"])
         hierarchy = problem.hierarchy(levels, counter)
+    graphs = _graph_mode(config, device)
+    for objective in hierarchy.objectives:
+        objective.graphs = graphs
     x0 = hierarchy.fine.initial_x()
     method = method_cls(hierarchy, x0, config.method_params)
     batch_size = config.batch_size
@@ -201,6 +204,18 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     summary = _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels,
                        batch_size, device, meter, started, time.perf_counter() - wall0, state)
     return RunResult(history, summary)
+
+
+def _graph_mode(config: RunConfig, device: torch.device) -> str:
+    """Objective.graphs for this run: CUDA graphs by default on CUDA (``cuda_graphs: false`` turns
+    them off); never on CPU, where there is nothing to capture."""
+    if config.cuda_graphs is None:
+        return "cuda" if device.type == "cuda" else "off"
+    if config.cuda_graphs and device.type != "cuda":
+        from .params import ConfigError
+        raise ConfigError(f"cuda_graphs=true needs device cuda, got device {device.type!r}; allowed on cpu: "
+                          "false or null")
+    return "cuda" if config.cuda_graphs else "off"
 
 
 def _history_columns():

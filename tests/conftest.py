@@ -1,8 +1,16 @@
 """Shared fixtures: small, fast configurations of the embedded problems."""
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The test session (and the runs it starts) use a fresh on-disk cache, not the user's."""
+    os.environ.setdefault("ML2BENCH_CACHE", tempfile.mkdtemp(prefix="ml2bench-test-cache-"))
 
 
 @pytest.fixture(autouse=True)

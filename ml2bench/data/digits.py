@@ -16,16 +16,9 @@ def load_digits(seed: int, test_fraction: float = 0.25) -> Dataset:
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    # imported here: scikit-learn costs ~1 s of start-up that runs on other data never need
-    from sklearn.datasets import load_digits as _sk_load_digits
-    from sklearn.model_selection import train_test_split
+    from ..cache import cached_arrays
 
-    bunch = _sk_load_digits()
-    x = (np.asarray(bunch.data, dtype=np.float32) / 16.0).reshape(-1, 1, 8, 8)
-    y = np.asarray(bunch.target, dtype=np.int64)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
+    x_tr, x_te, y_tr, y_te = cached_arrays(_split, int(seed), float(test_fraction))
     return Dataset(
         x_train=torch.from_numpy(np.ascontiguousarray(x_tr)),
         y_train=torch.from_numpy(np.ascontiguousarray(y_tr)),
@@ -35,3 +28,15 @@ def load_digits(seed: int, test_fraction: float = 0.25) -> Dataset:
         input_shape=(1, 8, 8),
         name="digits",
     )
+
+
+def _split(seed: int, test_fraction: float) -> tuple[np.ndarray, ...]:
+    """The stratified split; cached on disk by the caller, because importing scikit-learn costs
+    ~1 s of a run's start-up (more than a short run trains)."""
+    from sklearn.datasets import load_digits as _sk_load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = _sk_load_digits()
+    x = (np.asarray(bunch.data, dtype=np.float32) / 16.0).reshape(-1, 1, 8, 8)
+    y = np.asarray(bunch.target, dtype=np.int64)
+    return tuple(train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y))

@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from ..params import Param, spec
 from . import register
-from .torch_optim import TorchOptimMethod
+from .torch_optim import ElementwiseMethod
 
 
 @register
-class Adam(TorchOptimMethod):
+class Adam(ElementwiseMethod):
     name = "adam"
-    description = "Adam (torch.optim.Adam), mini-batch"
+    description = "Adam (the update of torch.optim.Adam), mini-batch"
     full_batch = False
     params = spec(
         Param("lr", float, 1e-3, "learning rate", low=0.0, low_inclusive=False),
@@ -21,7 +22,29 @@ class Adam(TorchOptimMethod):
         Param("weight_decay", float, 0.0, "L2 penalty", low=0.0),
     )
 
-    def make_optimizer(self, params):
+    def __init__(self, hierarchy, x0, hp) -> None:
+        super().__init__(hierarchy, x0, hp)
+        self.steps = 0
+        self.exp_avg = torch.zeros_like(self.x)
+        self.exp_avg_sq = torch.zeros_like(self.x)
+
+    def update(self, grad: Tensor) -> None:
+        """torch.optim.Adam's ``_single_tensor_adam`` (not amsgrad, not capturable) on the flat vector."""
         hp = self.hp
-        return torch.optim.Adam(params, lr=hp["lr"], betas=(hp["beta1"], hp["beta2"]), eps=hp["eps"],
-                                weight_decay=hp["weight_decay"])
+        beta1, beta2 = hp["beta1"], hp["beta2"]
+        self.steps += 1
+        if hp["weight_decay"] != 0:
+            grad = grad.add(self.x, alpha=hp["weight_decay"])
+        self.exp_avg.lerp_(grad, 1 - beta1)
+        self.exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step = float(self.steps)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        step_size = hp["lr"] / bias_correction1
+        denom = (self.exp_avg_sq.sqrt() / bias_correction2**0.5).add_(hp["eps"])
+        self.x.addcdiv_(self.exp_avg, denom, value=-step_size)
+
+    def torch_equivalent(self):
+        hp = self.hp
+        return torch.optim.Adam, {"lr": hp["lr"], "betas": (hp["beta1"], hp["beta2"]), "eps": hp["eps"],
+                                  "weight_decay": hp["weight_decay"]}

@@ -1,17 +1,17 @@
 """Stochastic gradient descent with (Nesterov) momentum: the default deep-learning baseline."""
 from __future__ import annotations
 
-import torch
+from torch import Tensor
 
-from ..params import Param, spec
+from ..params import ConfigError, Param, spec
 from . import register
-from .torch_optim import TorchOptimMethod
+from .torch_optim import ElementwiseMethod
 
 
 @register
-class SGD(TorchOptimMethod):
+class SGD(ElementwiseMethod):
     name = "sgd"
-    description = "SGD with momentum (torch.optim.SGD), mini-batch"
+    description = "SGD with momentum (the update of torch.optim.SGD), mini-batch"
     full_batch = False
     params = spec(
         Param("lr", float, 0.05, "learning rate", low=0.0, low_inclusive=False),
@@ -20,10 +20,28 @@ class SGD(TorchOptimMethod):
         Param("weight_decay", float, 0.0, "L2 penalty", low=0.0),
     )
 
-    def make_optimizer(self, params):
-        hp = self.hp
+    def __init__(self, hierarchy, x0, hp) -> None:
         if hp["nesterov"] and hp["momentum"] == 0:
-            from ..params import ConfigError
             raise ConfigError("method 'sgd': nesterov=true needs momentum > 0")
-        return torch.optim.SGD(params, lr=hp["lr"], momentum=hp["momentum"], nesterov=hp["nesterov"],
-                               weight_decay=hp["weight_decay"])
+        super().__init__(hierarchy, x0, hp)
+        self.buf: Tensor | None = None
+
+    def update(self, grad: Tensor) -> None:
+        """torch.optim.SGD's ``_single_tensor_sgd`` (dampening 0) on the flat vector."""
+        hp = self.hp
+        if hp["weight_decay"] != 0:
+            grad = grad.add(self.x, alpha=hp["weight_decay"])
+        if hp["momentum"] != 0:
+            if self.buf is None:
+                self.buf = grad.detach().clone()
+            else:
+                self.buf.mul_(hp["momentum"]).add_(grad, alpha=1)
+            grad = grad.add(self.buf, alpha=hp["momentum"]) if hp["nesterov"] else self.buf
+        self.x.add_(grad, alpha=-hp["lr"])
+
+    def torch_equivalent(self):
+        import torch
+
+        hp = self.hp
+        return torch.optim.SGD, {"lr": hp["lr"], "momentum": hp["momentum"], "nesterov": hp["nesterov"],
+                                 "weight_decay": hp["weight_decay"]}

@@ -1,4 +1,13 @@
-"""Shared plumbing for methods that wrap a ``torch.optim`` optimiser on the flat vector."""
+"""Shared plumbing for first-order methods on the flat vector.
+
+:class:`TorchOptimMethod` runs a ``torch.optim`` optimiser on one flat parameter (L-BFGS).
+:class:`ElementwiseMethod` is for SGD and Adam: their updates are elementwise, so on the flat
+vector they are a handful of in-place tensor operations — written out here with exactly the
+operations of ``torch.optim``'s single-tensor code (identical iterates, tested), without its
+per-step Python machinery (param groups, hooks, profiler records; and its constructor imports
+``torch._dynamo``, ~1 s of a short run's start-up). Issue 14's goal for the harness is ≤ 1.05× a
+plain PyTorch loop on the smallest MLP/SGD case (``tests/benchmarks/test_overhead.py``).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -38,3 +47,20 @@ class TorchOptimMethod(Method):
     def step(self, batch: Batch) -> StepResult:
         loss = self.optimizer.step(self.closure_for(batch))
         return StepResult(float(loss))
+
+
+class ElementwiseMethod(Method):
+    """One gradient evaluation and an elementwise in-place update of ``self.x`` per step."""
+
+    def step(self, batch: Batch) -> StepResult:
+        value, grad = self.hierarchy.fine.loss_grad(self.x, batch)
+        with torch.no_grad():
+            self.update(grad)
+        return StepResult(value)
+
+    def update(self, grad: Tensor) -> None:
+        raise NotImplementedError
+
+    def torch_equivalent(self) -> tuple[type[torch.optim.Optimizer], dict[str, Any]]:
+        """The ``torch.optim`` class and arguments this update reproduces (tests, benchmarks)."""
+        raise NotImplementedError

@@ -11,8 +11,8 @@ from typing import Any, ClassVar, Iterator
 
 import torch
 from torch import Tensor, nn
-from torch.utils.flop_counter import FlopCounterMode
 
+from .. import flops as _flops_mod
 from ..hierarchy import Hierarchy, Transfer
 from ..objective import Batch, FModel, Objective, WorkCounter
 from ..params import ConfigError, ParamSpec
@@ -85,7 +85,8 @@ class Problem(ABC):
         return Hierarchy(objectives, transfers, counter)
 
     def _flops(self, model: nn.Module) -> float:
-        """FLOPs of one forward+backward on a small probe batch (matmuls/convs, torch's counter).
+        """FLOPs of one forward+backward of the loss on a small probe batch (matmuls/convs,
+        counted analytically per layer by :mod:`ml2bench.flops`: no compiler stack imported).
 
         FLOPs are linear in the batch size, so the ratios between levels do not depend on it; a
         small probe keeps this cheap on large data sets (CIFAR-10 through every level).
@@ -93,9 +94,8 @@ class Problem(ABC):
         probe = Objective(model, self.loss, WorkCounter(), self.n_train)
         probe_size = min(FLOP_PROBE_SAMPLES, self.n_train)
         batch = next(iter(self.train_batches(probe_size, torch.Generator().manual_seed(0))))
-        with FlopCounterMode(display=False) as counter:
-            probe.loss_grad(probe.initial_x().to(self.device), batch)
-        total = float(counter.get_total_flops())
+        x = probe.initial_x().to(self.device)
+        total = float(_flops_mod.forward_backward_flops(model, lambda xr: self.loss(probe.fmodel(xr), batch), x))
         if total <= 0:
-            raise RuntimeError(f"problem {self.name!r}: FLOP counter measured no work for {type(model).__name__}")
+            raise RuntimeError(f"problem {self.name!r}: FLOP count found no work for {type(model).__name__}")
         return total

@@ -40,6 +40,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from ..cache import cached_arrays
 from ..multilevel.depth import KINDS, DepthTransfer
 from ..nn.odenet import DenseODEResNet, depth_levels
 from ..objective import FModel
@@ -58,8 +59,9 @@ def _frozen(pts: NDArray[np.float64], ref: NDArray[np.float64]) -> Grid:
 @functools.lru_cache(maxsize=8)
 def tabulated_grid(reference_grid: Callable[[int, int], tuple], nx: int, nt: int) -> Grid:
     """Test points (x, t) and values of a reference solver's ``reference_grid(nx, nt)`` (U[k, j] =
-    u(x_j, t_k)), flattened; cached per process because the solvers take up to a second."""
-    x, t, U = reference_grid(nx, nt)
+    u(x_j, t_k)), flattened; cached per process and on disk (:mod:`ml2bench.cache`, keyed by the
+    solver's source and arguments) because the solvers take up to a second per run."""
+    x, t, U = cached_arrays(reference_grid, int(nx), int(nt))
     tt, xx = np.meshgrid(t, x, indexing="ij")
     return _frozen(np.stack([xx.ravel(), tt.ravel()], axis=1), np.ascontiguousarray(U.ravel()))
 
@@ -130,7 +132,10 @@ class PINNNet(DenseODEResNet):
 
     With ``periodic_x`` the first coordinate enters as (cos πx̃, sin πx̃) (x̃ ∈ [-1, 1] is the
     normalised x), so u and all its x-derivatives are exactly periodic with the box's x-period;
-    the network then has ``in_features = 3``. The map holds no parameters or buffers.
+    the network then has ``in_features = 3``. The map holds no parameters or buffers (the depth
+    transfers see exactly a ``DenseODEResNet``); its scale and shift are cast to the points' device
+    and dtype once and kept, so a forward makes no host→device copy and can be captured in a CUDA
+    graph (the earlier ``p.new_tensor(list)`` copied and synchronised on every forward).
     """
 
     def __init__(self, domain: Box, width: int, depth: int, T: float = 1.0, activation: str = "tanh",
@@ -139,12 +144,16 @@ class PINNNet(DenseODEResNet):
         self.domain = tuple(tuple(float(v) for v in side) for side in domain)
         self.periodic_x = periodic_x
         (x0, x1), (t0, t1) = self.domain
-        self._scale = (2.0 / (x1 - x0), 2.0 / (t1 - t0))
-        self._shift = (-1.0 - 2.0 * x0 / (x1 - x0), -1.0 - 2.0 * t0 / (t1 - t0))
+        # float64 master copies; features() keeps one cast copy per (device, dtype), made on first use
+        self._map64 = torch.tensor([[2.0 / (x1 - x0), 2.0 / (t1 - t0)],
+                                    [-1.0 - 2.0 * x0 / (x1 - x0), -1.0 - 2.0 * t0 / (t1 - t0)]], dtype=torch.float64)
+        self._map: Tensor = self._map64
 
     def features(self, p: Tensor) -> Tensor:
         """The network's actual input for points ``p`` of shape (n, 2)."""
-        z = p * p.new_tensor(self._scale) + p.new_tensor(self._shift)
+        if self._map.device != p.device or self._map.dtype != p.dtype:
+            self._map = self._map64.to(device=p.device, dtype=p.dtype)
+        z = p * self._map[0] + self._map[1]
         if not self.periodic_x:
             return z
         a = math.pi * z[:, :1]

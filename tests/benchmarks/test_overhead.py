@@ -5,8 +5,12 @@ vector → ``functional_call`` → ``autograd.grad``) inside a ``torch.optim`` s
 Plain: the same module (same initial weights), the same batches, ``torch.optim`` on
 ``module.parameters()`` with ``zero_grad(); loss.backward(); step()``. The benchmark times the
 ml2bench epoch; both are also timed interleaved in the same run and ``extra_info`` records
-``plain_epoch_s`` (min), ``harness_epoch_s`` (min) and ``overhead_ratio`` = harness / plain (goal
-≤ 1.05). Both produce the same iterates (checked), so the ratio compares equal work.
+``plain_epoch_s`` (min), ``harness_epoch_s`` (min) and ``overhead_ratio`` = harness / plain. Both
+produce the same iterates (checked), so the ratio compares equal work.
+
+Gate (issue 14): on the smallest case, MLP/SGD, the benchmark fails when the median over
+interleaved pairs of harness/plain exceeds ``OVERHEAD_GOAL`` = 1.05. It is a benchmark (run on
+purpose, on a quiet machine), not part of ``python -m pytest``.
 """
 from __future__ import annotations
 
@@ -17,13 +21,18 @@ import torch
 from _bench_util import build, interleaved_min
 
 REPEATS = 15
+OVERHEAD_GOAL = 1.05
+GATED = {("mlp", "sgd")}
 CASES = [("mlp", "sgd"), ("mlp", "adam"), ("mlp", "lbfgs"), ("resnet", "sgd"), ("resnet", "adam")]
 EPOCH = {"mlp": {"n_train": 1024, "n_test": 64, "width": 64},
          "resnet": {"n_train": 1024, "n_test": 64, "width": 32, "depth": 8}}
 
 
 def _plain_optimizer(method, params):
-    """``method``'s torch optimiser re-created on the module's parameters, same hyper-parameters."""
+    """``method``'s torch optimiser (or the one its update reproduces) on the module's parameters."""
+    if hasattr(method, "torch_equivalent"):
+        cls, kwargs = method.torch_equivalent()
+        return cls(params, **kwargs)
     opt = method.optimizer
     return type(opt)(params, **opt.defaults)
 
@@ -71,6 +80,8 @@ def test_epoch_overhead(benchmark, problem, method):
     print(f"\n{problem}/{method}: harness {h * 1e3:.2f} ms, plain {p * 1e3:.2f} ms, ratio {h / p:.3f} "
           f"(median pair {med:.3f}), same iterates: {same}")
     assert same, "harness and plain loop diverged: they no longer do the same work"
+    if (problem, method) in GATED:
+        assert med <= OVERHEAD_GOAL, f"{problem}/{method}: harness/plain = {med:.3f} > goal {OVERHEAD_GOAL}"
 
 
 @pytest.mark.parametrize("problem,method", CASES[:2])

@@ -29,3 +29,44 @@ rule train:
         runtime=30,
     shell:
         "{params.ml2bench} run {params.args} --out {params.outdir} --quiet > {log} 2>&1"
+
+
+# Start-up once per sweep, not once per run (issue 14): Snakemake runs every job's shell command as
+# a new process and ignores `group:` for local execution, so for local runs the workflow starts an
+# ml2bench fork server (ml2bench/forkserver.py) before the first job; each job's `ml2bench run`
+# then hands its arguments to the server, which forks a child with torch, pandas and ml2bench
+# already imported. Jobs, outputs, logs, benchmarks and resumability are unchanged (one job = one
+# run = one set of outputs). Off with `fork_server: false` at the top level of the config
+# (or `--config fork_server=false`); never used with a cluster executor (jobs run elsewhere).
+_FORK_SERVER = {}
+
+
+def _use_fork_server():
+    return bool(config.get("fork_server", True)) and workflow.local_exec and not workflow.remote_exec
+
+
+onstart:
+    if _use_fork_server():
+        import tempfile as _tempfile
+        from ml2bench import forkserver as _forkserver
+
+        _path = str(Path(_tempfile.mkdtemp(prefix="ml2bench-")) / "server.sock")
+        _FORK_SERVER["proc"] = _forkserver.start(_path)
+        os.environ[_forkserver.ENV] = _path
+        print(f"ml2bench fork server: {_path}")
+
+
+def _stop_fork_server():
+    proc = _FORK_SERVER.pop("proc", None)
+    if proc is not None:
+        proc.terminate()
+        proc.wait(timeout=30)
+        os.environ.pop("ML2BENCH_SERVER", None)
+
+
+onsuccess:
+    _stop_fork_server()
+
+
+onerror:
+    _stop_fork_server()

@@ -1,0 +1,132 @@
+"""Flat parameter/gradient buffers, static-buffer (CUDA graph) evaluations, flat SGD/Adam."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ml2bench.config import RunConfig
+from ml2bench.methods import METHODS
+from ml2bench.objective import Objective, WorkCounter
+from ml2bench.params import ConfigError
+from ml2bench.problems import PROBLEMS
+from ml2bench.runner import run
+
+SIZES = {"mlp": {"width": 16, "n_train": 128, "n_test": 32},
+         "resnet": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32},
+         "pinn_burgers": {"width": 8, "depth": 4, "n_interior": 64, "n_initial": 16, "n_boundary": 16},
+         "pinn_allen_cahn": {"width": 8, "depth": 2, "n_interior": 64, "n_initial": 16}}
+
+
+def _problem(name, device="cpu", dtype=torch.float32):
+    cls = PROBLEMS.get(name)
+    return cls(cls.params.validate(SIZES[name], name), seed=0, device=torch.device(device), dtype=dtype)
+
+
+def _reference_loss_grad(objective, x, batch):
+    """The old path: parameters as views of a leaf x, gradient by autograd.grad w.r.t. x."""
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        value = objective.loss_fn(objective.fmodel(xr), batch)
+        (grad,) = torch.autograd.grad(value, xr)
+    return float(value.detach()), grad
+
+
+@pytest.mark.parametrize("name", list(SIZES))
+@pytest.mark.parametrize("mode", ["off", "static"])
+def test_flat_buffer_gradient_equals_autograd_wrt_x(name, mode):
+    problem = _problem(name)
+    torch.manual_seed(0)
+    obj = problem.hierarchy(1, WorkCounter()).fine
+    obj.graphs = mode
+    x = obj.initial_x()
+    gen = torch.Generator().manual_seed(1)
+    batches = list(problem.train_batches(32 if not name.startswith("pinn") else None, gen))[:3]
+    for k, batch in enumerate(batches * 2):  # the same shapes again: replays a cached evaluation
+        xk = x + 0.01 * k
+        value, grad = obj.loss_grad(xk, batch)
+        ref_value, ref_grad = _reference_loss_grad(obj, xk, batch)
+        assert value == ref_value
+        assert torch.equal(grad, ref_grad)
+    if mode == "static":
+        assert len(obj._static) >= 1
+    # the module's parameters are views of the flat buffer, their gradients of the flat gradient
+    assert obj._params[0].data_ptr() == obj._flat.data_ptr()
+    assert obj._params[0].grad.data_ptr() == obj._flat_grad.data_ptr()
+
+
+def test_another_objective_on_the_same_model_does_not_break_the_first():
+    problem = _problem("mlp")
+    torch.manual_seed(0)
+    obj = problem.hierarchy(1, WorkCounter()).fine
+    batch = problem.full_batch() if hasattr(problem, "full_batch") else next(iter(problem.train_batches(None, torch.Generator())))
+    x = obj.initial_x()
+    first = obj.loss_grad(x, batch)
+    other = Objective(obj.model, obj.loss_fn, WorkCounter(), obj.n_train)
+    other.loss_grad(x + 1.0, batch)  # rebinds the module's parameters to its own buffer
+    again = obj.loss_grad(x, batch)
+    assert first[0] == again[0] and torch.equal(first[1], again[1])
+
+
+def test_returned_gradient_is_not_overwritten_by_the_next_evaluation():
+    problem = _problem("mlp")
+    torch.manual_seed(0)
+    obj = problem.hierarchy(1, WorkCounter()).fine
+    batch = next(iter(problem.train_batches(None, torch.Generator())))
+    x = obj.initial_x()
+    _, g1 = obj.loss_grad(x, batch)
+    kept = g1.clone()
+    obj.loss_grad(x + 1.0, batch)
+    assert torch.equal(g1, kept)
+
+
+@pytest.mark.parametrize("method,hp", [
+    ("sgd", {"lr": 0.1, "momentum": 0.9}),
+    ("sgd", {"lr": 0.05, "momentum": 0.5, "nesterov": True, "weight_decay": 1e-3}),
+    ("sgd", {"lr": 0.1, "momentum": 0.0}),
+    ("adam", {"lr": 0.01}),
+    ("adam", {"lr": 0.003, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 1e-2}),
+])
+def test_flat_update_equals_torch_optim(method, hp):
+    """Bit-identical iterates to torch.optim on the module's own parameters."""
+    problem = _problem("mlp")
+    torch.manual_seed(0)
+    hierarchy = problem.hierarchy(1, WorkCounter())
+    cls = METHODS.get(method)
+    m = cls(hierarchy, hierarchy.fine.initial_x(), cls.params.validate(hp, method))
+    model = copy.deepcopy(hierarchy.fine.model)
+    opt_cls, kwargs = m.torch_equivalent()
+    opt = opt_cls(list(model.parameters()), **kwargs)
+    for batch in list(problem.train_batches(32, torch.Generator().manual_seed(3))) * 2:
+        m.step(batch)
+        opt.zero_grad()
+        problem.loss(model, batch).backward()
+        opt.step()
+    assert torch.equal(m.x, torch.nn.utils.parameters_to_vector(model.parameters()))
+
+
+def test_cuda_graphs_option():
+    base = {"problem": "mlp", "method": "sgd", "problem_params": SIZES["mlp"], "budget": {"iterations": 2}}
+    assert RunConfig.from_dict(base).cuda_graphs is None
+    assert RunConfig.from_dict({**base, "cuda_graphs": False}).cuda_graphs is False
+    assert RunConfig.from_dict(base).hash() == RunConfig.from_dict({**base, "cuda_graphs": None}).hash()
+    with pytest.raises(ConfigError, match="cuda_graphs=true needs device cuda"):
+        run(RunConfig.from_dict({**base, "cuda_graphs": True}))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["adam", "lbfgs"])
+def test_cuda_graph_iterates_equal_eager(method):
+    """Burgers PINN on the GPU: replayed CUDA graphs vs eager, same iterates to float32 round-off."""
+    results = {}
+    for graphs in (False, True):
+        cfg = RunConfig.from_dict({"problem": "pinn_burgers", "method": method, "device": "cuda",
+                                   "cuda_graphs": graphs, "problem_params": SIZES["pinn_burgers"],
+                                   "budget": {"iterations": 20}, "eval_interval": 1e9})
+        results[graphs] = run(cfg).history
+    eager, graphed = results[False], results[True]
+    assert list(eager["grad_evals"]) == list(graphed["grad_evals"])
+    torch.testing.assert_close(torch.tensor(graphed["train_loss"].to_numpy()),
+                               torch.tensor(eager["train_loss"].to_numpy()), rtol=1e-4, atol=1e-6)
