@@ -10,6 +10,8 @@ installed or this process is not root (the daemons are started by hand); `.ci/ru
 
 The local cluster has no accounting (no slurmdbd): job states come from squeue, as the profile
 says. Without that setting the plugin's default (sacct) makes such a sweep hang forever.
+ML2BENCH_SLURM_ACCOUNTING=1 runs the same tests on a cluster with accounting (MariaDB + slurmdbd,
+`local-cluster.sh start --accounting`; packages slurmdbd mariadb-server).
 """
 from __future__ import annotations
 
@@ -53,8 +55,11 @@ def _skip_reason() -> str | None:
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
 
 
-def _cluster(action: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(CLUSTER), action], capture_output=True, text=True, timeout=120)
+ACCOUNTING = os.environ.get("ML2BENCH_SLURM_ACCOUNTING", "") == "1"
+
+
+def _cluster(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +78,9 @@ def local_slurm():
                 if time.monotonic() > deadline:
                     pytest.skip("another test session holds the local SLURM cluster for > 600 s")
                 time.sleep(2)
-        started = _cluster("start")
+        started = _cluster("start", *(["--accounting"] if ACCOUNTING else []))
+        if started.returncode == 3:
+            pytest.skip(f"packages missing: {started.stderr.strip()}")
         if started.returncode == 4:
             pytest.skip(f"a SLURM not started by this test is in the way: {started.stderr.strip()}")
         try:
