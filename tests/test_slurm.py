@@ -37,7 +37,7 @@ CI_CONFIG = REPO / "workflow" / "config" / "ci.yaml"
 LOCK = Path("/tmp/ml2bench-slurm.lock")   # one local cluster per machine: ports 6817/6818, /etc/slurm
 TABLES = ("summary", "history", "comparison")
 # A hang (the failure mode this profile exists to avoid) must fail the test, not block CI. The
-# slowest SLURM sweep measured here took ~110 s on a loaded 2-core machine.
+# slowest SLURM sweep measured here took 152 s (2 cores at load average 12): 600 s leaves ~4x.
 SWEEP_TIMEOUT_S = 600
 
 
@@ -172,11 +172,13 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
     assert res_local.returncode == 0, res_local.stdout[-4000:]
     assert res.returncode == 0, res.stdout[-6000:]
     # every rule ran as a SLURM job, and the job states came from squeue (no accounting here)
+    # 2 train jobs + the group "tables" (aggregate, comparison); fewer if train jobs are grouped too
     submitted = res.stdout.count("has been submitted with SLURM jobid")
-    assert submitted == 3, res.stdout[-4000:]   # 2 train + the group "tables" (aggregate, comparison)
+    assert 2 <= submitted <= 3, res.stdout[-4000:]
+    assert not [rule for rule in ("train", "aggregate", "comparison") if f"localrule {rule}:" in res.stdout]
     assert "Falling back to 'sacct'" not in res.stdout
     slurm_logs = sorted((on_slurm / "results" / "logs" / "slurm").rglob("*.log"))
-    assert len(slurm_logs) == 3   # per-job logs kept where the profile puts them
+    assert len(slurm_logs) == submitted   # per-job logs kept where the profile puts them
 
     for name in TABLES:
         a = pd.read_parquet(on_slurm / "results" / "tables" / f"{name}.parquet")

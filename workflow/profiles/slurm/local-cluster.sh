@@ -13,6 +13,8 @@
 #   SLURM_* variable (SLURM_CONF included) before its inner srun, so a config elsewhere is not found.
 #   The script refuses to overwrite a slurm.conf it did not write, and restores nothing else.
 # - No cgroups (ProctrackType=proctrack/linuxproc, TaskPlugin=task/none): works in containers.
+#   Daemons talk over 127.0.0.1 (NodeAddr), so the host name need not resolve. CR_CPU: CPUs are
+#   consumed, memory is only checked against the node's (a request above it is rejected at sbatch).
 # - By default no accounting (no slurmdbd): `sacct` answers "accounting storage is disabled", so the
 #   sweep's profile queries job states with squeue; MinJobAge=300 keeps finished jobs visible to it.
 #   --accounting adds a private MariaDB (datadir in $STATE_DIR, 127.0.0.1:3307) and slurmdbd
@@ -78,7 +80,7 @@ write_conf() {
     cat >"$CONF" <<EOF
 $MARK — removed by 'local-cluster.sh stop'
 ClusterName=ml2bench
-SlurmctldHost=$host
+SlurmctldHost=$host(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -99,7 +101,7 @@ SlurmctldPidFile=$STATE_DIR/slurmctld.pid
 SlurmdPidFile=$STATE_DIR/slurmd.pid
 SlurmctldLogFile=$STATE_DIR/slurmctld.log
 SlurmdLogFile=$STATE_DIR/slurmd.log
-NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
 }
