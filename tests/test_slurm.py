@@ -116,8 +116,8 @@ def _node_memory_mb() -> int:
 
 
 def _slurm_args(config: Path) -> list[str]:
-    """The profile as a user runs it; only the first status check comes sooner (2 s instead of 20 s)
-    so that the test does not wait on the poll interval. The profile's memory requests (up to
+    """The profile as a user runs it; only the status-check interval is 2 s instead of 20 s so that
+    the test does not wait on it. The profile's memory requests (up to
     16 GB, sized for paper.yaml) are lowered to 1 GB only on a node with less memory than that:
     SLURM rejects a request no node can satisfy."""
     args = ["--executor", "slurm", "--workflow-profile", str(PROFILE), "--configfile", str(config),
