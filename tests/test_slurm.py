@@ -1,0 +1,213 @@
+"""The sweep on a real SLURM: a single-node cluster started for this module
+(workflow/profiles/slurm/local-cluster.sh), driven by ``snakemake --executor slurm`` with the
+project's own profile (workflow/profiles/slurm).
+
+Checked: a small sweep cut from workflow/config/ci.yaml gives through SLURM the same tables as
+run locally (all columns but wall times, energy and provenance); a sweep whose run fails on purpose
+exits non-zero, reports the SLURM job as failed and leaves the run's log and the per-job SLURM log
+where the profile says. Skipped with the reason when SLURM, munge or the executor plugin is not
+installed or this process is not root (the daemons are started by hand); `.ci/run` installs them.
+
+The local cluster has no accounting (no slurmdbd): job states come from squeue, as the profile
+says. Without that setting the plugin's default (sacct) makes such a sweep hang forever.
+ML2BENCH_SLURM_ACCOUNTING=1 runs the same tests on a cluster with accounting (MariaDB + slurmdbd,
+`local-cluster.sh start --accounting`; packages slurmdbd mariadb-server).
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+PROFILE = REPO / "workflow" / "profiles" / "slurm"
+CLUSTER = PROFILE / "local-cluster.sh"
+CI_CONFIG = REPO / "workflow" / "config" / "ci.yaml"
+LOCK = Path("/tmp/ml2bench-slurm.lock")   # one local cluster per machine: ports 6817/6818, /etc/slurm
+TABLES = ("summary", "history", "comparison")
+# A hang (the failure mode this profile exists to avoid) must fail the test, not block CI. The
+# slowest SLURM sweep measured here took 152 s (2 cores at load average 12): 600 s leaves ~4x.
+SWEEP_TIMEOUT_S = 600
+
+
+def _skip_reason() -> str | None:
+    missing = [t for t in ("sinfo", "sbatch", "squeue", "slurmctld", "slurmd", "munged") if shutil.which(t) is None]
+    if missing:
+        return f"SLURM not installed ({', '.join(missing)} missing; apt-get install slurm-wlm munge)"
+    if importlib.util.find_spec("snakemake_executor_plugin_slurm") is None:
+        return "snakemake-executor-plugin-slurm not installed (pip install -e '.[slurm]')"
+    if os.geteuid() != 0:
+        return "the local SLURM cluster is started by hand and needs root"
+    return None
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(_skip_reason() is not None, reason=str(_skip_reason()))]
+
+
+ACCOUNTING = os.environ.get("ML2BENCH_SLURM_ACCOUNTING", "") == "1"
+
+
+def _cluster(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CLUSTER), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def local_slurm():
+    """Start the single-node cluster for this module and always stop it again.
+
+    A file lock serialises test sessions on one machine (they would share ports and the config);
+    a session that waits too long is skipped, not failed."""
+    with LOCK.open("w") as lock:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.skip("another test session holds the local SLURM cluster for > 600 s")
+                time.sleep(2)
+        started = _cluster("start", *(["--accounting"] if ACCOUNTING else []))
+        if started.returncode == 3:
+            pytest.skip(f"packages missing: {started.stderr.strip()}")
+        if started.returncode == 4:
+            pytest.skip(f"a SLURM not started by this test is in the way: {started.stderr.strip()}")
+        try:
+            assert started.returncode == 0, started.stderr
+            yield started.stderr
+        finally:
+            stopped = _cluster("stop")
+            assert stopped.returncode == 0, stopped.stderr
+
+
+def _start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir,
+                            start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    """Wait for Snakemake; on timeout kill its whole process group (a hung Snakemake ignores
+    SIGTERM; its SLURM jobs are cancelled by the fixture's 'stop') and fail."""
+    try:
+        out, _ = proc.communicate(timeout=SWEEP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f"snakemake did not finish in {SWEEP_TIMEOUT_S} s (hung?):\n{out[-4000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, "")
+
+
+def _node_memory_mb() -> int:
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%m"], capture_output=True, text=True, timeout=30).stdout
+    return int(out.split()[0])
+
+
+def _slurm_args(config: Path) -> list[str]:
+    """The profile as a user runs it; only the status-check interval is 2 s instead of 20 s so that
+    the test does not wait on it. The profile's memory requests (up to
+    16 GB, sized for paper.yaml) are lowered to 1 GB only on a node with less memory than that:
+    SLURM rejects a request no node can satisfy."""
+    args = ["--executor", "slurm", "--workflow-profile", str(PROFILE), "--configfile", str(config),
+            "--slurm-init-seconds-before-status-checks", "2"]
+    profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
+    requests = {rule: res["mem_mb"] for rule, res in profile["set-resources"].items() if "mem_mb" in res}
+    if max(requests.values()) > _node_memory_mb():
+        args += ["--set-resources", *(f"{rule}:mem_mb=1000" for rule in requests)]
+    return args
+
+
+def _small_ci_config(tmp: Path) -> Path:
+    """ci.yaml cut to one seed and one method per problem (mlp/adam, resnet/rmtr — a multilevel
+    method included): two train jobs, one wave on the 2-CPU node."""
+    cfg = yaml.safe_load(CI_CONFIG.read_text())
+    cfg["name"] = "ci_slurm"
+    cfg["seeds"] = [0]
+    keep = {"mlp_small": ["adam"], "resnet_tiny": ["rmtr"]}
+    cfg["sweeps"] = [dict(s, methods=keep[s["id"]]) for s in cfg["sweeps"] if s["id"] in keep]
+    cfg["methods"] = {m: spec for m, spec in cfg["methods"].items() if m in {"adam", "rmtr"}}
+    path = tmp / "ci_slurm.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _comparable(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without what legitimately differs between two executions of the same runs:
+    wall/CPU times, energy, the benchmark file's numbers, and provenance (when, where, with what)."""
+    import torch
+
+    from ml2bench import provenance
+
+    prov = set(provenance.collect(torch.device("cpu"))) | {"started_at"}
+    drop = [c for c in table.columns
+            if c in prov or "time" in c or "energy" in c or c.startswith("bench_")]
+    keys = [c for c in ("problem_id", "method", "point", "seed", "iteration") if c in table.columns]
+    return table.drop(columns=drop).sort_values(keys).reset_index(drop=True)
+
+
+def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
+    config = _small_ci_config(tmp_path)
+    target = "results/tables/comparison.md"
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    on_slurm.mkdir(), local.mkdir()
+
+    # the local reference runs while the SLURM sweep mostly waits on its status checks
+    t0 = time.monotonic()
+    slurm_proc = _start_snakemake(on_slurm, target, *_slurm_args(config))
+    res_local = _finish(_start_snakemake(local, target, "--cores", "1", "--configfile", str(config)))
+    res = _finish(slurm_proc)
+    slurm_s = time.monotonic() - t0
+    assert res_local.returncode == 0, res_local.stdout[-4000:]
+    assert res.returncode == 0, res.stdout[-6000:]
+    # every rule ran as a SLURM job, and the job states came from squeue (no accounting here)
+    # 2 train jobs + the group "tables" (aggregate, comparison); fewer if train jobs are grouped too
+    submitted = res.stdout.count("has been submitted with SLURM jobid")
+    assert 2 <= submitted <= 3, res.stdout[-4000:]
+    assert not [rule for rule in ("train", "aggregate", "comparison") if f"localrule {rule}:" in res.stdout]
+    assert "Falling back to 'sacct'" not in res.stdout
+    slurm_logs = sorted((on_slurm / "results" / "logs" / "slurm").rglob("*.log"))
+    assert len(slurm_logs) == submitted   # per-job logs kept where the profile puts them
+
+    for name in TABLES:
+        a = pd.read_parquet(on_slurm / "results" / "tables" / f"{name}.parquet")
+        b = pd.read_parquet(local / "results" / "tables" / f"{name}.parquet")
+        assert len(a) > 0 and list(a.columns) == list(b.columns), name
+        pd.testing.assert_frame_equal(_comparable(a), _comparable(b), check_exact=True, obj=name)
+    print(f"SLURM sweep {slurm_s:.0f} s")
+
+
+def test_failing_run_is_reported_failed(local_slurm, tmp_path):
+    """A run whose command exits 1 (ml2bench_cmd replaced by a failing one): the SLURM job is
+    reported failed, Snakemake exits non-zero, the run
+    leaves no outputs, and its log and the per-job SLURM log stay for the user."""
+    cfg = yaml.safe_load(_small_ci_config(tmp_path).read_text())
+    cfg["sweeps"] = [dict(cfg["sweeps"][0], methods=["adam"])]
+    cfg["methods"] = {"adam": cfg["methods"]["adam"]}
+    cfg["ml2bench_cmd"] = f"{sys.executable} -c 'raise SystemExit(\"ml2bench test: failing on purpose\")'"
+    config = tmp_path / "fail.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    workdir = tmp_path / "fail"
+    workdir.mkdir()
+
+    # --retries 0: the profile resubmits a failed job once; here one failure is enough (saves a minute)
+    res = _finish(_start_snakemake(workdir, "results/tables/summary.parquet", *_slurm_args(config), "--retries", "0"))
+    assert res.returncode != 0
+    assert "Error in rule train" in res.stdout
+    assert res.stdout.count("failed, SLURM status is: 'FAILED'") == 1, res.stdout[-4000:]
+    run_log = next((workdir / "results" / "logs" / "runs").rglob("seed0.log"))
+    assert "failing on purpose" in run_log.read_text()
+    assert list((workdir / "results" / "logs" / "slurm" / "rule_train").rglob("*.log"))
+    assert not list((workdir / "results" / "runs").rglob("summary.parquet"))
+    assert not (workdir / "results" / "tables").exists()
