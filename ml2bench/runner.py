@@ -196,6 +196,8 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     history = pd.DataFrame(rows, columns=list(_history_columns()))
     summary = _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels,
                        batch_size, device, meter, started, time.perf_counter() - wall0, state)
+    # cost of each level relative to the finest (objective.cost_ratio; 1.0 first): where depth coarsening pays
+    summary["level_cost_ratios"] = json.dumps([round(float(o.cost_ratio), 6) for o in hierarchy.objectives])
     return RunResult(history, summary)
 
 
