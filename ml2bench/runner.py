@@ -117,6 +117,10 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         hierarchy = problem.hierarchy(levels, counter)
     x0 = hierarchy.fine.initial_x()
     method = method_cls(hierarchy, x0, config.method_params)
+    if hasattr(method, "set_sampler"):  # a method that draws its own (growing) batches: rmtr batch_growth
+        from .multilevel.sampling import BatchSampler
+        method.set_sampler(BatchSampler(problem.train_batches, problem.n_train,
+                                        torch.Generator().manual_seed(seeds["order"] + 1)))
     batch_size = config.batch_size
     if batch_size is None and not method_cls.full_batch:
         batch_size = problem_cls.default_batch_size
@@ -162,7 +166,7 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
                 result = method.step(batch)
                 clock.stop()
                 state["iteration"] += 1
-                state["samples"] += batch.size
+                state["samples"] += int(result.info.get("samples", batch.size))  # own batches: what the method drew
                 state["step_loss"] = result.loss
                 if not math.isfinite(result.loss) or abs(result.loss) > DIVERGENCE_FACTOR * max(1.0, abs(initial)):
                     status, stop_reason = "diverged", "diverged"
