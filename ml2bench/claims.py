@@ -217,8 +217,8 @@ def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
         lines.append(f"| **{claim_id}**: {head['statement']} ({head['metric']}, {head['direction']} is better) | "
                      f"{head['source']} | all | | | **{head['verdict']}** |")
         for _, row in g[g["baseline"] != "all"].iterrows():
-            m = f"{row['method']} {row['method_measured']} (n={row['n_method']}) vs {row['baseline']} " \
-                f"{row['baseline_measured']} (n={row['n_baseline']})"
+            m = f"{row['method']} {row['method_measured']} (n={int(row['n_method'])}) vs {row['baseline']} " \
+                f"{row['baseline_measured']} (n={int(row['n_baseline'])})"
             ci = f"{_fmt(row['ratio'])} [{_fmt(row['ratio_lo'])}, {_fmt(row['ratio_hi'])}]"
             lines.append(f"| | | {row['problem_id']} | {m} | {ci} | {row['verdict']} |")
     return "\n".join(lines) + "\n"
