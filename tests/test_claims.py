@@ -100,3 +100,34 @@ def test_config_errors():
                                  "baselines": ["b"], "metric": "m", "direction": "down"}]})
     with pytest.raises(ConfigError, match="unknown keys"):
         load_claims({"claims": [{"id": "x", "oops": 1}]})
+
+
+def test_point_selection_and_threshold():
+    # level independence: cycles on the fine grid vs the coarse grid, claimed below t = 1.5
+    runs = pd.DataFrame([{"problem_id": "g", "method": "mgopt", "point": f"n~{n}", "seed": s, "cycles": c}
+                         for s in range(5) for n, c in ((31, 9.0), (127, 9.0 + (s % 2)))])
+    claim = Claim(id="li", statement="", source="", problems=("g",), method="mgopt[n~127]", baselines=("mgopt[n~31]",),
+                  metric="cycles", direction="lower", threshold=1.5, table="grid_cycles")
+    table = evaluate_claims({"grid_cycles": runs}, [claim])
+    row = table.iloc[0]
+    assert row["point"] == "n~127" and row["baseline_point"] == "n~31"
+    assert row["ratio"] == 1.0 and row["verdict"] == "reproduced"  # interval [1, 10/9] < 1.5
+    # cycles growing 4x with the grid (plain gradient descent): not reproduced
+    grow = runs.assign(cycles=runs["cycles"] * runs["point"].map({"n~31": 1.0, "n~127": 16.0}))
+    assert evaluate_claims({"grid_cycles": grow}, [claim]).iloc[0]["verdict"] == "not reproduced"
+    with pytest.raises(ConfigError, match="grid_cycles"):
+        evaluate_claims(runs, [claim])
+
+
+def test_grid_cycles_counts_vcycles_per_size_and_seed():
+    from ml2bench.claims import grid_cycles
+    # 2-D Poisson, MG/OPT with 2 GD smoothing steps (lr 0.2): measured 10 cycles on 7², 9 on 15² (seeds 0, 1)
+    spec = {"id": "p2", "kind": "poisson", "dim": 2, "sizes": [7, 15], "method": "mgopt",
+            "params": {"smoother": "gd", "lr": 0.2}, "max_cycles": 40}
+    t = grid_cycles(spec, [0, 1])
+    assert list(t["point"]) == ["n~7", "n~7", "n~15", "n~15"] and list(t["seed"]) == [0, 1, 0, 1]
+    assert t["cycles"].between(5, 15).all()
+    # a step size too large for the 1-D smoother: no convergence within max_cycles, recorded as inf
+    bad = grid_cycles({"id": "p1", "kind": "poisson", "dim": 1, "sizes": [31], "method": "mgopt",
+                       "params": {"smoother": "gd", "lr": 1 / 48, "lr_level_factor": 2.0}, "max_cycles": 10}, [0])
+    assert bad["cycles"].iloc[0] == np.inf
