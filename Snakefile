@@ -14,6 +14,7 @@
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/claims.smk"
 include: "workflow/rules/analysis.smk"
 
 

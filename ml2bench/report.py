@@ -28,7 +28,10 @@ def _rel(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
-def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Path, title: str = "") -> Path:
+def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Path, title: str = "",
+                 claims: str | Path | None = None) -> Path:
+    """``claims``: the claims table (claims.md of :mod:`ml2bench.claims`) for a "Claims" section, when
+    the sweep's config lists claims."""
     tables_dir, figures_dir, out = Path(tables_dir), Path(figures_dir), Path(out)
     summary = pd.read_parquet(tables_dir / "summary.parquet")
     table = pd.read_csv(tables_dir / "comparison.csv")
@@ -55,6 +58,12 @@ def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Pat
         lines += [f"Job resources (Snakemake benchmark): total {summary['bench_s'].sum():.0f} s of job time, "
                   f"max RSS {np.nanmax(summary['bench_max_rss_mb']):.0f} MB.", ""]
 
+    if claims is not None:
+        lines += ["## Claims", "",
+                  "Each claim of the seed papers against this sweep: measured median [IQR] over seeds, the ratio "
+                  "of medians (claimed method / baseline) with its 95 % bootstrap interval, and the verdict "
+                  f"([{_rel(Path(claims).with_suffix('.csv'), base)}]({_rel(Path(claims).with_suffix('.csv'), base)})).",
+                  "", Path(claims).read_text().strip(), ""]
     lines += ["## Comparison", "", (tables_dir / "comparison.md").read_text().strip() if
               (tables_dir / "comparison.md").is_file() else tb.to_markdown(table, targets), ""]
     lines += [f"Also as LaTeX: [{_rel(tables_dir / 'comparison.tex', base)}]({_rel(tables_dir / 'comparison.tex', base)}), "
@@ -94,9 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figures", type=Path, default=Path("figures"))
     parser.add_argument("--out", type=Path, default=Path("results/report.md"))
     parser.add_argument("--title", default="")
+    parser.add_argument("--claims", type=Path, default=None, help="claims.md of ml2bench.claims: adds a Claims section")
     args = parser.parse_args(argv)
     try:
-        path = build_report(args.tables, args.figures, args.out, args.title)
+        path = build_report(args.tables, args.figures, args.out, args.title, args.claims)
     except (ValueError, OSError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

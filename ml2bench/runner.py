@@ -122,6 +122,10 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         objective.graphs = graphs
     x0 = hierarchy.fine.initial_x()
     method = method_cls(hierarchy, x0, config.method_params)
+    if hasattr(method, "set_sampler"):  # a method that draws its own (growing) batches: rmtr batch_growth
+        from .multilevel.sampling import BatchSampler
+        method.set_sampler(BatchSampler(problem.train_batches, problem.n_train,
+                                        torch.Generator().manual_seed(seeds["order"] + 1)))
     batch_size = config.batch_size
     if batch_size is None and not method_cls.full_batch:
         batch_size = problem_cls.default_batch_size
@@ -169,7 +173,7 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
                 result = method.step(batch)
                 clock.stop()
                 state["iteration"] += 1
-                state["samples"] += batch.size
+                state["samples"] += int(result.info.get("samples", batch.size))  # own batches: what the method drew
                 state["step_loss"] = result.loss
                 if not math.isfinite(result.loss) or abs(result.loss) > DIVERGENCE_FACTOR * max(1.0, abs(initial)):
                     status, stop_reason = "diverged", "diverged"
@@ -203,6 +207,8 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     history = pd.DataFrame(rows, columns=list(_history_columns()))
     summary = _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels,
                        batch_size, device, meter, started, time.perf_counter() - wall0, state)
+    # cost of each level relative to the finest (objective.cost_ratio; 1.0 first): where depth coarsening pays
+    summary["level_cost_ratios"] = json.dumps([round(float(o.cost_ratio), 6) for o in hierarchy.objectives])
     return RunResult(history, summary)
 
 

@@ -58,6 +58,7 @@ from ..hierarchy import Hierarchy
 from ..multilevel.coarse import coherent_model, same_batch
 from ..multilevel.norms import prolongation_norm
 from ..multilevel.quasi_newton import make_model
+from ..multilevel.sampling import RULES as GROWTH_RULES, AdaptiveBatch, BatchSampler
 from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
 from ..objective import Batch
 from ..params import Param, spec
@@ -82,6 +83,13 @@ class RMTR(Method):
         Param("coarse_radius_max", float, 100.0, "largest coarse trust radius Δ_H^max", low=0.0,
               low_inclusive=False),
         GRAD_TOL,
+        # hybrid stochastic–deterministic mode (Kopaničáková & Krause 2022): ml2bench.multilevel.sampling
+        Param("batch_growth", str, "none", "none (the runner's batches) or a rule that grows the method's own "
+              "mini-batch to the full batch: norm_test (Byrd et al. 2012), inner_product (Bollapragada et al. 2018)",
+              choices=GROWTH_RULES),
+        Param("initial_batch", int, 64, "first mini-batch size of the batch_growth mode", low=2),
+        Param("growth_theta", float, 0.9, "θ of the batch-growth test", low=0.0, low_inclusive=False),
+        Param("growth_groups", int, 8, "micro-batches for the gradient-variance estimate", low=2),
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
@@ -101,6 +109,13 @@ class RMTR(Method):
         self._f = 0.0
         self._g: Tensor | None = None
         self.stats = {"coarse_tried": 0, "coarse_accepted": 0}
+        self.growth = (AdaptiveBatch(hp["batch_growth"], hp["initial_batch"], hp["growth_theta"], hp["growth_groups"],
+                                     hp["grad_tol"]) if hp["batch_growth"] != "none" else None)
+
+    def set_sampler(self, sampler: BatchSampler) -> None:
+        """Called by the runner: the source of the hybrid mode's own mini-batches."""
+        if self.growth is not None:
+            self.growth.sampler = sampler
 
     @classmethod
     def levels_required(cls, hp: dict[str, Any]) -> int:
@@ -178,6 +193,10 @@ class RMTR(Method):
 
     def step(self, batch: Batch) -> StepResult:
         fine = self.hierarchy.fine
+        if self.growth is not None:  # hybrid mode: this step's batch (and its gradient) come from the growth rule
+            batch, fg = self.growth.draw(fine, self.x)
+            if fg is not None:
+                self._batch, (self._f, self._g) = batch, fg
         if self._g is None or not same_batch(self._batch, batch):
             self._f, self._g = fine.loss_grad(self.x, batch)
             self._batch = batch
@@ -198,4 +217,6 @@ class RMTR(Method):
                 "coarse_tried": float(self.stats["coarse_tried"] - tried0),
                 "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
                 "rho_coarse": self.last_rho_coarse}
+        if self.growth is not None:
+            info.update(samples=float(batch.size), batch_size=float(self.growth.size))
         return StepResult(loss0, gnorm <= self.hp["grad_tol"] or stalled, info)

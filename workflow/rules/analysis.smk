@@ -89,6 +89,7 @@ rule report_md:
         "results/tables/comparison.csv",
         expand("figures/{problem}/{name}.png", problem=PROBLEM_IDS, name=FIGURE_NAMES),
         "figures/performance_profiles.png",
+        CLAIMS_MD,
     output:
         "results/report.md",
     log:
@@ -96,6 +97,7 @@ rule report_md:
     params:
         python=PYTHON,
         title=config.get("name", ""),
+        claims=" ".join(f"--claims {p}" for p in CLAIMS_MD),
     shell:
         "{params.python} -m ml2bench.report --tables results/tables --figures figures --out {output} "
-        "--title {params.title:q} > {log} 2>&1"
+        "--title {params.title:q} {params.claims} > {log} 2>&1"
