@@ -49,9 +49,11 @@ the batch changes (one extra evaluation per step); with the full batch it is reu
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..hierarchy import Hierarchy
@@ -60,20 +62,27 @@ from ..multilevel.norms import prolongation_norm
 from ..multilevel.quasi_newton import make_model
 from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
 from ..objective import Batch
-from ..params import Param, spec
+from ..params import ConfigError, Param, spec
 from . import register
-from .base import Method, StepResult, vcycle_params
-from .tr import GRAD_TOL, TR_PARAMS, check_tr_hp
+from .base import CycleMonitor, Method, StepResult, vcycle_params
+from .tr import TR_PARAMS, check_tr_hp
+
+# RMTR's own defaults for the shared TR parameters (the level-independent variant; see module doc)
+RMTR_TR_DEFAULTS = {"model": "hessian", "cg_max_iter": 2}
+
+
+def _with_defaults(params: tuple[Param, ...], defaults: dict[str, Any]) -> tuple[Param, ...]:
+    return tuple(dataclasses.replace(p, default=defaults[p.name]) if p.name in defaults else p for p in params)
 
 
 @register
 class RMTR(Method):
     name = "rmtr"
-    description = "recursive multilevel trust region (RMTR, V-cycle) with L-SR1/L-BFGS or exact-Hessian TR smoothing"
+    description = "recursive multilevel trust region (RMTR, V-cycle) with exact-Hessian or L-SR1/L-BFGS TR smoothing"
     full_batch = True
     params = spec(
-        *vcycle_params(pre_smooth=1, post_smooth=1, smoother="TR"),
-        *TR_PARAMS,
+        *vcycle_params(pre_smooth=1, post_smooth=1, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
+        *_with_defaults(TR_PARAMS, RMTR_TR_DEFAULTS),
         Param("kappa_g", float, 0.125, "go coarse only if ‖R_g g‖ >= kappa_g ‖g‖", low=0.0),
         Param("eps_g", float, 1e-12, "go coarse only if ‖R_g g‖ > eps_g; coarse levels stop at ‖∇h‖ <= eps_g",
               low=0.0),
@@ -81,7 +90,6 @@ class RMTR(Method):
               low=0.0, high=1.0),
         Param("coarse_radius_max", float, 100.0, "largest coarse trust radius Δ_H^max", low=0.0,
               low_inclusive=False),
-        GRAD_TOL,
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
@@ -89,14 +97,15 @@ class RMTR(Method):
         check_tr_hp(hp, self.name)
         super().__init__(hierarchy, x0, hp)
         if hierarchy.levels < hp["levels"]:
-            from ..params import ConfigError
             raise ConfigError(f"method 'rmtr': levels={hp['levels']} but the hierarchy has {hierarchy.levels}")
         self.L = hp["levels"]
         self.cfg = TRConfig.from_hp(hp)
-        self.radius = hp["radius0"]
+        self.radius = hp["radius0"]  # Δ_0: the fine region of the coarse corrections (cycle radius)
+        self.smooth_radius = hp["radius0"]  # the fine smoothing steps' own radius
         self.qn = [make_model(hp["model"], hp["qn"], hp["memory"]) for _ in range(self.L)]
         self.p_norm = [prolongation_norm(hierarchy.transfers[l], hierarchy.objectives[l + 1].n, dtype=x0.dtype,
                                          device=x0.device) for l in range(self.L - 1)]
+        self.monitor = CycleMonitor(hp)
         self._batch: Any = None
         self._f = 0.0
         self._g: Tensor | None = None
@@ -108,12 +117,13 @@ class RMTR(Method):
 
     # --- one level of the V-cycle -------------------------------------------------------------
     def _smooth(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, steps: int,
-                x_start: Tensor, bound: float) -> tuple[Tensor, float, Tensor, float, float]:
-        """``steps`` TR iterations on level l; returns (x, m(x), ∇m(x), Δ_l, decrease of m)."""
+                x_start: Tensor, bound: float, gtol: float = 0.0) -> tuple[Tensor, float, Tensor, float, float]:
+        """Up to ``steps`` TR iterations on level l (fewer once ‖∇m‖ <= max(gtol, eps_g) or the
+        level's displacement reaches its bound); returns (x, m(x), ∇m(x), Δ, decrease of m)."""
         hp = self.hp
         decrease = 0.0
         for _ in range(steps):
-            if float(g.norm()) <= hp["eps_g"] or radius <= 0:
+            if float(g.norm()) <= max(hp["eps_g"], gtol) or radius <= 0:
                 break
             max_step = math.inf
             if l > 0:
@@ -129,15 +139,21 @@ class RMTR(Method):
     def _cycle(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, bound: float
                ) -> tuple[Tensor, float, Tensor, float, float]:
         """Approximately minimise ``model`` on level l from x; returns (x, m(x), ∇m(x), Δ_l, decrease
-        m(x_in) − m(x)). The decrease is the sum of the actual reductions of the accepted steps
+        m(x_in) − m(x)). ``radius`` is the level's radius at the start of the cycle: it bounds
+        the coarse correction and is updated by the coarse correction's ρ only; the smoothing
+        steps run on their own radius (see module doc). The decrease is the sum of the actual
+        reductions of the accepted steps
         (:func:`~ml2bench.multilevel.trust_region.actual_reduction`): equal to the difference of
         the end values, but not lost to round-off near a minimiser, where it is the coarse
         correction's predicted reduction one level up."""
         hp = self.hp
         x_start = x
         if l == self.L - 1:
-            return self._smooth(l, model, batch, x, f, g, radius, hp["coarse_steps"], x_start, bound)
-        x, f, g, radius, decrease = self._smooth(l, model, batch, x, f, g, radius, hp["pre_smooth"], x_start, bound)
+            gtol = hp["coarse_rtol"] * float(g.norm()) if l > 0 else 0.0
+            return self._smooth(l, model, batch, x, f, g, radius, hp["coarse_steps"], x_start, bound, gtol)
+        r_smooth = self.smooth_radius if l == 0 else radius
+        x, f, g, r_smooth, decrease = self._smooth(l, model, batch, x, f, g, r_smooth, hp["pre_smooth"], x_start,
+                                                   bound)
 
         transfer = self.hierarchy.transfers[l]
         g_restricted = transfer.restrict_grad(g)
@@ -173,7 +189,10 @@ class RMTR(Method):
                 if l == 0:
                     self.last_rho_coarse = rho
 
-        x, f, g, radius, post = self._smooth(l, model, batch, x, f, g, radius, hp["post_smooth"], x_start, bound)
+        x, f, g, r_smooth, post = self._smooth(l, model, batch, x, f, g, r_smooth, hp["post_smooth"], x_start,
+                                               bound)
+        if l == 0:
+            self.smooth_radius = r_smooth
         return x, f, g, radius, decrease + post
 
     def step(self, batch: Batch) -> StepResult:
@@ -182,20 +201,25 @@ class RMTR(Method):
             self._f, self._g = fine.loss_grad(self.x, batch)
             self._batch = batch
         loss0 = self._f
+        self.monitor.start(float(self._g.norm()))
         tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]
         self.last_rho_coarse = math.nan
-        evals0 = fine.counter.grad_evals
-        if float(self._g.norm()) > self.hp["grad_tol"]:
-            for _ in range(self.hp["cycles_per_step"]):
-                self.x, self._f, self._g, self.radius, _ = self._cycle(0, fine, batch, self.x, self._f, self._g,
-                                                                       self.radius, math.inf)
-                if float(self._g.norm()) <= self.hp["grad_tol"]:
-                    break
+        stop = ""
+        for _ in range(self.hp["cycles_per_step"]):
+            if self.monitor.converged(float(self._g.norm())):
+                break
+            x_before = self.x
+            self.x, self._f, self._g, self.radius, _ = self._cycle(0, fine, batch, self.x, self._f, self._g,
+                                                                   self.radius, math.inf)
+            if self.L == 1:
+                self.smooth_radius = self.radius
+            if self.monitor.cycle_done(not torch.equal(self.x, x_before)):
+                stop = "stalled"
+                break
         gnorm = float(self._g.norm())
-        # stalled (as in ``tr``): a whole cycle evaluated nothing (radius collapsed at round-off level)
-        stalled = gnorm > self.hp["grad_tol"] and fine.counter.grad_evals == evals0
-        info = {"trust_radius": self.radius, "grad_norm": gnorm, "stalled": float(stalled),
+        converged = self.monitor.converged(gnorm)
+        info = {"trust_radius": self.radius, "smooth_radius": self.smooth_radius, "grad_norm": gnorm,
                 "coarse_tried": float(self.stats["coarse_tried"] - tried0),
                 "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
                 "rho_coarse": self.last_rho_coarse}
-        return StepResult(loss0, gnorm <= self.hp["grad_tol"] or stalled, info)
+        return StepResult(loss0, converged, info, "grad_tol" if converged else stop)
