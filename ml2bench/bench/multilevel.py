@@ -83,6 +83,9 @@ def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: fl
 
 
 def grid_main(args, runs) -> int:
+    import torch
+
+    torch.set_num_threads(args.threads)  # the summation order moves the L-BFGS paths by ±2 cycles
     sizes = [int(v) for v in args.sizes.split(",")]
     problems = args.problems.split(",")
     print(f"V-cycles (work units) to ‖g‖ <= {args.rtol:g} ‖g0‖, u0 ~ U[-1,1] seed 0, all levels")

@@ -49,7 +49,6 @@ the batch changes (one extra evaluation per step); with the full batch it is reu
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -67,22 +66,15 @@ from . import register
 from .base import CycleMonitor, Method, StepResult, vcycle_params
 from .tr import TR_PARAMS, check_tr_hp
 
-# RMTR's own defaults for the shared TR parameters (the level-independent variant; see module doc)
-RMTR_TR_DEFAULTS = {"model": "hessian", "cg_max_iter": 2}
-
-
-def _with_defaults(params: tuple[Param, ...], defaults: dict[str, Any]) -> tuple[Param, ...]:
-    return tuple(dataclasses.replace(p, default=defaults[p.name]) if p.name in defaults else p for p in params)
-
 
 @register
 class RMTR(Method):
     name = "rmtr"
-    description = "recursive multilevel trust region (RMTR, V-cycle) with exact-Hessian or L-SR1/L-BFGS TR smoothing"
+    description = "recursive multilevel trust region (RMTR, V-cycle) with L-BFGS/L-SR1 or exact-Hessian TR smoothing"
     full_batch = True
     params = spec(
         *vcycle_params(pre_smooth=1, post_smooth=1, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
-        *_with_defaults(TR_PARAMS, RMTR_TR_DEFAULTS),
+        *TR_PARAMS,
         Param("kappa_g", float, 0.125, "go coarse only if ‖R_g g‖ >= kappa_g ‖g‖", low=0.0),
         Param("eps_g", float, 1e-12, "go coarse only if ‖R_g g‖ > eps_g; coarse levels stop at ‖∇h‖ <= eps_g",
               low=0.0),
@@ -154,6 +146,7 @@ class RMTR(Method):
         r_smooth = self.smooth_radius if l == 0 else radius
         x, f, g, r_smooth, decrease = self._smooth(l, model, batch, x, f, g, r_smooth, hp["pre_smooth"], x_start,
                                                    bound)
+        radius = max(radius, r_smooth)  # successful smoothing may enlarge the region, rejections never shrink it
 
         transfer = self.hierarchy.transfers[l]
         g_restricted = transfer.restrict_grad(g)
