@@ -2,7 +2,9 @@
 the "two restrictions" pitfall; h² discretisation error of the nonlinear problems.
 
 Every count below was measured on this code (float64, all levels down to one node per dimension,
-the coarsest level solved to ``coarse_rtol`` = 0.1 with at most ``coarse_steps`` = 50 steps);
+the coarsest level solved to ``coarse_rtol`` = 0.1 with at most ``coarse_steps`` = 50 steps;
+with the default ``levels=3`` instead of all levels the cap matters: MG/OPT 7 / 7 cycles on
+63² / 127² Poisson with 50, 10 / 19 with 5; RMTR 16 / 15 against 14 / 24);
 the tests allow one cycle more than measured. Reproduce the 2-D default rows, and 255², with
 ``python -m ml2bench.bench multilevel --grid --sizes 31,63,127,255``.
 
@@ -20,7 +22,7 @@ smoothing, ν1 = ν2 = 1), from u₀ ~ U[−1, 1] (seed 0; every frequency prese
 units) to ‖g‖ ≤ 1e-8 ‖g₀‖, 31² / 63² / 127² (/ 255² from the bench):
 - MG/OPT: Poisson, FAS, cubic: 7 / 7 / 7 (48–50 work units)
 - RMTR:   Poisson 16 / 17 / 18 (66–71), FAS 16 / 14 / 17 (56–67), cubic 14 / 17 / 16 (55–69);
-  Poisson 255²: 16 (68). The L-BFGS TR path is sensitive to round-off: with torch's default
+  255² (bench): Poisson 17 (72), FAS 16 (70), cubic 18 (74); MG/OPT 7 (50). The L-BFGS TR path is sensitive to round-off: with torch's default
   thread count (another summation order) the counts move by up to ±2 (Poisson 15 / 17 / 17).
 RMTR with the exact Hessian (``model="hessian"``, ``cg_max_iter=2``): 1-D Poisson 63…511 6 / 6 / 6 / 6;
 2-D Poisson, FAS, cubic 8 / 8 / 9 (72–82 work units with a Hessian-vector product charged as one

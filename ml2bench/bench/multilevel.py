@@ -31,7 +31,7 @@ from ..runner import run
 PROBLEM = {"depth": 8, "width": 32, "arch": "dense", "interpolation": "constant"}
 METHODS = {
     "rmtr": {"levels": 3},
-    "mgopt": {"levels": 3, "smoother": "lbfgs"},
+    "mgopt": {"levels": 3},
     "tr": {},
     "adam": {},
     "lbfgs": {},

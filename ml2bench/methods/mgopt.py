@@ -6,12 +6,28 @@ On level l with model m_l (m_0 = f_0; deeper down ψ from the level above) from 
 2. x_H = R_x x, v = ∇f_H(x_H) − R_g ∇m_l(x), ψ_H(y) = f_H(y) − vᵀy (so ∇ψ_H(x_H) = R_g ∇m_l(x):
    first-order coherence; :mod:`ml2bench.multilevel.coarse`);
 3. approximately minimise ψ_H from x_H: recursively (a V-cycle on level l+1) or, on the coarsest
-   level, ``coarse_steps`` smoother iterations;
+   level, smoother iterations until ‖∇ψ_H‖ ≤ ``coarse_rtol`` ‖∇ψ_H(x_H)‖, at most ``coarse_steps``
+   (a fixed 5 steps made the gradient-descent smoother level dependent);
 4. e = P(y − x_H); if e is a descent direction (∇m_lᵀe < 0), a backtracking Armijo line search on
    level l along e from α = 1 (sufficient decrease c₁ = ``c1``; the next trial is the minimiser
    of the quadratic interpolant, safeguarded into [0.1α, 0.5α]; at most ``ls_max`` trials);
-   the step is taken only if Armijo holds, so the coarse correction never increases m_l;
+   the step is taken only if Armijo holds (tested on the round-off-safe decrease, see
+   :func:`armijo`), so the coarse correction never increases m_l;
 5. ``post_smooth`` smoother iterations.
+
+Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
+``grad_rtol`` ‖g₀‖; "stalled" (not converged) after ``stall_cycles`` V-cycles in a row that leave
+the iterate unchanged.
+
+Default smoother ``tr`` (one L-BFGS trust-region iteration per smoothing step): level independent
+on 2-D Poisson, the FAS problem and −Δu + u³ = f, 7 V-cycles (48–50 work units) to
+‖g‖ ≤ 1e-8 ‖g₀‖ from 31² to 127² (tests/test_multilevel_convergence.py; ``python -m
+ml2bench.bench multilevel --grid``). The former default ``lbfgs`` was erratic (13, 8, >400, 19
+cycles in the issue's measurement). On the minimal surface no smoother is level independent here
+(``tr``: 28 / 37 cycles at 31² / 63²). The coarsest-level cap ``coarse_steps=50`` is what the
+grid problems need with ``levels=3`` (Poisson 63² / 127²: 7 / 7 cycles; cap 5: 10 / 19), and it
+is best on the ResNet benchmark (23 work units to target against 44); on ``pinn_poisson`` (50
+work units) cap 5 ends better (relative L2 0.16 against 0.25): grid and PINN problems disagree.
 
 Smoothers (``smoother``): ``gd`` (fixed step ``lr`` · ``lr_level_factor``^l; the factor lets the
 step follow the level's curvature scale, e.g. 2 for 1-D h-weighted energies whose Hessian scales

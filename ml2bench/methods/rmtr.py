@@ -13,15 +13,21 @@ from x_{l,0} by
    ρ = (m_l(x) − m_l(x + s)) / (h_H(y₀) − h_H(y*)) > η₀; the radius Δ_l is updated with the same ρ
    rules as a TR step (:func:`~ml2bench.multilevel.trust_region.update_radius`);
 3. ``post_smooth`` trust-region iterations.
-On the coarsest level: ``coarse_steps`` trust-region iterations.
+On the coarsest level: trust-region iterations until ‖∇h_H‖ ≤ ``coarse_rtol`` ‖∇h_H(y₀)‖, at most
+``coarse_steps`` (a fixed 5 steps left large coarsest grids unsolved).
 
 Trust regions across levels (2-norm variant). Level l+1 must keep its prolongated displacement
 inside the level-l region: ‖P(y − y₀)‖ ≤ Δ_bound = min(Δ_l, what is left of level l's own bound).
-The coarse level starts with Δ_H = min(coarse_radius_max, Δ_bound / ‖P‖), and each coarse TR
-step is limited to (Δ_bound − ‖P(y − y₀)‖) / ‖P‖ (‖P‖₂ by power iteration once at start,
-inflated by 5 %), so the prolongated step stays inside the fine region (should the estimate of
-‖P‖ be too small, the final coarse displacement is scaled back onto the bound, at the price of
-one more coarse evaluation); the coarse iteration stops when
+Δ_l is the level's radius *at the start of the cycle* (as in Gratton–Sartenaer–Toint's analysis),
+enlarged by successful smoothing steps but never cut by rejected ones: the smoothing steps run on
+their own radius. With one shared radius, rejected fine smoothing steps on the stiff modes cut it
+(0.98 → 0.025 measured on a steep minimal surface) and it capped the coarse correction for
+hundreds of cycles while the coarse ρ ≈ 1; this is what made RMTR with L-BFGS grow from 17 to 67
+cycles between 31² and 255². The coarse level starts with Δ_H = min(coarse_radius_max,
+Δ_bound / ‖P‖), and each coarse TR step is limited to (Δ_bound − ‖P(y − y₀)‖) / ‖P‖ (‖P‖₂ by
+power iteration once at start, inflated by 5 %), so the prolongated step stays inside the fine
+region (should the estimate of ‖P‖ be too small, the final coarse displacement is scaled back
+onto the bound, at the price of one more coarse evaluation); the coarse iteration stops when
 ‖P(y − y₀)‖ ≥ (1 − ε_Δ) Δ_bound or ‖∇h_H‖ ≤ ε. The coarse radius starts afresh in every
 cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps (the coarse models
 change by a linear term only, so their curvature pairs stay valid).
@@ -33,15 +39,23 @@ but it survives near a minimiser, where the plain difference of two model values
 made ρ random (measured: the fine radius collapsed to 1e-10 at ‖g‖ ≈ 1e-8 ‖g₀‖ on 1-D Poisson).
 A coarse correction with ρ > η₂ enlarges Δ_l like a TR step (Δ_l ← max(Δ_l, γ₂‖s‖)).
 
-Smoothing and level independence. Gratton–Sartenaer–Toint's mesh-independent behaviour assumes
-exact (Taylor) second-order models and a smoother that damps the high frequencies. With
-``model="hessian"`` and a small CG cap (``cg_max_iter`` 2–5; 1 = the Cauchy point, a steepest-
-descent smoother with the exact model line search), the V-cycle count on 1-D/2-D Poisson and the
-nonlinear FAS problem does not grow with the grid (tests/test_multilevel_convergence.py); with
-L-SR1/L-BFGS models it does (the TR smoothing steps are rejected on the stiff modes and the shared
-radius collapses). Each Hessian-vector product is one charged evaluation (about 2× a gradient in
-FLOPs; :meth:`ml2bench.objective.Objective.hvp`). On networks, the L-BFGS model is the better
-choice in measured work and time (ml2bench.bench multilevel).
+Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
+``grad_rtol`` ‖g₀‖; "stalled" (not converged) after ``stall_cycles`` V-cycles in a row that leave
+the iterate unchanged.
+
+Defaults and level independence (tests/test_multilevel_convergence.py; ``python -m ml2bench.bench
+multilevel --grid``): with the L-BFGS model (the ``tr`` default, also the better one on networks
+in work and time) the V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖ on 2-D Poisson, the FAS problem and
+−Δu + u³ = f stay at 14–18 from 31² to 255², 55–74 work units.
+``model="hessian"`` with ``cg_max_iter=2`` (Hessian-vector products, the Taylor models of
+Gratton–Sartenaer–Toint; CG capped so that it smooths rather than solves) needs fewer cycles
+(8 / 8 / 9) but more work (72–82 units with a product charged as one gradient, 110–124 as two).
+The coarsest-level cap ``coarse_steps=50`` is what the grid problems need with ``levels=3``
+(Poisson 63² / 127²: 16 / 15 cycles; cap 5: 14 / 24); on the ResNet benchmark 50 and 5 reach the
+target with 47 / 54 work units, while on ``pinn_poisson`` (50 work units) cap 5 ends lower
+(train loss 0.19 against 0.33, relative L2 0.13 against 0.11): networks whose coarse levels are
+not cheap may prefer a small cap. Neither is level independent on the minimal surface (anisotropic linearisation; see the test
+module): RMTR-Hessian 67 / 121 cycles at 31² / 63² (73 / 180 with the shared radius).
 
 Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
 built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
