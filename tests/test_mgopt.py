@@ -70,6 +70,32 @@ def test_armijo_accepts_only_descent():
     assert torch.allclose(H.fine.loss_grad(x1, batch)[1], g1)
 
 
+def test_armijo_decides_on_the_decrease_not_on_round_off():
+    """Next to the minimiser the Armijo decrease c₁α|gᵀd| is far below the round-off of f
+    (|f| ≈ 2.5 here, decrease ≈ 1e-19): comparing raw values decides on noise. The test on the
+    round-off-safe decrease (exact on this quadratic) accepts the descent step."""
+    import numpy as np
+    import scipy.sparse as sp
+    import scipy.sparse.linalg as spla
+
+    H, batch = grid_hierarchy("poisson", 63, 1, levels=1)
+    n = H.fine.n
+    h = 1.0 / (n + 1)
+    A = sp.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1]) / h
+    b = h * np.pi ** 2 * np.sin(np.pi * np.arange(1, n + 1) * h)
+    x_star = torch.tensor(spla.spsolve(A.tocsc(), b))
+    accepted = 0
+    for seed in range(20):  # raw comparisons of f accepted 12 of these 20 steps (measured)
+        x = x_star + 1e-10 * torch.randn(n, generator=torch.Generator().manual_seed(seed), dtype=D)
+        f, g = H.fine.loss_grad(x, batch)
+        alpha = 1.0 / 400.0  # below 2/λ_max = h/2: a decrease on the quadratic
+        f_t, _ = H.fine.loss_grad(x - alpha * g, batch)
+        assert abs(f - f_t) < 1e-14 * abs(f)  # the raw difference is at round-off level
+        out = armijo(H.fine, batch, x, f, g, -g, alpha, 1e-4, 1)
+        accepted += out is not None and float(out[2].norm()) < float(g.norm())
+    assert accepted == 20, accepted
+
+
 def test_mgopt_on_resnet_monotone_with_every_smoother():
     for smoother in ("lbfgs", "gd_ls", "tr"):
         H, batch = resnet_hierarchy()

@@ -1,41 +1,47 @@
-"""Level independence of MG/OPT on the classical problems; gradient descent for contrast; the
-"two restrictions" pitfall; h² discretisation error of the nonlinear FAS problem.
+"""Level independence of MG/OPT and RMTR on the classical problems; gradient descent for contrast;
+the "two restrictions" pitfall; h² discretisation error of the nonlinear problems.
 
-Measured (float64, u₀ = 0, all levels down to one node per dimension, MG/OPT with ν1 = ν2 = 2
-fixed-step gradient-descent smoothing, 5 smoothing steps on the coarsest level, Armijo search on
-every level's coarse correction), V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖:
-- 1-D Poisson, 63 / 127 / 255 / 511 unknowns, step h/3 (factor 2 per coarser level): 8 / 8 / 8 / 8
-- 2-D Poisson, 31² / 63² / 127² unknowns, step 0.2: 12 / 12 / 12
+Every count below was measured on this code (float64, all levels down to one node per dimension,
+the coarsest level solved to ``coarse_rtol`` = 0.1 with at most ``coarse_steps`` = 50 steps;
+with the default ``levels=3`` instead of all levels the cap matters: MG/OPT 7 / 7 cycles on
+63² / 127² Poisson with 50, 10 / 19 with 5; RMTR 16 / 15 against 14 / 24);
+the tests allow one cycle more than measured. Reproduce the 2-D default rows, and 255², with
+``python -m ml2bench.bench multilevel --grid --sizes 31,63,127,255``.
+
+MG/OPT with ν1 = ν2 = 2 fixed-step gradient-descent smoothing, from u₀ = 0, V-cycles to
+‖g‖ ≤ 1e-8 ‖g₀‖:
+- 1-D Poisson, 63 / 127 / 255 / 511 unknowns, step h/3 (factor 2 per coarser level): 9 / 9 / 9 / 9
+- 2-D Poisson, 31² / 63² / 127², step 0.2: 12 / 12 / 12
 - 2-D nonlinear FAS problem (γ = 10), 31² / 63²: 11 / 11
-- 2-D Poisson 31² with full weighting (R_g = Pᵀ/4) instead of Pᵀ: not reached in 200 cycles
-  (‖g‖/‖g₀‖ ≈ 4e-5 after 200; 3.9e-2 on 63²).
+- 2-D Poisson 31² with full weighting (R_g = Pᵀ/4) instead of Pᵀ: not reached in 36 cycles.
 Gradient descent (step 0.2) to ‖g‖ ≤ 1e-3 ‖g₀‖ on 2-D Poisson needs ≈4× more iterations per
 refinement (15² / 31² / 63²; asserted ratio ≥ 3).
-RMTR with L-SR1/L-BFGS smoothing is *not* level independent on these problems (measured to
-1e-6 on 1-D Poisson, defaults: 5 cycles on 63 unknowns, no convergence in 60 cycles on 255;
-from the random start below, L-BFGS: 15 / 34 / >40 cycles on 63 / 127 / 255): the quasi-Newton
-TR smoothing steps are rejected on the stiff high-frequency modes, the shared fine radius
-collapses and with it the admissible coarse step.
 
-RMTR with the exact second-order model (``model="hessian"``: Hessian-vector products, the
-Taylor models of Gratton–Sartenaer–Toint) and Steihaug–Toint CG capped at ``cg_max_iter = 2``
-iterations per TR step as the smoother *is* level independent (all other parameters default:
-ν1 = ν2 = 1, 5 TR iterations on the coarsest level, Δ₀ = 1, κ_g = 1/8). Measured from the random
-start u₀ ~ U[−1, 1] (seed 0; every frequency present), V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖, with MG/OPT
-(the settings above) from the same start for comparison:
-- 1-D Poisson 63 / 127 / 255 / 511: RMTR 6 / 6 / 6 / 6 (≈ 84–86 work units); MG/OPT 7 / 7 / 7 / 7
-- 2-D Poisson 31² / 63² / 127²:     RMTR 8 / 8 / 8 (≈ 75 work units);       MG/OPT 9 / 9 / 9
-- 2-D FAS problem 31² / 63²:        RMTR 8 / 8;                              MG/OPT 9 / 9
-CG caps 1 (the Cauchy point: a steepest-descent smoother with exact model line search) / 3 / 5 give
-8–9 / 5–6 / 5 cycles in 1-D and 16–17 / 6–7 / 5–6 in 2-D, still level independent; with cap 50 CG
-is no longer a smoother but an inner solver (4–5 cycles, work growing with the grid).
-From u₀ = 0 the counts are 6 / 6 / 8 / 9 (1-D) and 8 / 9 / 10 (2-D): the 2-norm radius has to
-grow from Δ₀ = 1 to ‖u*‖ ∝ √(unknowns), a log-factor that is a property of the trust region,
-not of the hierarchy (and with Δ₀ = 100 one cycle suffices: the right-hand side is a discrete
-eigenvector, which CG solves in one iteration, so the zero start does not test the smoother).
+Defaults (MG/OPT: one L-BFGS trust-region step as the smoother, ν1 = ν2 = 2; RMTR: L-BFGS TR
+smoothing, ν1 = ν2 = 1), from u₀ ~ U[−1, 1] (seed 0; every frequency present), V-cycles (work
+units) to ‖g‖ ≤ 1e-8 ‖g₀‖, 31² / 63² / 127² (/ 255² from the bench):
+- MG/OPT: Poisson, FAS, cubic: 7 / 7 / 7 (48–50 work units)
+- RMTR:   Poisson 16 / 17 / 18 (66–71), FAS 16 / 14 / 17 (56–67), cubic 14 / 17 / 16 (55–69);
+  255² (bench): Poisson 17 (72), FAS 16 (70), cubic 18 (74); MG/OPT 7 (50). The L-BFGS TR path is sensitive to round-off: with torch's default
+  thread count (another summation order) the counts move by up to ±2 (Poisson 15 / 17 / 17).
+RMTR with the exact Hessian (``model="hessian"``, ``cg_max_iter=2``): 1-D Poisson 63…511 6 / 6 / 6 / 6;
+2-D Poisson, FAS, cubic 8 / 8 / 9 (72–82 work units with a Hessian-vector product charged as one
+gradient; 110–124 when charged as two).
+
+Minimal surface (data x(1 − x) + y², u₀ = 0) is *not* level independent with any smoother here:
+MG/OPT 28 / 37 cycles (193 / 262 work units) at 31² / 63², RMTR (L-BFGS) not below 1e-3 in 60
+cycles, RMTR (Hessian, CG cap 2) 67 / 121 (before the decoupling below: 73 / 180). Its
+linearisation is anisotropic where |∇u| is large, which point smoothers with standard
+coarsening do not handle (line smoothers or semi-coarsening would).
+
+Before the RMTR coarse region was decoupled from rejected fine smoothing steps and the coarsest
+level solved to a relative tolerance, RMTR with L-BFGS grew 17 → 67 cycles from 31² to 255².
 """
 import numpy as np
+import pytest
 import torch
+
+from ml2bench.bench.multilevel import grid_cycles
 
 from ml2bench.methods import METHODS
 from ml2bench.multilevel.testproblems import exact_solution, grid_hierarchy, newton_solve_fas
@@ -56,13 +62,13 @@ def test_mgopt_level_independent_1d_poisson():
     counts = [cycles("poisson", n, 1, {"smoother": "gd", "lr": 1 / (3 * (n + 1)), "lr_level_factor": 2.0})[0]
               for n in (63, 127, 255, 511)]
     assert None not in counts, counts
-    assert max(counts) <= 12 and max(counts) - min(counts) <= 2, counts
+    assert max(counts) <= 10 and max(counts) - min(counts) <= 1, counts  # measured 9 / 9 / 9 / 9
 
 
 def test_mgopt_level_independent_2d_poisson_and_full_weighting_stalls():
     counts = [cycles("poisson", n, 2, {"smoother": "gd", "lr": 0.2})[0] for n in (31, 63, 127)]
     assert None not in counts, counts
-    assert max(counts) <= 16 and max(counts) - min(counts) <= 2, counts
+    assert max(counts) <= 13 and max(counts) - min(counts) <= 1, counts  # measured 12 / 12 / 12
     k_fw, _ = cycles("poisson", 31, 2, {"smoother": "gd", "lr": 0.2}, maxit=3 * max(counts),
                      grad_restriction="full_weighting")
     assert k_fw is None  # the pitfall: coarse curvature 4× off, the cycle stalls
@@ -89,17 +95,43 @@ def test_mgopt_level_independent_on_nonlinear_fas_problem():
         k, m = cycles("fas", n, 2, {"smoother": "gd", "lr": 0.2})
         counts.append(k)
         errors.append(float((m.x - exact_solution("fas", n, 2)).abs().max()))
-    assert None not in counts and max(counts) - min(counts) <= 2 and max(counts) <= 16, counts
+    assert None not in counts and max(counts) - min(counts) <= 1 and max(counts) <= 12, counts  # measured 11 / 11
     assert 3.0 < errors[0] / errors[1] < 5.0, errors  # the converged iterate has O(h²) error
 
 
-def test_fas_discretisation_error_falls_like_h_squared():
-    errs = [np.abs(newton_solve_fas(n) - exact_solution("fas", n, 2).numpy()).max() for n in (15, 31, 63)]
+@pytest.mark.parametrize("kind", ["fas", "cubic"])
+def test_discretisation_error_falls_like_h_squared(kind):
+    """Newton reference (sparse direct solves, independent of the methods) against the
+    manufactured exact solution: errors fall by 4 per halving of h."""
+    errs = [np.abs(newton_solve_fas(n, kind=kind) - exact_solution(kind, n, 2).numpy()).max() for n in (15, 31, 63)]
     rates = [np.log2(errs[i] / errs[i + 1]) for i in range(2)]
     assert all(1.8 < r < 2.2 for r in rates), (errs, rates)
 
 
-def rmtr_cycles(kind, n, dim, hp, tol=1e-8, maxit=20):
+# measured cycles at 31² / 63² / 127² with the defaults (module docstring)
+DEFAULT_CYCLES = {("mgopt", "poisson"): (7, 7, 7), ("mgopt", "fas"): (7, 7, 7), ("mgopt", "cubic"): (7, 7, 7),
+                  ("rmtr", "poisson"): (16, 17, 18), ("rmtr", "fas"): (16, 14, 17), ("rmtr", "cubic"): (14, 17, 16)}
+
+
+@pytest.mark.parametrize("method,kind", sorted(DEFAULT_CYCLES))
+def test_defaults_are_level_independent(method, kind):
+    """The methods' default hyper-parameters: at most one cycle above the measurement, the
+    cycle count within ±2 over the grids, at most 100 work units, and (cubic) the converged
+    iterate is the discrete solution: its error to u* falls like h². "Within ±2": every count
+    within 2 of the median count over the grids."""
+    sizes = (31, 63, 127)
+    runs = [grid_cycles(method, kind, n, {}, rtol=1e-8, max_cycles=30) for n in sizes]
+    counts = [r["cycles"] for r in runs]
+    assert None not in counts, [(r["stop_reason"], r["rel_grad"]) for r in runs]
+    assert all(c <= m + 1 for c, m in zip(counts, DEFAULT_CYCLES[method, kind])), counts
+    assert all(abs(c - sorted(counts)[1]) <= 2 for c in counts), counts
+    assert max(r["work_units"] for r in runs) <= 100, [r["work_units"] for r in runs]
+    if kind == "cubic":
+        errors = [float((r["method"].x - exact_solution(kind, n, 2)).abs().max()) for r, n in zip(runs, sizes)]
+        assert all(3.5 < errors[i] / errors[i + 1] < 4.5 for i in range(2)), errors
+
+
+def rmtr_cycles(kind, n, dim, hp, tol=1e-8, maxit=20):  # noqa: D103
     """RMTR V-cycles to ‖g‖ ≤ tol ‖g₀‖ from u₀ ~ U[−1, 1] (seed 0); asserts monotone fine losses."""
     H, batch = grid_hierarchy(kind, n, dim)
     x0 = 2 * torch.rand(H.fine.n, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 1
@@ -123,9 +155,9 @@ RMTR_HESSIAN = {"model": "hessian", "cg_max_iter": 2}
 
 def test_rmtr_level_independent_on_poisson_1d_and_2d():
     c1 = [rmtr_cycles("poisson", n, 1, RMTR_HESSIAN)[0] for n in (63, 127, 255, 511)]
-    assert None not in c1 and max(c1) <= 8 and max(c1) - min(c1) <= 1, c1
+    assert None not in c1 and max(c1) <= 7 and max(c1) - min(c1) <= 1, c1  # measured 6 / 6 / 6 / 6
     c2 = [rmtr_cycles("poisson", n, 2, RMTR_HESSIAN)[0] for n in (31, 63, 127)]
-    assert None not in c2 and max(c2) <= 10 and max(c2) - min(c2) <= 1, c2
+    assert None not in c2 and all(c <= m + 1 for c, m in zip(c2, (8, 8, 9))), c2  # measured 8 / 8 / 9
 
 
 def test_rmtr_level_independent_on_nonlinear_fas_problem():
@@ -134,5 +166,24 @@ def test_rmtr_level_independent_on_nonlinear_fas_problem():
         k, m = rmtr_cycles("fas", n, 2, RMTR_HESSIAN)
         counts.append(k)
         errors.append(float((m.x - exact_solution("fas", n, 2)).abs().max()))
-    assert None not in counts and max(counts) <= 10 and max(counts) - min(counts) <= 1, counts
+    assert None not in counts and max(counts) <= 9 and max(counts) - min(counts) <= 1, counts  # measured 8 / 8
     assert 3.0 < errors[0] / errors[1] < 5.0, errors  # converged to the discrete solution: O(h²) error
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,measured", [("mgopt", 7), ("rmtr", 17)])
+def test_defaults_on_255_squared_poisson(method, measured):
+    """255² (65,025 unknowns) with the defaults: as many cycles as on the coarser grids
+    (measured MG/OPT 7, 50 work units; RMTR 17, 72 work units)."""
+    out = grid_cycles(method, "poisson", 255, {}, rtol=1e-8, max_cycles=30)
+    assert out["cycles"] is not None and out["cycles"] <= measured + 1, (out["stop_reason"], out["rel_grad"])
+    assert out["work_units"] <= 100
+
+
+@pytest.mark.parametrize("method,measured", [("mgopt", 28)])
+def test_minimal_surface_converges_but_is_not_level_independent(method, measured):
+    """Minimal surface from u₀ = 0 at 31² (MG/OPT defaults): converges, in 28
+    cycles (measured; 37 at 63², see the module docstring: the anisotropic linearisation is not
+    handled by point smoothers with standard coarsening, so this is no level-independence claim)."""
+    out = grid_cycles(method, "minsurf", 31, {}, rtol=1e-8, max_cycles=measured + 1)
+    assert out["cycles"] is not None and out["cycles"] <= measured + 1, (out["stop_reason"], out["rel_grad"])

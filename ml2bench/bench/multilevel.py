@@ -7,7 +7,14 @@ loss is ≤ ``target`` (so the resolution is ``eval_interval`` work units); runs
 it report inf. The table gives medians over seeds.
 
 ``--variant LABEL=METHOD:JSON`` (repeatable) adds a row for METHOD with the default parameters of
-that method updated by JSON, e.g. ``--variant 'rmtr-hessian=rmtr:{"model": "hessian", "cg_max_iter": 3}'``.
+that method updated by JSON, e.g. ``--variant 'rmtr-lbfgs=rmtr:{"model": "qn", "qn": "lbfgs"}'``.
+
+``--grid`` measures level independence instead, on the classical grid problems of
+:mod:`ml2bench.multilevel.testproblems` (float64, all levels down to one node per dimension,
+u₀ ~ U[−1, 1] with seed 0 so that every frequency is present): V-cycles and work units until
+‖g‖ ≤ ``--rtol`` ‖g₀‖ (``grad_rtol``), for each method (defaults, or ``--variant``) on each problem
+and grid size ``--sizes`` (e.g. 31,63,127,255). A run that stops or exceeds ``--max-cycles``
+prints its stop reason instead of a count.
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ from ..runner import run
 PROBLEM = {"depth": 8, "width": 32, "arch": "dense", "interpolation": "constant"}
 METHODS = {
     "rmtr": {"levels": 3},
-    "mgopt": {"levels": 3, "smoother": "lbfgs"},
+    "mgopt": {"levels": 3},
     "tr": {},
     "adam": {},
     "lbfgs": {},
@@ -39,8 +46,72 @@ def _to_target(history, target: float) -> tuple[float, float]:
     return float(row["work_units"]), float(row["train_time_s"])
 
 
+GRID_PROBLEMS = ("poisson", "fas", "cubic", "minsurf")
+
+
+def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: float = 1e-8, max_cycles: int = 60,
+                seed: int | None = 0) -> dict:
+    """Run ``method`` on the 2-D grid problem ``kind`` with n² unknowns until ‖g‖ ≤ rtol ‖g₀‖.
+
+    Returns {"cycles": V-cycles (None if not converged), "work_units", "stop_reason", "rel_grad",
+    "method": the method object}. ``seed=None`` starts from u₀ = 0."""
+    import torch
+
+    from ..methods import METHODS
+    from ..multilevel.testproblems import grid_hierarchy
+
+    H, batch = grid_hierarchy(kind, n, 2)
+    if seed is None or kind == "minsurf":  # minsurf: from the zero interior (a random one is non-smooth)
+        x0 = H.fine.initial_x()
+    else:
+        x0 = 2 * torch.rand(H.fine.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1
+    params = {"levels": H.levels, **(hp or {}), "grad_rtol": rtol}
+    m = METHODS.get(method)(H, x0, params)
+    g0 = None
+    cycles, stop = None, "max_cycles"
+    for k in range(1, max_cycles + 1):
+        r = m.step(batch)
+        g0 = g0 or m.monitor.g0
+        if r.converged:
+            cycles, stop = k, r.stop_reason
+            break
+        if r.stop_reason:
+            stop = r.stop_reason
+            break
+    return {"cycles": cycles, "work_units": H.counter.work_units, "stop_reason": stop,
+            "rel_grad": float(m._g.norm()) / g0, "method": m}
+
+
+def grid_main(args, runs) -> int:
+    import torch
+
+    torch.set_num_threads(args.threads)  # the summation order moves the L-BFGS paths by ±2 cycles
+    sizes = [int(v) for v in args.sizes.split(",")]
+    problems = args.problems.split(",")
+    print(f"V-cycles (work units) to ‖g‖ <= {args.rtol:g} ‖g0‖, u0 ~ U[-1,1] seed 0, all levels")
+    print()
+    print("| method | problem | " + " | ".join(f"{n}²" for n in sizes) + " |")
+    print("|---|---|" + "---|" * len(sizes))
+    for label, method, params in runs:
+        for kind in problems:
+            cells = []
+            for n in sizes:
+                out = grid_cycles(method, kind, n, params, args.rtol, args.max_cycles)
+                if out["cycles"] is None:
+                    cells.append(f"{out['stop_reason']} ({out['rel_grad']:.1e})")
+                else:
+                    cells.append(f"{out['cycles']} ({out['work_units']:.0f})")
+            print(f"| {label} | {kind} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml2bench.bench multilevel")
+    ap.add_argument("--grid", action="store_true", help="level independence on the classical grid problems")
+    ap.add_argument("--sizes", default="31,63,127", help="--grid: grid sizes n (n² unknowns)")
+    ap.add_argument("--problems", default=",".join(GRID_PROBLEMS), help="--grid: problems")
+    ap.add_argument("--rtol", type=float, default=1e-8, help="--grid: relative gradient tolerance")
+    ap.add_argument("--max-cycles", type=int, default=60, help="--grid: most V-cycles per run")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="one seed, a quarter of the budget")
     ap.add_argument("--target", type=float, default=0.01, help="target full training loss")
@@ -58,6 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         if not label or method not in METHODS:
             ap.error(f"--variant {spec_!r}: expected LABEL=METHOD:JSON with METHOD in {', '.join(METHODS)}")
         runs.append((label, method, {**METHODS[method], **json.loads(params or "{}")}))
+    if args.grid:
+        runs = [(m, m, {}) for m in args.methods.split(",") if m in ("rmtr", "mgopt")] + \
+            [(label, method, {k: v for k, v in params.items() if k != "levels"})
+             for label, method, params in runs if label != method]
+        return grid_main(args, runs)
     seeds = 1 if args.quick else args.seeds
     budget = args.budget / 4 if args.quick else args.budget
     rows = []

@@ -65,12 +65,50 @@ class Method(ABC):
         """Release resources (worker processes, process groups); the runner always calls it."""
 
 
-def vcycle_params(pre_smooth: int, post_smooth: int, smoother: str) -> tuple[Param, ...]:
-    """The V-cycle shape shared by the multilevel methods (RMTR, MG/OPT); defaults differ."""
+def vcycle_params(pre_smooth: int, post_smooth: int, smoother: str, coarse_steps: int = 50,
+                  coarse_rtol: float = 0.1) -> tuple[Param, ...]:
+    """The V-cycle shape and stopping rules shared by the multilevel methods (RMTR, MG/OPT);
+    defaults differ per method.
+
+    The coarsest level is solved to a relative tolerance (‖∇m_H‖ ≤ ``coarse_rtol`` ‖∇m_H(y₀)‖)
+    with ``coarse_steps`` as the cap, not a fixed number of steps: a fixed small count leaves the
+    smooth error of a large coarsest grid unresolved and the cycle count grows with the grid."""
     return (
         Param("levels", int, 3, "levels of the hierarchy (1: no coarse level)", low=1),
         Param("pre_smooth", int, pre_smooth, f"{smoother} iterations before the coarse correction (ν1)", low=0),
         Param("post_smooth", int, post_smooth, f"{smoother} iterations after the coarse correction (ν2)", low=0),
-        Param("coarse_steps", int, 5, f"{smoother} iterations on the coarsest level", low=1),
+        Param("coarse_steps", int, coarse_steps, f"most {smoother} iterations on the coarsest level", low=1),
+        Param("coarse_rtol", float, coarse_rtol, "the coarsest level stops at ‖∇m_H‖ <= coarse_rtol ‖∇m_H(y0)‖",
+              low=0.0),
         Param("cycles_per_step", int, 1, "V-cycles per runner step", low=1),
+        Param("grad_tol", float, 0.0, "converged (stop_reason 'grad_tol') when ‖g‖ <= grad_tol", low=0.0),
+        Param("grad_rtol", float, 0.0, "converged (stop_reason 'grad_tol') when ‖g‖ <= grad_rtol ‖g0‖ "
+              "(g0: the first fine gradient of the run)", low=0.0),
+        Param("stall_cycles", int, 3, "stop (stop_reason 'stalled') after this many consecutive V-cycles "
+              "that leave the iterate unchanged", low=1),
     )
+
+
+class CycleMonitor:
+    """Stopping rules of a V-cycle method: convergence by a stated criterion (absolute or
+    relative gradient norm) and stall detection (``stall_cycles`` cycles in a row that leave x
+    bit-for-bit unchanged: every step and coarse correction rejected, e.g. at round-off)."""
+
+    def __init__(self, hp: dict[str, Any]) -> None:
+        self.grad_tol = hp["grad_tol"]
+        self.grad_rtol = hp["grad_rtol"]
+        self.stall_cycles = hp["stall_cycles"]
+        self.g0: float | None = None
+        self.idle = 0
+
+    def start(self, gnorm: float) -> None:
+        if self.g0 is None:
+            self.g0 = gnorm
+
+    def converged(self, gnorm: float) -> bool:
+        return gnorm <= self.grad_tol or (self.g0 is not None and gnorm <= self.grad_rtol * self.g0)
+
+    def cycle_done(self, moved: bool) -> bool:
+        """Record one cycle; True when the method has stalled."""
+        self.idle = 0 if moved else self.idle + 1
+        return self.idle >= self.stall_cycles

@@ -13,15 +13,21 @@ from x_{l,0} by
    ρ = (m_l(x) − m_l(x + s)) / (h_H(y₀) − h_H(y*)) > η₀; the radius Δ_l is updated with the same ρ
    rules as a TR step (:func:`~ml2bench.multilevel.trust_region.update_radius`);
 3. ``post_smooth`` trust-region iterations.
-On the coarsest level: ``coarse_steps`` trust-region iterations.
+On the coarsest level: trust-region iterations until ‖∇h_H‖ ≤ ``coarse_rtol`` ‖∇h_H(y₀)‖, at most
+``coarse_steps`` (a fixed 5 steps left large coarsest grids unsolved).
 
 Trust regions across levels (2-norm variant). Level l+1 must keep its prolongated displacement
 inside the level-l region: ‖P(y − y₀)‖ ≤ Δ_bound = min(Δ_l, what is left of level l's own bound).
-The coarse level starts with Δ_H = min(coarse_radius_max, Δ_bound / ‖P‖), and each coarse TR
-step is limited to (Δ_bound − ‖P(y − y₀)‖) / ‖P‖ (‖P‖₂ by power iteration once at start,
-inflated by 5 %), so the prolongated step stays inside the fine region (should the estimate of
-‖P‖ be too small, the final coarse displacement is scaled back onto the bound, at the price of
-one more coarse evaluation); the coarse iteration stops when
+Δ_l is the level's radius *at the start of the cycle* (as in Gratton–Sartenaer–Toint's analysis),
+enlarged by successful smoothing steps but never cut by rejected ones: the smoothing steps run on
+their own radius. With one shared radius, rejected fine smoothing steps on the stiff modes cut it
+(0.98 → 0.025 measured on a steep minimal surface) and it capped the coarse correction for
+hundreds of cycles while the coarse ρ ≈ 1; this is what made RMTR with L-BFGS grow from 17 to 67
+cycles between 31² and 255². The coarse level starts with Δ_H = min(coarse_radius_max,
+Δ_bound / ‖P‖), and each coarse TR step is limited to (Δ_bound − ‖P(y − y₀)‖) / ‖P‖ (‖P‖₂ by
+power iteration once at start, inflated by 5 %), so the prolongated step stays inside the fine
+region (should the estimate of ‖P‖ be too small, the final coarse displacement is scaled back
+onto the bound, at the price of one more coarse evaluation); the coarse iteration stops when
 ‖P(y − y₀)‖ ≥ (1 − ε_Δ) Δ_bound or ‖∇h_H‖ ≤ ε. The coarse radius starts afresh in every
 cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps (the coarse models
 change by a linear term only, so their curvature pairs stay valid).
@@ -33,15 +39,23 @@ but it survives near a minimiser, where the plain difference of two model values
 made ρ random (measured: the fine radius collapsed to 1e-10 at ‖g‖ ≈ 1e-8 ‖g₀‖ on 1-D Poisson).
 A coarse correction with ρ > η₂ enlarges Δ_l like a TR step (Δ_l ← max(Δ_l, γ₂‖s‖)).
 
-Smoothing and level independence. Gratton–Sartenaer–Toint's mesh-independent behaviour assumes
-exact (Taylor) second-order models and a smoother that damps the high frequencies. With
-``model="hessian"`` and a small CG cap (``cg_max_iter`` 2–5; 1 = the Cauchy point, a steepest-
-descent smoother with the exact model line search), the V-cycle count on 1-D/2-D Poisson and the
-nonlinear FAS problem does not grow with the grid (tests/test_multilevel_convergence.py); with
-L-SR1/L-BFGS models it does (the TR smoothing steps are rejected on the stiff modes and the shared
-radius collapses). Each Hessian-vector product is one charged evaluation (about 2× a gradient in
-FLOPs; :meth:`ml2bench.objective.Objective.hvp`). On networks, the L-BFGS model is the better
-choice in measured work and time (ml2bench.bench multilevel).
+Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
+``grad_rtol`` ‖g₀‖; "stalled" (not converged) after ``stall_cycles`` V-cycles in a row that leave
+the iterate unchanged.
+
+Defaults and level independence (tests/test_multilevel_convergence.py; ``python -m ml2bench.bench
+multilevel --grid``): with the L-BFGS model (the ``tr`` default, also the better one on networks
+in work and time) the V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖ on 2-D Poisson, the FAS problem and
+−Δu + u³ = f stay at 14–18 from 31² to 255², 55–74 work units.
+``model="hessian"`` with ``cg_max_iter=2`` (Hessian-vector products, the Taylor models of
+Gratton–Sartenaer–Toint; CG capped so that it smooths rather than solves) needs fewer cycles
+(8 / 8 / 9) but more work (72–82 units with a product charged as one gradient, 110–124 as two).
+The coarsest-level cap ``coarse_steps=50`` is what the grid problems need with ``levels=3``
+(Poisson 63² / 127²: 16 / 15 cycles; cap 5: 14 / 24); on the ResNet benchmark 50 and 5 reach the
+target with 47 / 54 work units, while on ``pinn_poisson`` (50 work units) cap 5 ends lower
+(train loss 0.19 against 0.33, relative L2 0.13 against 0.11): networks whose coarse levels are
+not cheap may prefer a small cap. Neither is level independent on the minimal surface (anisotropic linearisation; see the test
+module): RMTR-Hessian 67 / 121 cycles at 31² / 63² (73 / 180 with the shared radius).
 
 Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
 built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
@@ -52,6 +66,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..hierarchy import Hierarchy
@@ -61,19 +76,19 @@ from ..multilevel.quasi_newton import make_model
 from ..multilevel.sampling import RULES as GROWTH_RULES, AdaptiveBatch, BatchSampler
 from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
 from ..objective import Batch
-from ..params import Param, spec
+from ..params import ConfigError, Param, spec
 from . import register
-from .base import Method, StepResult, vcycle_params
-from .tr import GRAD_TOL, TR_PARAMS, check_tr_hp
+from .base import CycleMonitor, Method, StepResult, vcycle_params
+from .tr import TR_PARAMS, check_tr_hp
 
 
 @register
 class RMTR(Method):
     name = "rmtr"
-    description = "recursive multilevel trust region (RMTR, V-cycle) with L-SR1/L-BFGS or exact-Hessian TR smoothing"
+    description = "recursive multilevel trust region (RMTR, V-cycle) with L-BFGS/L-SR1 or exact-Hessian TR smoothing"
     full_batch = True
     params = spec(
-        *vcycle_params(pre_smooth=1, post_smooth=1, smoother="TR"),
+        *vcycle_params(pre_smooth=1, post_smooth=1, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
         *TR_PARAMS,
         Param("kappa_g", float, 0.125, "go coarse only if ‖R_g g‖ >= kappa_g ‖g‖", low=0.0),
         Param("eps_g", float, 1e-12, "go coarse only if ‖R_g g‖ > eps_g; coarse levels stop at ‖∇h‖ <= eps_g",
@@ -82,7 +97,6 @@ class RMTR(Method):
               low=0.0, high=1.0),
         Param("coarse_radius_max", float, 100.0, "largest coarse trust radius Δ_H^max", low=0.0,
               low_inclusive=False),
-        GRAD_TOL,
         # hybrid stochastic–deterministic mode (Kopaničáková & Krause 2022): ml2bench.multilevel.sampling
         Param("batch_growth", str, "none", "none (the runner's batches) or a rule that grows the method's own "
               "mini-batch to the full batch: norm_test (Byrd et al. 2012), inner_product (Bollapragada et al. 2018)",
@@ -97,14 +111,15 @@ class RMTR(Method):
         check_tr_hp(hp, self.name)
         super().__init__(hierarchy, x0, hp)
         if hierarchy.levels < hp["levels"]:
-            from ..params import ConfigError
             raise ConfigError(f"method 'rmtr': levels={hp['levels']} but the hierarchy has {hierarchy.levels}")
         self.L = hp["levels"]
         self.cfg = TRConfig.from_hp(hp)
-        self.radius = hp["radius0"]
+        self.radius = hp["radius0"]  # Δ_0: the fine region of the coarse corrections (cycle radius)
+        self.smooth_radius = hp["radius0"]  # the fine smoothing steps' own radius
         self.qn = [make_model(hp["model"], hp["qn"], hp["memory"]) for _ in range(self.L)]
         self.p_norm = [prolongation_norm(hierarchy.transfers[l], hierarchy.objectives[l + 1].n, dtype=x0.dtype,
                                          device=x0.device) for l in range(self.L - 1)]
+        self.monitor = CycleMonitor(hp)
         self._batch: Any = None
         self._f = 0.0
         self._g: Tensor | None = None
@@ -123,12 +138,13 @@ class RMTR(Method):
 
     # --- one level of the V-cycle -------------------------------------------------------------
     def _smooth(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, steps: int,
-                x_start: Tensor, bound: float) -> tuple[Tensor, float, Tensor, float, float]:
-        """``steps`` TR iterations on level l; returns (x, m(x), ∇m(x), Δ_l, decrease of m)."""
+                x_start: Tensor, bound: float, gtol: float = 0.0) -> tuple[Tensor, float, Tensor, float, float]:
+        """Up to ``steps`` TR iterations on level l (fewer once ‖∇m‖ <= max(gtol, eps_g) or the
+        level's displacement reaches its bound); returns (x, m(x), ∇m(x), Δ, decrease of m)."""
         hp = self.hp
         decrease = 0.0
         for _ in range(steps):
-            if float(g.norm()) <= hp["eps_g"] or radius <= 0:
+            if float(g.norm()) <= max(hp["eps_g"], gtol) or radius <= 0:
                 break
             max_step = math.inf
             if l > 0:
@@ -144,15 +160,22 @@ class RMTR(Method):
     def _cycle(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, bound: float
                ) -> tuple[Tensor, float, Tensor, float, float]:
         """Approximately minimise ``model`` on level l from x; returns (x, m(x), ∇m(x), Δ_l, decrease
-        m(x_in) − m(x)). The decrease is the sum of the actual reductions of the accepted steps
+        m(x_in) − m(x)). ``radius`` is the level's radius at the start of the cycle: it bounds
+        the coarse correction and is updated by the coarse correction's ρ only; the smoothing
+        steps run on their own radius (see module doc). The decrease is the sum of the actual
+        reductions of the accepted steps
         (:func:`~ml2bench.multilevel.trust_region.actual_reduction`): equal to the difference of
         the end values, but not lost to round-off near a minimiser, where it is the coarse
         correction's predicted reduction one level up."""
         hp = self.hp
         x_start = x
         if l == self.L - 1:
-            return self._smooth(l, model, batch, x, f, g, radius, hp["coarse_steps"], x_start, bound)
-        x, f, g, radius, decrease = self._smooth(l, model, batch, x, f, g, radius, hp["pre_smooth"], x_start, bound)
+            gtol = hp["coarse_rtol"] * float(g.norm()) if l > 0 else 0.0
+            return self._smooth(l, model, batch, x, f, g, radius, hp["coarse_steps"], x_start, bound, gtol)
+        r_smooth = self.smooth_radius if l == 0 else radius
+        x, f, g, r_smooth, decrease = self._smooth(l, model, batch, x, f, g, r_smooth, hp["pre_smooth"], x_start,
+                                                   bound)
+        radius = max(radius, r_smooth)  # successful smoothing may enlarge the region, rejections never shrink it
 
         transfer = self.hierarchy.transfers[l]
         g_restricted = transfer.restrict_grad(g)
@@ -188,7 +211,10 @@ class RMTR(Method):
                 if l == 0:
                     self.last_rho_coarse = rho
 
-        x, f, g, radius, post = self._smooth(l, model, batch, x, f, g, radius, hp["post_smooth"], x_start, bound)
+        x, f, g, r_smooth, post = self._smooth(l, model, batch, x, f, g, r_smooth, hp["post_smooth"], x_start,
+                                               bound)
+        if l == 0:
+            self.smooth_radius = r_smooth
         return x, f, g, radius, decrease + post
 
     def step(self, batch: Batch) -> StepResult:
@@ -201,22 +227,29 @@ class RMTR(Method):
             self._f, self._g = fine.loss_grad(self.x, batch)
             self._batch = batch
         loss0 = self._f
+        self.monitor.start(float(self._g.norm()))
         tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]
         self.last_rho_coarse = math.nan
-        evals0 = fine.counter.grad_evals
-        if float(self._g.norm()) > self.hp["grad_tol"]:
-            for _ in range(self.hp["cycles_per_step"]):
-                self.x, self._f, self._g, self.radius, _ = self._cycle(0, fine, batch, self.x, self._f, self._g,
-                                                                       self.radius, math.inf)
-                if float(self._g.norm()) <= self.hp["grad_tol"]:
-                    break
+        stop = ""
+        for _ in range(self.hp["cycles_per_step"]):
+            if self.monitor.converged(float(self._g.norm())):
+                break
+            x_before = self.x
+            self.x, self._f, self._g, self.radius, _ = self._cycle(0, fine, batch, self.x, self._f, self._g,
+                                                                   self.radius, math.inf)
+            if self.L == 1:
+                self.smooth_radius = self.radius
+            if self.monitor.cycle_done(not torch.equal(self.x, x_before)):
+                stop = "stalled"
+                break
         gnorm = float(self._g.norm())
-        # stalled (as in ``tr``): a whole cycle evaluated nothing (radius collapsed at round-off level)
-        stalled = gnorm > self.hp["grad_tol"] and fine.counter.grad_evals == evals0
-        info = {"trust_radius": self.radius, "grad_norm": gnorm, "stalled": float(stalled),
+        converged = self.monitor.converged(gnorm)
+        info = {"trust_radius": self.radius, "smooth_radius": self.smooth_radius, "grad_norm": gnorm,
                 "coarse_tried": float(self.stats["coarse_tried"] - tried0),
                 "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
                 "rho_coarse": self.last_rho_coarse}
         if self.growth is not None:
             info.update(samples=float(batch.size), batch_size=float(self.growth.size))
-        return StepResult(loss0, gnorm <= self.hp["grad_tol"] or stalled, info)
+            # a small gradient of a sampled batch is no convergence: only the full batch's counts
+            converged = converged and batch.size >= fine.n_train
+        return StepResult(loss0, converged, info, "grad_tol" if converged else stop)

@@ -16,8 +16,14 @@ Energies (h = 1/(n+1), u = 0 on the boundary):
 - ``fas`` (2-D, Briggs–Henson–McCormick ch. 6): −Δu + γ u eᵘ = f, γ = 10, exact
   u = (x² − x³) sin(3πy); energy E_h(u) = ½ Σ_edges (u_a − u_b)² + h² Σ [γ (u − 1) eᵘ − f u],
   whose gradient is h² × (5-point residual). Discretisation error O(h²).
-- ``minsurf`` (2-D, optional): E_h(u) = h² Σ_cells √(1 + |∇_h u|²) with forward differences and
+- ``cubic`` (2-D): −Δu + u³ = f, exact u = sin(πx) sin(πy) (manufactured: f = 2π² u + u³);
+  energy E_h(u) = ½ Σ_edges (u_a − u_b)² + h² Σ [u⁴/4 − f u] (strictly convex), gradient
+  h² × (5-point residual); discretisation error O(h²).
+- ``minsurf`` (2-D): E_h(u) = h² Σ_cells √(1 + |∇_h u|²) with forward differences and
   Dirichlet data g(x, y) = x(1 − x) + y² (non-zero on y = 1); no closed-form solution.
+  From u₀ = 0 the first iterates jump by 1 across the cells next to y = 1 (slopes 1/h), and the
+  linearised operator is anisotropic where |∇u| is large (ratio 1 + |∇u|² of its principal
+  coefficients), a hard case for point smoothers.
 
 The energies are weighted by h^d so that the coarse energy approximates E_h(P y) variationally:
 restrict gradients with Pᵀ (``grad_restriction="variational"``), iterates by injection.
@@ -36,7 +42,7 @@ from ..hierarchy import Hierarchy
 from ..objective import Objective, WorkCounter
 from .grid import GridTransfer, grid_sizes, max_grid_levels
 
-KINDS = ("poisson", "fas", "minsurf")
+KINDS = ("poisson", "fas", "cubic", "minsurf")
 GAMMA = 10.0
 
 
@@ -79,6 +85,9 @@ def exact_solution(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float
     if kind == "fas":
         X, Y = _mesh(n, dtype)
         return ((X ** 2 - X ** 3) * torch.sin(3 * math.pi * Y)).reshape(-1)
+    if kind == "cubic":
+        X, Y = _mesh(n, dtype)
+        return (torch.sin(math.pi * X) * torch.sin(math.pi * Y)).reshape(-1)
     raise ValueError(f"no exact solution for {kind!r}")
 
 
@@ -94,6 +103,9 @@ def right_hand_side(kind: str, n: int, dim: int, dtype: torch.dtype = torch.floa
         u = (X ** 2 - X ** 3) * s
         lap = (2 - 6 * X) * s - 9 * math.pi ** 2 * (X ** 2 - X ** 3) * s
         return (-lap + GAMMA * u * torch.exp(u)).reshape(-1)
+    if kind == "cubic":
+        u = exact_solution("cubic", n, 2, dtype)
+        return 2 * math.pi ** 2 * u + u ** 3
     if kind == "minsurf":
         return torch.zeros(n * n, dtype=dtype)
     raise ValueError(f"unknown kind {kind!r}")
@@ -135,6 +147,10 @@ def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64) -
         def energy(u: Tensor) -> Tensor:
             return _edge_energy_2d(u.reshape(n, n)) + h * h * (GAMMA * (u - 1) * torch.exp(u) - f.to(u) * u).sum()
         return energy
+    if kind == "cubic":
+        def energy(u: Tensor) -> Tensor:
+            return _edge_energy_2d(u.reshape(n, n)) + h * h * (0.25 * u ** 4 - f.to(u) * u).sum()
+        return energy
     if kind == "minsurf":
         G = _minsurf_boundary(n, dtype)
 
@@ -161,7 +177,9 @@ def grid_hierarchy(kind: str = "poisson", n_fine: int = 63, dim: int = 1, levels
                    dtype: torch.dtype = torch.float64) -> tuple[Hierarchy, UnitBatch]:
     """A hierarchy of ``levels`` grid objectives (default: as many as fit, down to one node per
     dimension) and the batch to evaluate them on; the initial iterate is u = 0."""
-    if kind in ("fas", "minsurf") and dim != 2:
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if kind != "poisson" and dim != 2:
         raise ValueError(f"{kind!r} is a 2-D problem")
     levels = max_grid_levels(n_fine) if levels is None else levels
     sizes = grid_sizes(n_fine, levels)
@@ -181,19 +199,27 @@ def laplacian_2d(n: int):
     return (sp.kron(T, I) + sp.kron(I, T)).tocsr()
 
 
-def newton_solve_fas(n: int, tol: float = 1e-12, max_iter: int = 50) -> np.ndarray:
-    """Discrete solution of the FAS problem on n² nodes by Newton's method (reference solver)."""
+_REACTION = {  # c(u) and c'(u) of −Δu + c(u) = f
+    "fas": (lambda u: GAMMA * u * np.exp(u), lambda u: GAMMA * (1 + u) * np.exp(u)),
+    "cubic": (lambda u: u ** 3, lambda u: 3 * u ** 2),
+}
+
+
+def newton_solve_fas(n: int, tol: float = 1e-12, max_iter: int = 50, kind: str = "fas") -> np.ndarray:
+    """Discrete solution of the semilinear problem ``kind`` (``fas`` or ``cubic``) on n² nodes by
+    Newton's method with a sparse direct solve (reference solver, independent of the methods)."""
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
+    c, dc = _REACTION[kind]
     h = 1.0 / (n + 1)
     A = laplacian_2d(n)
-    f = right_hand_side("fas", n, 2).numpy()
+    f = right_hand_side(kind, n, 2).numpy()
     u = np.zeros(n * n)
     for _ in range(max_iter):
-        F = A @ u + h * h * (GAMMA * u * np.exp(u) - f)
+        F = A @ u + h * h * (c(u) - f)
         if np.linalg.norm(F) <= tol * h * h * max(1.0, np.linalg.norm(f)):
             break
-        J = A + sp.diags(h * h * GAMMA * (1 + u) * np.exp(u))
+        J = A + sp.diags(h * h * dc(u))
         u = u - spla.spsolve(J.tocsc(), F)
     return u
