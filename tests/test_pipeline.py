@@ -169,6 +169,27 @@ LEARNED_ACCURACY = 0.5
 LEARNED_LOSS = 0.5 * 2.302585
 
 
+BASELINE = Path(__file__).resolve().parents[1] / ".github" / "baselines" / "ci_summary.csv"
+
+
+def test_ci_sweep_reproduces_the_committed_baseline_exactly(ci_run):
+    """A fresh CPU run of the CI sweep gives the committed numbers bit for bit (same config and
+    seeds, float32, one thread per run, on this machine type): statuses, work units, final train
+    loss and test metric. Times and energy vary and are not compared. Regenerate the baseline
+    (and say in the commit which numbers moved) after an intended numerical change:
+    snakemake -d /tmp/cis --cores 2 --configfile workflow/config/ci.yaml, then copy the columns
+    of results/tables/summary.parquet listed in the baseline's header."""
+    keys = ["problem_id", "method", "point", "seed"]
+    base = pd.read_csv(BASELINE).sort_values(keys).reset_index(drop=True)
+    new = pd.read_parquet(ci_run / "results" / "tables" / "summary.parquet")
+    new = new[base.columns].sort_values(keys).reset_index(drop=True)
+    assert new[keys].equals(base[keys]), (new[keys], base[keys])
+    assert list(new["status"]) == list(base["status"])
+    for col in ("work_units", "final_train_loss", "final_test_metric"):
+        assert (new[col].to_numpy(float) == base[col].to_numpy(float)).all(), \
+            pd.DataFrame({"new": new[col], "baseline": base[col]}).to_string()
+
+
 def test_ci_sweep_tables_and_figures(ci_run):
     tables = ci_run / "results" / "tables"
     summary = pd.read_parquet(tables / "summary.parquet")
