@@ -85,3 +85,28 @@ def test_targets_and_estimate_from_runs():
     assert t.loc["b", "target"] == 0.48
     est = sweep_estimate(runs, n_seeds=3, cores=2).set_index("problem_id")
     assert est.loc["a", "serial_all_seeds_s"] == 9.0 and est.loc["a", "on_cores_s"] == 4.5
+
+
+def test_rule_runs_only_classification_entries_at_factor_times_the_budget(tmp_path, capsys):
+    """The command end to end on a tiny config: long runs = factor x budget, PINN entries skipped."""
+    from ml2bench.targets import main, run_jobs
+
+    cfg = {"name": "tiny", "seeds": [0, 1], "run": {"threads": 1, "eval_interval": 1.0},
+           "methods": {"sgd": {"params": {"momentum": 0.9}, "grid": {"lr": [0.02, 0.1]}}, "tr": {}},
+           "sweeps": [
+               {"id": "mlp_tiny", "problem": "mlp", "params": {"dataset": "digits", "width": 8, "depth": 1},
+                "budget": {"work_units": 2}, "target": {"quantity": "test_metric", "value": 0.5}},
+               {"id": "poisson_tiny", "problem": "pinn_poisson",
+                "params": {"width": 4, "depth": 2, "n_interior": 16, "n_boundary": 8, "n_test": 5},
+                "budget": {"work_units": 2}, "target": {"quantity": "test_metric", "value": 0.05}}]}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    runs = run_jobs(path, seed=0, factor=2.0, classification_only=True)
+    assert list(runs["problem_id"].unique()) == ["mlp_tiny"]
+    assert sorted(runs["method"] + "/" + runs["point"]) == ["sgd/lr~0.02", "sgd/lr~0.1", "tr/default"]
+    assert (runs["work_units"] >= 4.0).all() and (runs["work_units"] < 5.0).all()   # 2 x budget
+    assert main([str(path), "--factor", "2"]) == 0
+    out = capsys.readouterr().out
+    best = runs["best_test_metric"].max()
+    assert float(out.splitlines()[-1].split()[-1]) == rule_target(best)   # the target column
+    assert main([str(tmp_path / "missing.yaml")]) == 2
