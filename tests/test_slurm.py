@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 CLUSTER = PROFILE / "local-cluster.sh"
+SWEEP = PROFILE / "sweep.py"
 CI_CONFIG = REPO / "workflow" / "config" / "ci.yaml"
 LOCK = Path("/tmp/ml2bench-slurm.lock")   # one local cluster per machine: ports 6817/6818, /etc/slurm
 TABLES = ("summary", "history", "comparison")
@@ -91,9 +93,14 @@ def local_slurm():
             assert stopped.returncode == 0, stopped.stderr
 
 
-def _start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+def _start_snakemake(workdir: Path, *args: str, wrapper: tuple[str, ...] | None = None,
+                     path_prefix: Path | None = None) -> subprocess.Popen:
+    """Snakemake itself, or (wrapper=its options) through the profile's sweep.py, the recommended way."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    if path_prefix is not None:
+        env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
+    head = [sys.executable, "-m", "snakemake"] if wrapper is None else [sys.executable, str(SWEEP), *wrapper]
+    cmd = [*head, "-s", str(SNAKEFILE), "-d", str(workdir), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir,
                             start_new_session=True)
 
@@ -165,7 +172,8 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
 
     # the local reference runs while the SLURM sweep mostly waits on its status checks
     t0 = time.monotonic()
-    slurm_proc = _start_snakemake(on_slurm, target, *_slurm_args(config))
+    # through the profile's wrapper with its default watchdog (stall limit 600 s): a healthy sweep passes
+    slurm_proc = _start_snakemake(on_slurm, target, *_slurm_args(config), wrapper=())
     res_local = _finish(_start_snakemake(local, target, "--cores", "1", "--configfile", str(config)))
     res = _finish(slurm_proc)
     slurm_s = time.monotonic() - t0
@@ -177,6 +185,7 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
     assert 2 <= submitted <= 3, res.stdout[-4000:]
     assert not [rule for rule in ("train", "aggregate", "comparison") if f"localrule {rule}:" in res.stdout]
     assert "Falling back to 'sacct'" not in res.stdout
+    assert "slurm-sweep: snakemake exited with 0; longest stall seen" in res.stdout, res.stdout[-2000:]
     slurm_logs = sorted((on_slurm / "results" / "logs" / "slurm").rglob("*.log"))
     assert len(slurm_logs) == submitted   # per-job logs kept where the profile puts them
 
@@ -185,7 +194,7 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
         b = pd.read_parquet(local / "results" / "tables" / f"{name}.parquet")
         assert len(a) > 0 and list(a.columns) == list(b.columns), name
         pd.testing.assert_frame_equal(_comparable(a), _comparable(b), check_exact=True, obj=name)
-    print(f"SLURM sweep {slurm_s:.0f} s")
+    print(f"SLURM sweep {slurm_s:.0f} s;", res.stdout.strip().splitlines()[-1])
 
 
 def test_failing_run_is_reported_failed(local_slurm, tmp_path):
@@ -211,3 +220,54 @@ def test_failing_run_is_reported_failed(local_slurm, tmp_path):
     assert list((workdir / "results" / "logs" / "slurm" / "rule_train").rglob("*.log"))
     assert not list((workdir / "results" / "runs").rglob("summary.parquet"))
     assert not (workdir / "results" / "tables").exists()
+
+
+def test_broken_status_query_fails_the_sweep(local_slurm, tmp_path):
+    """squeue made to fail (a PATH shim, as when slurmctld is unreachable) after nothing else changed:
+    the plugin's status checks all fail, it drops the running job and Snakemake alone would wait
+    forever. Through sweep.py the sweep fails: Snakemake is stopped, the run's SLURM job cancelled,
+    exit status 3 with what to do next. The job sleeps 300 s so that it is still running when the
+    watchdog acts (--stall-s 15, --poll-s 1, --grace-s 5: seconds instead of the default minutes)."""
+    cfg = yaml.safe_load(_small_ci_config(tmp_path).read_text())
+    cfg["sweeps"] = [dict(cfg["sweeps"][0], methods=["adam"])]
+    cfg["methods"] = {"adam": cfg["methods"]["adam"]}
+    cfg["ml2bench_cmd"] = f"{sys.executable} -c 'import time; time.sleep(300)'"
+    config = tmp_path / "sleep.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "squeue").write_text("#!/bin/sh\necho 'squeue: error: Unable to contact slurm controller "
+                                 "(connect failure)' >&2\nexit 1\n")
+    (shim / "squeue").chmod(0o755)
+    workdir = tmp_path / "broken"
+    workdir.mkdir()
+
+    t0 = time.monotonic()
+    # --verbose: the plugin's debug lines show that Snakemake really was stuck (it stopped querying)
+    res = _finish(_start_snakemake(workdir, "results/tables/summary.parquet", *_slurm_args(config), "--verbose",
+                                   wrapper=("--stall-s", "15", "--poll-s", "1", "--grace-s", "5"),
+                                   path_prefix=shim))
+    took_s = time.monotonic() - t0
+    assert res.returncode == 3, res.stdout[-4000:]
+    assert res.stdout.count("has been submitted with SLURM jobid") == 1, res.stdout[-4000:]
+    assert "could not check status of job" in res.stdout and "No active jobs; skipping status query." in res.stdout
+    assert "slurm-sweep: FAILED: Snakemake stalled: for 15 s squeue fails" in res.stdout, res.stdout[-4000:]
+    assert "--unlock" in res.stdout and "--rerun-incomplete" in res.stdout
+    run_id = re.search(r"SLURM run ID: (\S+)", res.stdout).group(1)
+    assert f"its SLURM jobs were cancelled (scancel --name {run_id})" in res.stdout, res.stdout[-4000:]
+    for _ in range(20):   # scancel signals the job; give SLURM up to 10 s to end it
+        left = subprocess.run(["squeue", "--noheader", "--format=%i %T", "--states=all", "--name", run_id],
+                              capture_output=True, text=True, timeout=30)
+        assert left.returncode == 0, left.stderr
+        if "CANCELLED" in left.stdout:
+            break
+        time.sleep(0.5)
+    assert left.stdout.split()[1:] == ["CANCELLED"], left.stdout
+    # the advice works: the unlock command it names (through sweep.py) removes the killed Snakemake's lock
+    locks = workdir / ".snakemake" / "locks"
+    assert list(locks.iterdir())
+    unlock = _finish(_start_snakemake(workdir, "results/tables/summary.parquet", *_slurm_args(config), "--unlock",
+                                      wrapper=()))
+    assert unlock.returncode == 0, unlock.stdout[-2000:]
+    assert not locks.exists() or not list(locks.iterdir())
+    print(f"stalled sweep failed after {took_s:.0f} s:", *res.stdout.strip().splitlines()[-3:], sep="\n")
