@@ -2,11 +2,14 @@
 (workflow/profiles/slurm/local-cluster.sh), driven by ``snakemake --executor slurm`` with the
 project's own profile (workflow/profiles/slurm).
 
-Checked: a small sweep cut from workflow/config/ci.yaml gives through SLURM the same tables as
-run locally (all columns but wall times, energy and provenance); a sweep whose run fails on purpose
-exits non-zero, reports the SLURM job as failed and leaves the run's log and the per-job SLURM log
-where the profile says. Skipped with the reason when SLURM, munge or the executor plugin is not
-installed or this process is not root (the daemons are started by hand); `.ci/run` installs them.
+Checked: a small sweep cut from workflow/config/ci.yaml, run through the profile's wrapper
+(workflow/profiles/slurm/run_sweep.py), gives through SLURM the same tables as run locally (all columns
+but wall times, energy and provenance); a sweep whose run fails on purpose exits non-zero, reports
+the SLURM job as failed and leaves the run's log and the per-job SLURM log where the profile says;
+a sweep whose status queries fail (squeue shimmed to exit 1, as with an unreachable controller)
+is stopped by the wrapper's watchdog, which exits 3 with what to do, instead of hanging. Skipped
+with the reason when SLURM, munge or the executor plugin is not installed or this process is not
+root (the daemons are started by hand); `.ci/run` installs them.
 
 The local cluster has no accounting (no slurmdbd): job states come from squeue, as the profile
 says. Without that setting the plugin's default (sacct) makes such a sweep hang forever.
@@ -34,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 CLUSTER = PROFILE / "local-cluster.sh"
-SWEEP = PROFILE / "sweep.py"
+SWEEP = PROFILE / "run_sweep.py"
 CI_CONFIG = REPO / "workflow" / "config" / "ci.yaml"
 LOCK = Path("/tmp/ml2bench-slurm.lock")   # one local cluster per machine: ports 6817/6818, /etc/slurm
 TABLES = ("summary", "history", "comparison")
@@ -95,7 +98,7 @@ def local_slurm():
 
 def _start_snakemake(workdir: Path, *args: str, wrapper: tuple[str, ...] | None = None,
                      path_prefix: Path | None = None) -> subprocess.Popen:
-    """Snakemake itself, or (wrapper=its options) through the profile's sweep.py, the recommended way."""
+    """Snakemake itself, or (wrapper=its options) through the profile's run_sweep.py, the recommended way."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if path_prefix is not None:
         env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
@@ -172,8 +175,9 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
 
     # the local reference runs while the SLURM sweep mostly waits on its status checks
     t0 = time.monotonic()
-    # through the profile's wrapper with its default watchdog (stall limit 600 s): a healthy sweep passes
-    slurm_proc = _start_snakemake(on_slurm, target, *_slurm_args(config), wrapper=())
+    # through the profile's wrapper with its default stall limit (600 s): a healthy sweep passes. squeue
+    # every 2 s instead of 30 s only to measure the longest stall finely (printed; README)
+    slurm_proc = _start_snakemake(on_slurm, target, *_slurm_args(config), wrapper=("--poll-s", "2"))
     res_local = _finish(_start_snakemake(local, target, "--cores", "1", "--configfile", str(config)))
     res = _finish(slurm_proc)
     slurm_s = time.monotonic() - t0
@@ -225,7 +229,7 @@ def test_failing_run_is_reported_failed(local_slurm, tmp_path):
 def test_broken_status_query_fails_the_sweep(local_slurm, tmp_path):
     """squeue made to fail (a PATH shim, as when slurmctld is unreachable) after nothing else changed:
     the plugin's status checks all fail, it drops the running job and Snakemake alone would wait
-    forever. Through sweep.py the sweep fails: Snakemake is stopped, the run's SLURM job cancelled,
+    forever. Through run_sweep.py the sweep fails: Snakemake is stopped, the run's SLURM job cancelled,
     exit status 3 with what to do next. The job sleeps 300 s so that it is still running when the
     watchdog acts (--stall-s 15, --poll-s 1, --grace-s 5: seconds instead of the default minutes)."""
     cfg = yaml.safe_load(_small_ci_config(tmp_path).read_text())
@@ -263,7 +267,7 @@ def test_broken_status_query_fails_the_sweep(local_slurm, tmp_path):
             break
         time.sleep(0.5)
     assert left.stdout.split()[1:] == ["CANCELLED"], left.stdout
-    # the advice works: the unlock command it names (through sweep.py) removes the killed Snakemake's lock
+    # the advice works: the unlock command it names (through run_sweep.py) removes the killed Snakemake's lock
     locks = workdir / ".snakemake" / "locks"
     assert list(locks.iterdir())
     unlock = _finish(_start_snakemake(workdir, "results/tables/summary.parquet", *_slurm_args(config), "--unlock",

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run the sweep on SLURM with this profile, and fail instead of hanging when Snakemake loses its jobs.
 
-    python workflow/profiles/slurm/sweep.py --configfile workflow/config/paper.yaml [other snakemake args]
-    python workflow/profiles/slurm/sweep.py --stall-s 900 --poll-s 60 --configfile ...   # watchdog settings
+    python workflow/profiles/slurm/run_sweep.py --configfile workflow/config/paper.yaml [other snakemake args]
+    python workflow/profiles/slurm/run_sweep.py --stall-s 900 --poll-s 60 --configfile ...   # watchdog settings
 
 Why a wrapper: when every attempt of one status check fails (slurmctld unreachable or overloaded,
 squeue/sacct timing out), snakemake-executor-plugin-slurm (2.8) neither re-queues nor fails the
@@ -103,7 +103,8 @@ class Watchdog:
             if busy:
                 stalled_since = None
                 continue
-            last_failure = "squeue fails (controller unreachable?)" if n is None else "no job of the run is pending or running in SLURM"
+            last_failure = ("squeue fails (controller unreachable?)" if n is None
+                            else "no job of the run is pending or running in SLURM")
             stalled_since = stalled_since or now
             self.longest_stall_s = max(self.longest_stall_s, now - stalled_since)
             if now - stalled_since >= self.stall_s:
@@ -180,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if not stalled:
         rc = proc.wait()
         pump.join(timeout=10)
-        log(f"snakemake exited with {rc}; longest stall seen {dog.longest_stall_s:.0f} s (limit {opts.stall_s:g} s)")
+        log(f"snakemake exited with {rc}; longest stall seen {dog.longest_stall_s:.0f} s "
+            f"(limit {opts.stall_s:g} s, squeue every {opts.poll_s:g} s)")
         return rc
     how = stop_group(proc, opts.grace_s)
     pump.join(timeout=10)
@@ -189,8 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"FAILED: Snakemake stalled: {dog.reason}. It lost track of its SLURM jobs (a status query failed "
         f"on every attempt). Snakemake {how}; {cancelled}.\n"
         "  Next: check the controller (`scontrol ping`, `squeue`); remove the lock the killed Snakemake left "
-        f"(`{again} --unlock`, i.e. snakemake --unlock); then rerun `{again}`: the profile sets "
-        "--rerun-incomplete, so outputs of the interrupted jobs are redone.")
+        f"(snakemake --unlock: `{again} --unlock`); then rerun the same command without --unlock: the "
+        "profile sets --rerun-incomplete, so outputs of the interrupted jobs are redone.")
     return EXIT_STALLED
 
 
