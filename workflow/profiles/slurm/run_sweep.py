@@ -136,7 +136,7 @@ def cancel_run(run_id: str) -> str:
         res = None
         err = str(e)
     if res is not None and res.returncode == 0:
-        return f"its SLURM jobs were cancelled (scancel --name {run_id})"
+        return f"any of its SLURM jobs still queued or running were cancelled (scancel --name {run_id})"
     err = res.stderr.strip() if res is not None else err
     return f"cancelling its SLURM jobs failed ({err}): run `scancel --name {run_id}` once the controller answers"
 
@@ -188,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     pump.join(timeout=10)
     cancelled = cancel_run(dog.run_id) if dog.run_id else "no SLURM run ID was seen"
     again = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
-    log(f"FAILED: Snakemake stalled: {dog.reason}. It lost track of its SLURM jobs (a status query failed "
-        f"on every attempt). Snakemake {how}; {cancelled}.\n"
+    log(f"FAILED: Snakemake stalled: {dog.reason}. Most likely it lost track of its SLURM jobs (the plugin "
+        f"drops them when a status check fails on every attempt). Snakemake {how}; {cancelled}.\n"
         "  Next: check the controller (`scontrol ping`, `squeue`); remove the lock the killed Snakemake left "
         f"(snakemake --unlock: `{again} --unlock`); then rerun the same command without --unlock: the "
         "profile sets --rerun-incomplete, so outputs of the interrupted jobs are redone.")
