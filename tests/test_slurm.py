@@ -2,11 +2,14 @@
 (workflow/profiles/slurm/local-cluster.sh), driven by ``snakemake --executor slurm`` with the
 project's own profile (workflow/profiles/slurm).
 
-Checked: a small sweep cut from workflow/config/ci.yaml gives through SLURM the same tables as
-run locally (all columns but wall times, energy and provenance); a sweep whose run fails on purpose
-exits non-zero, reports the SLURM job as failed and leaves the run's log and the per-job SLURM log
-where the profile says. Skipped with the reason when SLURM, munge or the executor plugin is not
-installed or this process is not root (the daemons are started by hand); `.ci/run` installs them.
+Checked: a small sweep cut from workflow/config/ci.yaml, run through the profile's wrapper
+(workflow/profiles/slurm/run_sweep.py), gives through SLURM the same tables as run locally (all columns
+but wall times, energy and provenance); a sweep whose run fails on purpose exits non-zero, reports
+the SLURM job as failed and leaves the run's log and the per-job SLURM log where the profile says;
+a sweep whose status queries fail (squeue shimmed to exit 1, as with an unreachable controller)
+is stopped by the wrapper's watchdog, which exits 3 with what to do, instead of hanging. Skipped
+with the reason when SLURM, munge or the executor plugin is not installed or this process is not
+root (the daemons are started by hand); `.ci/run` installs them.
 
 The local cluster has no accounting (no slurmdbd): job states come from squeue, as the profile
 says. Without that setting the plugin's default (sacct) makes such a sweep hang forever.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -33,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 PROFILE = REPO / "workflow" / "profiles" / "slurm"
 CLUSTER = PROFILE / "local-cluster.sh"
+SWEEP = PROFILE / "run_sweep.py"
 CI_CONFIG = REPO / "workflow" / "config" / "ci.yaml"
 LOCK = Path("/tmp/ml2bench-slurm.lock")   # one local cluster per machine: ports 6817/6818, /etc/slurm
 TABLES = ("summary", "history", "comparison")
@@ -91,9 +96,14 @@ def local_slurm():
             assert stopped.returncode == 0, stopped.stderr
 
 
-def _start_snakemake(workdir: Path, *args: str) -> subprocess.Popen:
+def _start_snakemake(workdir: Path, *args: str, wrapper: tuple[str, ...] | None = None,
+                     path_prefix: Path | None = None) -> subprocess.Popen:
+    """Snakemake itself, or (wrapper=its options) through the profile's run_sweep.py, the recommended way."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    if path_prefix is not None:
+        env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
+    head = [sys.executable, "-m", "snakemake"] if wrapper is None else [sys.executable, str(SWEEP), *wrapper]
+    cmd = [*head, "-s", str(SNAKEFILE), "-d", str(workdir), *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir,
                             start_new_session=True)
 
@@ -165,7 +175,9 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
 
     # the local reference runs while the SLURM sweep mostly waits on its status checks
     t0 = time.monotonic()
-    slurm_proc = _start_snakemake(on_slurm, target, *_slurm_args(config))
+    # through the profile's wrapper with its default stall limit (600 s): a healthy sweep passes. squeue
+    # every 2 s instead of 30 s only to measure the longest stall finely (printed; README)
+    slurm_proc = _start_snakemake(on_slurm, target, *_slurm_args(config), wrapper=("--poll-s", "2"))
     res_local = _finish(_start_snakemake(local, target, "--cores", "1", "--configfile", str(config)))
     res = _finish(slurm_proc)
     slurm_s = time.monotonic() - t0
@@ -177,6 +189,7 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
     assert 2 <= submitted <= 3, res.stdout[-4000:]
     assert not [rule for rule in ("train", "aggregate", "comparison") if f"localrule {rule}:" in res.stdout]
     assert "Falling back to 'sacct'" not in res.stdout
+    assert "slurm-sweep: snakemake exited with 0; longest stall seen" in res.stdout, res.stdout[-2000:]
     slurm_logs = sorted((on_slurm / "results" / "logs" / "slurm").rglob("*.log"))
     assert len(slurm_logs) == submitted   # per-job logs kept where the profile puts them
 
@@ -185,7 +198,7 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
         b = pd.read_parquet(local / "results" / "tables" / f"{name}.parquet")
         assert len(a) > 0 and list(a.columns) == list(b.columns), name
         pd.testing.assert_frame_equal(_comparable(a), _comparable(b), check_exact=True, obj=name)
-    print(f"SLURM sweep {slurm_s:.0f} s")
+    print(f"SLURM sweep {slurm_s:.0f} s;", res.stdout.strip().splitlines()[-1])
 
 
 def test_failing_run_is_reported_failed(local_slurm, tmp_path):
@@ -211,3 +224,62 @@ def test_failing_run_is_reported_failed(local_slurm, tmp_path):
     assert list((workdir / "results" / "logs" / "slurm" / "rule_train").rglob("*.log"))
     assert not list((workdir / "results" / "runs").rglob("summary.parquet"))
     assert not (workdir / "results" / "tables").exists()
+
+
+# (job sleeps, squeue shim, what the watchdog reports): squeue fails for everyone, as when slurmctld is
+# unreachable (the job sleeps 300 s: still running when the watchdog acts, so it must be cancelled); or
+# only the plugin's query fails (a short outage that the watchdog's own squeue did not see: the job,
+# 10 s, is then seen running and ending, and the stall counts from there)
+STATUS_FAILURES = {
+    "squeue_down": (300, "echo 'squeue: error: Unable to contact slurm controller (connect failure)' >&2\nexit 1",
+                    "squeue fails"),
+    "plugin_query_fails": (10, 'case "$*" in *--states=all*) exit 1;; esac\nexec {squeue} "$@"',
+                           "no job of the run is pending or running"),
+}
+
+
+@pytest.mark.parametrize("case", list(STATUS_FAILURES))
+def test_broken_status_query_fails_the_sweep(local_slurm, tmp_path, case):
+    """The plugin's status checks fail (a PATH shim for squeue): it drops the job and Snakemake alone
+    would wait forever (--verbose shows it: "No active jobs; skipping status query."). Through
+    run_sweep.py the sweep fails: Snakemake is stopped, the run's SLURM jobs cancelled, exit status 3
+    with what to do next (--stall-s 15, --poll-s 1, --grace-s 5: seconds instead of minutes)."""
+    sleep_s, shim_body, reason = STATUS_FAILURES[case]
+    cfg = yaml.safe_load(_small_ci_config(tmp_path).read_text())
+    cfg["sweeps"] = [dict(cfg["sweeps"][0], methods=["adam"])]
+    cfg["methods"] = {"adam": cfg["methods"]["adam"]}
+    cfg["ml2bench_cmd"] = f"{sys.executable} -c 'import time; time.sleep({sleep_s})'"
+    config = tmp_path / "sleep.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "squeue").write_text("#!/bin/sh\n" + shim_body.format(squeue=shutil.which("squeue")) + "\n")
+    (shim / "squeue").chmod(0o755)
+    workdir = tmp_path / "broken"
+    workdir.mkdir()
+
+    t0 = time.monotonic()
+    # --latency-wait 1: the job's own Snakemake would wait 60 s for the outputs the sleep never writes
+    res = _finish(_start_snakemake(workdir, "results/tables/summary.parquet", *_slurm_args(config), "--verbose",
+                                   "--latency-wait", "1", wrapper=("--stall-s", "15", "--poll-s", "1", "--grace-s", "5"),
+                                   path_prefix=shim))
+    took_s = time.monotonic() - t0
+    assert res.returncode == 3, res.stdout[-4000:]
+    assert res.stdout.count("has been submitted with SLURM jobid") == 1, res.stdout[-4000:]
+    assert "could not check status of job" in res.stdout and "No active jobs; skipping status query." in res.stdout
+    assert f"slurm-sweep: FAILED: Snakemake stalled: for 15 s {reason}" in res.stdout, res.stdout[-4000:]
+    assert "--unlock" in res.stdout and "--rerun-incomplete" in res.stdout
+    assert list((workdir / ".snakemake" / "locks").iterdir())   # what --unlock is for
+    run_id = re.search(r"SLURM run ID: (\S+)", res.stdout).group(1)
+    assert f"were cancelled (scancel --name {run_id})" in res.stdout, res.stdout[-4000:]
+    for _ in range(20):   # scancel signals the job; give SLURM up to 10 s to end it
+        left = subprocess.run(["squeue", "--noheader", "--format=%i %T", "--states=all", "--name", run_id],
+                              capture_output=True, text=True, timeout=30)
+        assert left.returncode == 0, left.stderr
+        if "CANCELLED" in left.stdout or "FAILED" in left.stdout:
+            break
+        time.sleep(0.5)
+    # cancelled if still running; the one that ended before (plugin_query_fails) failed on its own:
+    # the sleep writes none of the rule's outputs
+    assert left.stdout.split()[1:] == ["CANCELLED" if sleep_s == 300 else "FAILED"], left.stdout
+    print(f"{case}: stalled sweep failed after {took_s:.0f} s:", *res.stdout.strip().splitlines()[-2:], sep="\n")
