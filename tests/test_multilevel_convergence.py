@@ -241,8 +241,9 @@ def test_default_mgopt_on_steep_minimal_surface_grows_with_the_grid():
     still at 4e-7 / 4e-3 ‖g₀‖ after 100 cycles at 63² / 127². Variants measured without success (31² / 63² / 127²):
     ν1 = ν2 = 3 with memory 20: 17 / 27 / 39; levels = 3 or 4: 31 / 47 / – and 32 / 46 / –;
     RMTR-Hessian (CG 2, ν = 2): 59 / – / – (≈2,000 work units); a start from the Coons interpolant of
-    the data 33 / 45 / 60 ("–": not in 60 cycles). MG/OPT with an exact-diagonal Jacobi smoother
-    (no trust region) diverged from the zero interior. Reproduce the defaults with
+    the data 33 / 45 / 60 ("–": not in 60 cycles). MG/OPT with an exact-diagonal Jacobi gradient smoother
+    (ω = 0.6, no trust region; an uncharged oracle experiment) was slower still: 1.7e-5 / 1.5e-3 /
+    2.1e-2 ‖g₀‖ after 60 cycles (on ``minsurf`` 63² it diverged to nan). Reproduce the defaults with
     ``python -m ml2bench.bench multilevel --grid --problems scherk --max-cycles 100``."""
     counts = [grid_cycles("mgopt", "scherk", n, {}, rtol=1e-8, max_cycles=50)["cycles"] for n in (31, 63)]
     assert None not in counts and counts[0] <= 31 and counts[1] <= 50, counts
