@@ -11,7 +11,8 @@ that method updated by JSON, e.g. ``--variant 'rmtr-lbfgs=rmtr:{"model": "qn", "
 
 ``--grid`` measures level independence instead, on the classical grid problems of
 :mod:`ml2bench.multilevel.testproblems` (float64, all levels down to one node per dimension,
-u₀ ~ U[−1, 1] with seed 0 so that every frequency is present): V-cycles and work units until
+u₀ ~ U[−1, 1] with seed 0 so that every frequency is present; the minimal surfaces ``minsurf``
+and ``scherk`` from the zero interior): V-cycles and work units until
 ‖g‖ ≤ ``--rtol`` ‖g₀‖ (``grad_rtol``), for each method (defaults, or ``--variant``) on each problem
 and grid size ``--sizes`` (e.g. 31,63,127,255). A run that stops or exceeds ``--max-cycles``
 prints its stop reason instead of a count.
@@ -46,7 +47,7 @@ def _to_target(history, target: float) -> tuple[float, float]:
     return float(row["work_units"]), float(row["train_time_s"])
 
 
-GRID_PROBLEMS = ("poisson", "fas", "cubic", "minsurf")
+GRID_PROBLEMS = ("poisson", "fas", "cubic", "minsurf", "scherk")
 
 
 def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: float = 1e-8, max_cycles: int = 60,
@@ -61,7 +62,7 @@ def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: fl
     from ..multilevel.testproblems import grid_hierarchy
 
     H, batch = grid_hierarchy(kind, n, 2)
-    if seed is None or kind == "minsurf":  # minsurf: from the zero interior (a random one is non-smooth)
+    if seed is None or kind in ("minsurf", "scherk"):  # from the zero interior (a random one is non-smooth)
         x0 = H.fine.initial_x()
     else:
         x0 = 2 * torch.rand(H.fine.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1

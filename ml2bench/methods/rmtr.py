@@ -55,7 +55,10 @@ The coarsest-level cap ``coarse_steps=50`` is what the grid problems need with `
 target with 47 / 54 work units, while on ``pinn_poisson`` (50 work units) cap 5 ends lower
 (train loss 0.19 against 0.33, relative L2 0.13 against 0.11): networks whose coarse levels are
 not cheap may prefer a small cap. Neither is level independent on the minimal surface (anisotropic linearisation; see the test
-module): RMTR-Hessian 67 / 121 cycles at 31² / 63² (73 / 180 with the shared radius).
+module): RMTR-Hessian 67 / 121 cycles at 31² / 63² (73 / 180 with the shared radius); on the steep
+Scherk surface the default RMTR needs 79 cycles at 31² and is still at 4e-7 / 4e-3 ‖g₀‖ after 100
+cycles at 63² / 127² (the smoothing, not the coarse model, is the bottleneck:
+:mod:`ml2bench.multilevel.twogrid`).
 
 Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
 built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
