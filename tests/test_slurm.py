@@ -201,16 +201,23 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
     print(f"SLURM sweep {slurm_s:.0f} s;", res.stdout.strip().splitlines()[-1])
 
 
+def _one_run_config(tmp_path: Path, name: str, python_code: str) -> Path:
+    """The small CI sweep cut to its first entry with Adam alone (one run), whose job runs
+    ``python -c python_code`` instead of ml2bench (ml2bench_cmd): a job that fails or hangs on purpose."""
+    cfg = yaml.safe_load(_small_ci_config(tmp_path).read_text())
+    cfg["sweeps"] = [dict(cfg["sweeps"][0], methods=["adam"])]
+    cfg["methods"] = {"adam": cfg["methods"]["adam"]}
+    cfg["ml2bench_cmd"] = f"{sys.executable} -c '{python_code}'"
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    return config
+
+
 def test_failing_run_is_reported_failed(local_slurm, tmp_path):
     """A run whose command exits 1 (ml2bench_cmd replaced by a failing one): the SLURM job is
     reported failed, Snakemake exits non-zero, the run
     leaves no outputs, and its log and the per-job SLURM log stay for the user."""
-    cfg = yaml.safe_load(_small_ci_config(tmp_path).read_text())
-    cfg["sweeps"] = [dict(cfg["sweeps"][0], methods=["adam"])]
-    cfg["methods"] = {"adam": cfg["methods"]["adam"]}
-    cfg["ml2bench_cmd"] = f"{sys.executable} -c 'raise SystemExit(\"ml2bench test: failing on purpose\")'"
-    config = tmp_path / "fail.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = _one_run_config(tmp_path, "fail", "raise SystemExit(\"ml2bench test: failing on purpose\")")
     workdir = tmp_path / "fail"
     workdir.mkdir()
 
@@ -245,12 +252,7 @@ def test_broken_status_query_fails_the_sweep(local_slurm, tmp_path, case):
     run_sweep.py the sweep fails: Snakemake is stopped, the run's SLURM jobs cancelled, exit status 3
     with what to do next (--stall-s 15, --poll-s 1, --grace-s 5: seconds instead of minutes)."""
     sleep_s, shim_body, reason = STATUS_FAILURES[case]
-    cfg = yaml.safe_load(_small_ci_config(tmp_path).read_text())
-    cfg["sweeps"] = [dict(cfg["sweeps"][0], methods=["adam"])]
-    cfg["methods"] = {"adam": cfg["methods"]["adam"]}
-    cfg["ml2bench_cmd"] = f"{sys.executable} -c 'import time; time.sleep({sleep_s})'"
-    config = tmp_path / "sleep.yaml"
-    config.write_text(yaml.safe_dump(cfg))
+    config = _one_run_config(tmp_path, "sleep", f"import time; time.sleep({sleep_s})")
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "squeue").write_text("#!/bin/sh\n" + shim_body.format(squeue=shutil.which("squeue")) + "\n")
