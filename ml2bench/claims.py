@@ -203,8 +203,8 @@ def _measured(vals: np.ndarray) -> str:
 def grid_cycles(spec: Mapping[str, Any], seeds: Sequence[int]) -> pd.DataFrame:
     """V-cycles of a multilevel method to ‖g‖ ≤ tol ‖g₀‖ on a grid test problem
     (:mod:`ml2bench.multilevel.testproblems`), per grid size and random start u₀ ~ U[−1, 1] (seed):
-    the numbers behind the level-independence claim. ``spec``: id, kind (one of multilevel.testproblems.KINDS: poisson, fas, cubic, minsurf, scherk),
-    dim, sizes, method (rmtr | mgopt), params, tol (1e-8), max_cycles (40). Not reached: +inf.
+    the numbers behind the level-independence claim. ``spec``: id, kind (one of
+    ``testproblems.KINDS``: poisson, fas, cubic, minsurf, scherk), dim, sizes, method (rmtr | mgopt), params, tol (1e-8), max_cycles (40). Not reached: +inf.
     Rows: problem_id = id, method, point = ``n~<size>``, seed, cycles."""
     import torch
 
