@@ -68,6 +68,19 @@ def fixed_cost(config_path: Path, repeats: int, only: list[str] | None = None, m
             print(f"| {pid} | {b:.2f} | {f:.2f} | {diff:.2f} |", flush=True)
 
 
+def _stopwatch(fn, spent: dict[str, float]):
+    """``fn`` that adds its wall time to ``spent["eval"]`` (full-loss and test evaluations)."""
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            spent["eval"] += time.perf_counter() - t0
+
+    return timed
+
+
 def eval_share(config_path: Path) -> None:
     import torch
 
@@ -75,16 +88,7 @@ def eval_share(config_path: Path) -> None:
     from ml2bench.config import RunConfig
 
     spent = {"eval": 0.0}
-    original_full = runner.full_train_loss
-
-    def timed_full(problem, method):
-        t0 = time.perf_counter()
-        try:
-            return original_full(problem, method)
-        finally:
-            spent["eval"] += time.perf_counter() - t0
-
-    runner.full_train_loss = timed_full
+    runner.full_train_loss = _stopwatch(runner.full_train_loss, spent)
     print("| sweep entry | method | evaluations | eval (s) | train (s) | eval / train |")
     print("|---|---|---:|---:|---:|---:|")
     tot_e = tot_t = 0.0
@@ -96,15 +100,7 @@ def eval_share(config_path: Path) -> None:
         cfg = RunConfig.from_dict(job.resolved)
         problem_cls = runner.PROBLEMS.get(cfg.problem)
         original_eval = problem_cls.evaluate
-
-        def timed_eval(self, f, _orig=original_eval):
-            t0 = time.perf_counter()
-            try:
-                return _orig(self, f)
-            finally:
-                spent["eval"] += time.perf_counter() - t0
-
-        problem_cls.evaluate = timed_eval
+        problem_cls.evaluate = _stopwatch(original_eval, spent)
         spent["eval"] = 0.0
         torch.set_num_threads(1)
         try:
