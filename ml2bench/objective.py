@@ -127,6 +127,14 @@ class Objective:
 
         return f
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (pickle for Schwarz workers, deepcopy) rebinds on first use: pickling does not
+        keep the parameters as views of ``_flat``, so a copied binding would load ``x`` into a
+        buffer the module no longer reads. Captured graphs are per process as well."""
+        state = self.__dict__.copy()
+        state.update(_flat=None, _flat_grad=None, _params=[], _static={})
+        return state
+
     # --- the flat-buffer path -------------------------------------------------------------
     def _bind(self) -> None:
         """Make the module's parameters views of one flat buffer (and their grads of another).

@@ -68,3 +68,27 @@ def test_hvp_on_the_nonlinear_fas_problem():
     h = 1 / 8
     A = torch.tensor(laplacian_2d(7).toarray(), dtype=D) + torch.diag(h * h * GAMMA * (1 + u) * torch.exp(u))
     assert torch.allclose(H.fine.hvp(u, v, batch), A @ v, atol=1e-12)
+
+
+def _cross_entropy(f, b):  # module level: picklable
+    return torch.nn.functional.cross_entropy(f(b.x), b.y)
+
+
+def test_a_copied_objective_that_has_evaluated_still_evaluates_correctly():
+    """Pickle (Schwarz workers) and deepcopy do not keep the module's parameters as views of the
+    flat buffer: a copy must rebind, not load x into a buffer the module no longer reads (before
+    the fix: 'autograd replaced a parameter's .grad' on the copy's first loss_grad)."""
+    import copy
+    import pickle
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    obj = Objective(net, _cross_entropy, WorkCounter(), n_train=10)
+    batch = XY(torch.randn(10, 3, dtype=D), torch.randint(0, 2, (10,)), 10)
+    x = obj.initial_x()
+    obj.loss_grad(x, batch)  # binds the flat buffers
+    x2 = x + 0.1 * torch.randn_like(x)
+    f, g = obj.loss_grad(x2, batch)
+    for clone in (pickle.loads(pickle.dumps(obj)), copy.deepcopy(obj)):
+        fc, gc = clone.loss_grad(x2, batch)
+        assert fc == f and torch.equal(gc, g)
