@@ -167,6 +167,10 @@ def serve(path: str, parent: int | None = None) -> None:
             try:
                 request = _recv_msg(conn, fds)
             except (ConnectionError, ValueError):
+                request = None
+            if request is None or len(fds) != 2:  # a probe, a broken client: nothing to run
+                for fd in fds:  # descriptors that arrived before the failure are ours to close
+                    os.close(fd)
                 conn.close()
                 continue
             if os.fork() == 0:
