@@ -12,7 +12,9 @@ On level l with model m_l (m_0 = f_0; deeper down ψ from the level above) from 
    level l along e from α = 1 (sufficient decrease c₁ = ``c1``; the next trial is the minimiser
    of the quadratic interpolant, safeguarded into [0.1α, 0.5α]; at most ``ls_max`` trials);
    the step is taken only if Armijo holds (tested on the round-off-safe decrease, see
-   :func:`armijo`), so the coarse correction never increases m_l;
+   :func:`armijo`), so the coarse correction never increases m_l beyond round-off (where
+   |Δf| < 100 ε max|f| the decrease is estimated from the gradients, which may accept a change
+   of f of that size);
 5. ``post_smooth`` smoother iterations.
 
 Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
