@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ..hierarchy import Hierarchy
+from ..multilevel.coarse import same_batch
 from ..objective import Batch
 from ..params import Param, ParamSpec
 
@@ -51,6 +52,20 @@ class Method(ABC):
         self.hierarchy = hierarchy
         self.hp = hp
         self.x = x0.detach().clone()
+        # f, ∇f of the fine objective at self.x on self._batch (see fine_fg_at_iterate)
+        self._batch: Any = None
+        self._f = float("nan")
+        self._g: Tensor | None = None
+
+    def fine_fg_at_iterate(self, batch: Batch) -> tuple[float, Tensor]:
+        """f and ∇f at ``self.x`` on ``batch``, evaluated (and charged) only when not already held.
+
+        Methods that keep ``self._f``, ``self._g`` up to date with their iterate start each step
+        here, so a full-batch step never pays again for the point the previous step ended at."""
+        if self._g is None or not same_batch(self._batch, batch):
+            self._f, self._g = self.hierarchy.fine.loss_grad(self.x, batch)
+            self._batch = batch
+        return self._f, self._g
 
     @classmethod
     def levels_required(cls, hp: dict[str, Any]) -> int:

@@ -23,7 +23,6 @@ a quasi-Newton direction first drops the memory and retries along −g.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -31,7 +30,6 @@ from torch import Tensor
 from torch.optim.lbfgs import _strong_wolfe
 
 from ..hierarchy import Hierarchy
-from ..multilevel.coarse import same_batch
 from ..multilevel.quasi_newton import LBFGS as LBFGSMemory
 from ..objective import Batch
 from ..params import Param, spec
@@ -59,9 +57,6 @@ class LBFGS(Method):
         hp = self.params.validate(hp, f"method {self.name!r}")
         super().__init__(hierarchy, x0, hp)
         self.memory = LBFGSMemory(hp["history_size"])
-        self._batch: Any = None
-        self._f = math.nan
-        self._g: Tensor | None = None
 
     @classmethod
     def levels_required(cls, hp: dict[str, Any]) -> int:
@@ -69,9 +64,7 @@ class LBFGS(Method):
 
     def step(self, batch: Batch) -> StepResult:
         objective = self.hierarchy.fine
-        if self._g is None or not same_batch(self._batch, batch):
-            self._f, self._g = objective.loss_grad(self.x, batch)
-            self._batch = batch
+        self.fine_fg_at_iterate(batch)
         loss0 = self._f
         reason = ""
         for _ in range(self.hp["iters_per_step"]):

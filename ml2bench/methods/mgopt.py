@@ -52,7 +52,7 @@ import torch
 from torch import Tensor
 
 from ..hierarchy import Hierarchy
-from ..multilevel.coarse import coherent_model, same_batch
+from ..multilevel.coarse import coherent_model
 from ..multilevel.quasi_newton import LBFGS, QN_TYPES, make_qn
 from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration
 from ..objective import Batch
@@ -121,9 +121,6 @@ class MGOpt(Method):
         self.radius = [hp["radius0"]] * self.L
         self.alpha = [hp["lr"]] * self.L
         self.monitor = CycleMonitor(hp)
-        self._batch: Any = None
-        self._f = 0.0
-        self._g: Tensor | None = None
         self.stats = {"coarse_accepted": 0, "coarse_tried": 0, "alpha": math.nan}
 
     @classmethod
@@ -186,9 +183,7 @@ class MGOpt(Method):
 
     def step(self, batch: Batch) -> StepResult:
         fine = self.hierarchy.fine
-        if self._g is None or not same_batch(self._batch, batch):
-            self._f, self._g = fine.loss_grad(self.x, batch)
-            self._batch = batch
+        self.fine_fg_at_iterate(batch)
         loss0 = self._f
         self.monitor.start(float(self._g.norm()))
         acc0, tried0 = self.stats["coarse_accepted"], self.stats["coarse_tried"]

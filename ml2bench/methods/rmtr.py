@@ -73,7 +73,7 @@ import torch
 from torch import Tensor
 
 from ..hierarchy import Hierarchy
-from ..multilevel.coarse import coherent_model, same_batch
+from ..multilevel.coarse import coherent_model
 from ..multilevel.norms import prolongation_norm
 from ..multilevel.quasi_newton import make_model
 from ..multilevel.sampling import RULES as GROWTH_RULES, AdaptiveBatch, BatchSampler
@@ -123,9 +123,6 @@ class RMTR(Method):
         self.p_norm = [prolongation_norm(hierarchy.transfers[l], hierarchy.objectives[l + 1].n, dtype=x0.dtype,
                                          device=x0.device) for l in range(self.L - 1)]
         self.monitor = CycleMonitor(hp)
-        self._batch: Any = None
-        self._f = 0.0
-        self._g: Tensor | None = None
         self.stats = {"coarse_tried": 0, "coarse_accepted": 0}
         self.growth = (AdaptiveBatch(hp["batch_growth"], hp["initial_batch"], hp["growth_theta"], hp["growth_groups"],
                                      hp["grad_tol"]) if hp["batch_growth"] != "none" else None)
@@ -226,9 +223,7 @@ class RMTR(Method):
             batch, fg = self.growth.draw(fine, self.x)
             if fg is not None:
                 self._batch, (self._f, self._g) = batch, fg
-        if self._g is None or not same_batch(self._batch, batch):
-            self._f, self._g = fine.loss_grad(self.x, batch)
-            self._batch = batch
+        self.fine_fg_at_iterate(batch)
         loss0 = self._f
         self.monitor.start(float(self._g.norm()))
         tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]

@@ -22,7 +22,6 @@ from typing import Any
 from torch import Tensor
 
 from ..hierarchy import Hierarchy
-from ..multilevel.coarse import same_batch
 from ..multilevel.quasi_newton import MODELS, QN_TYPES, make_model
 from ..multilevel.trust_region import TRConfig, tr_iteration
 from ..objective import Batch
@@ -80,9 +79,6 @@ class TrustRegion(Method):
         self.cfg = TRConfig.from_hp(hp)
         self.radius = hp["radius0"]
         self.qn = make_model(hp["model"], hp["qn"], hp["memory"])
-        self._batch: Any = None
-        self._f = 0.0
-        self._g: Tensor | None = None
 
     @classmethod
     def levels_required(cls, hp: dict[str, Any]) -> int:
@@ -90,9 +86,7 @@ class TrustRegion(Method):
 
     def step(self, batch: Batch) -> StepResult:
         objective = self.hierarchy.fine
-        if self._g is None or not same_batch(self._batch, batch):
-            self._f, self._g = objective.loss_grad(self.x, batch)
-            self._batch = batch
+        self.fine_fg_at_iterate(batch)
         loss0 = self._f
         gnorm = float(self._g.norm())
         if gnorm <= self.hp["grad_tol"]:
