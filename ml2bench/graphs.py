@@ -7,8 +7,11 @@ inputs live in fixed buffers: the parameters in the objective's flat buffer, the
 flat gradient buffer, and the batch in a static copy made here. So every method — single-level,
 multilevel, Schwarz — gets the speed-up through ``Objective.loss_grad`` without code of its own.
 
-* One :class:`StaticEvaluation` per (objective, batch structure and shapes); a new batch of the
-  same shapes is copied into the static one (device-to-device, no host round trip).
+* One :class:`StaticEvaluation` per (objective, kind, batch structure and shapes); a new batch of
+  the same shapes is copied into the static one (device-to-device, no host round trip). Kinds
+  (:data:`KINDS`): ``loss_grad`` (value, gradient into the flat gradient buffer), ``loss``
+  (value only) and ``hvp`` (∇²f v by double backward; v is copied into a static buffer and the
+  product comes back in a static output).
 * ``objective.graphs == "cuda"``: warm-up on a side stream, capture, then replay.
   ``"static"``: exactly the same buffers and copies, run eagerly — the CPU path of this code.
 * What a capture needs from the model: no host→device copies or host syncs in the forward
@@ -24,6 +27,10 @@ import torch
 from torch import Tensor
 
 WARMUP = 3  # eager iterations on a side stream before capture (cuDNN/cuBLAS workspaces, autograd state)
+KINDS = ("loss_grad", "loss", "hvp")
+#: evaluations kept per objective, least recently used dropped first: a method that changes batch
+#: shapes (growing batches, a last partial batch) must not pile up captured graphs and their memory
+MAX_CACHED = 8
 
 
 def _leaves(obj: Any) -> list[Tensor]:
@@ -69,24 +76,40 @@ def _static_copy(obj: Any) -> Any:
 
 
 class StaticEvaluation:
-    """Loss + gradient of one objective on static batch buffers; captured when ``graphs == "cuda"``."""
+    """One kind of evaluation (:data:`KINDS`) of one objective on static batch buffers; captured
+    when ``graphs == "cuda"``."""
 
-    def __init__(self, objective: Any, batch: Any) -> None:
+    def __init__(self, objective: Any, batch: Any, kind: str = "loss_grad") -> None:
+        if kind not in KINDS:
+            raise ValueError(f"unknown evaluation kind {kind!r}; allowed: {', '.join(KINDS)}")
         self.objective = objective
+        self.kind = kind
         self.batch = _static_copy(batch)
         self.inputs = _leaves(self.batch)
+        self.v = torch.zeros_like(objective._flat) if kind == "hvp" else None  # static direction
         self.graph: Any = None
         self.value: Tensor | None = None
         if objective.graphs == "cuda":
             self._capture()
 
     @classmethod
-    def for_batch(cls, objective: Any, batch: Any) -> "StaticEvaluation":
-        key = _signature(batch)
-        evaluation = objective._static.get(key)
+    def for_batch(cls, objective: Any, batch: Any, kind: str = "loss_grad") -> "StaticEvaluation":
+        key = (kind, _signature(batch))
+        evaluation = objective._static.pop(key, None)
         if evaluation is None:
-            evaluation = objective._static[key] = cls(objective, batch)
+            evaluation = cls(objective, batch, kind)
+        objective._static[key] = evaluation  # (re)inserted last: the dict's order is the LRU order
+        while len(objective._static) > MAX_CACHED:
+            del objective._static[next(iter(objective._static))]
         return evaluation
+
+    def _evaluate(self) -> Tensor:
+        obj = self.objective
+        if self.kind == "loss_grad":
+            return obj._value_and_grad_in_place(self.batch)
+        if self.kind == "loss":
+            return obj._value_in_place(self.batch)
+        return obj._hvp_in_place(self.batch, self.v)
 
     def _capture(self) -> None:
         obj = self.objective
@@ -94,22 +117,28 @@ class StaticEvaluation:
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(WARMUP):
-                obj._value_and_grad_in_place(self.batch)
+                self._evaluate()
         torch.cuda.current_stream().wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            self.value = obj._value_and_grad_in_place(self.batch)
+            self.value = self._evaluate()
 
-    def run(self, batch: Any) -> Tensor:
-        """Loss at the objective's loaded parameters on ``batch`` (gradient in its flat buffer)."""
-        if batch is not self.batch:
-            with torch.no_grad():
+    def run(self, batch: Any, v: Tensor | None = None) -> Tensor:
+        """At the objective's loaded parameters on ``batch``: the loss (``loss_grad``: gradient in
+        the flat gradient buffer; ``loss``) or ∇²f v (``hvp``, a static tensor: copy it)."""
+        with torch.no_grad():
+            if batch is not self.batch:
                 for dst, src in zip(self.inputs, _leaves(batch)):
                     if dst.data_ptr() != src.data_ptr():
                         dst.copy_(src, non_blocking=True)
+            if self.v is not None:
+                if v is None:
+                    raise ValueError("an hvp evaluation needs the direction v")
+                self.v.copy_(v.detach())
         if self.graph is None:
-            value = self.objective._value_and_grad_in_place(self.batch)
-            self.objective._check_grads_in_place()
+            value = self._evaluate()
+            if self.kind == "loss_grad":
+                self.objective._check_grads_in_place()
             return value
         self.graph.replay()
         assert self.value is not None

@@ -172,6 +172,25 @@ class Objective:
             torch.autograd.backward(value, inputs=self._params)
         return value.detach()
 
+    def _value_in_place(self, batch: Batch) -> Tensor:
+        """Loss at the loaded parameters (grad mode on: PINN losses differentiate w.r.t. inputs)."""
+        with torch.enable_grad():
+            return self.loss_fn(self.model, batch).detach()
+
+    def _hvp_in_place(self, batch: Batch, v: Tensor) -> Tensor:
+        """∇²f v at the loaded parameters by double backward through the module's parameters
+        (the static-buffer form of :meth:`hvp`; ``v`` flat). Returns a new flat tensor."""
+        vs = [t.view(s) for t, s in zip(torch.split(v, self.numels), self.shapes)]
+        with torch.enable_grad():
+            value = self.loss_fn(self.model, batch)
+            grads = torch.autograd.grad(value, self._params, create_graph=True, allow_unused=True)
+            terms = [(g * w).sum() for g, w in zip(grads, vs) if g is not None and g.requires_grad]
+            if not terms:  # the gradient does not depend on the parameters: the loss is linear
+                return torch.zeros_like(v)
+            hv = torch.autograd.grad(torch.stack(terms).sum(), self._params, allow_unused=True)
+        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                          for h, p in zip(hv, self._params)]).detach()
+
     def _check_grads_in_place(self) -> None:
         grad = self._params[0].grad if self._params else None
         if self._params and (grad is None or self._flat_grad is None
@@ -185,6 +204,11 @@ class Objective:
     def loss(self, x: Tensor, batch: Batch) -> float:
         """f(x) on ``batch`` (charged as one evaluation)."""
         self._charge(batch)
+        if self.graphs != "off":
+            from .graphs import StaticEvaluation
+
+            self._load(x)
+            return float(StaticEvaluation.for_batch(self, batch, "loss").run(batch))
         with torch.enable_grad():  # PINN losses differentiate w.r.t. inputs
             value = self.loss_fn(self.fmodel(x.detach()), batch)
         return float(value.detach())
@@ -210,11 +234,19 @@ class Objective:
         Charged as one evaluation weighted by its measured cost relative to :meth:`loss_grad`
         (:func:`ml2bench.opcount.hvp_cost_ratio`, measured at the first call and kept; about 2 on
         networks): ``grad_evals`` counts it once, ``work_units`` at that ratio.
-        Every call rebuilds the graph at ``x`` (no caching between calls)."""
+        Eager (``graphs == "off"``) every call rebuilds the autograd graph at ``x``; otherwise the
+        product runs on static buffers (:meth:`_hvp_in_place`), captured as a CUDA graph per batch
+        shape and replayed with ``graphs == "cuda"`` (:mod:`ml2bench.graphs`); both paths give the
+        same numbers (tests/test_graphs.py)."""
         if getattr(self, "_hvp_ratio", None) is None:
             from .opcount import hvp_cost_ratio
             self._hvp_ratio = hvp_cost_ratio(self, x, v, batch)
         self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio * self._hvp_ratio)
+        if self.graphs != "off":
+            from .graphs import StaticEvaluation
+
+            self._load(x)
+            return StaticEvaluation.for_batch(self, batch, "hvp").run(batch, v).clone()
         with torch.enable_grad():
             xr = x.detach().requires_grad_(True)
             value = self.loss_fn(self.fmodel(xr), batch)

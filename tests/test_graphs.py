@@ -56,6 +56,54 @@ def test_flat_buffer_gradient_equals_autograd_wrt_x(name, mode):
     assert obj._params[0].grad.data_ptr() == obj._flat_grad.data_ptr()
 
 
+def _loss_hvp_sequence(name, mode, device="cpu"):
+    """loss, hvp and loss_grad at a few points and batches (shapes repeat: cached evaluations
+    replay) in graph mode ``mode``."""
+    problem = _problem(name, device)
+    torch.manual_seed(0)
+    obj = problem.hierarchy(1, WorkCounter()).fine
+    obj.graphs = mode
+    x = obj.initial_x()
+    batches = list(problem.train_batches(32 if not name.startswith("pinn") else None,
+                                         torch.Generator().manual_seed(1)))[:2]
+    v = torch.randn(obj.n, generator=torch.Generator().manual_seed(2)).to(x)
+    out = [(obj.loss(x + 0.01 * k, batch), obj.hvp(x + 0.01 * k, v, batch), obj.loss_grad(x + 0.01 * k, batch)[0])
+           for k, batch in enumerate(batches * 2)]
+    return out, obj
+
+
+@pytest.mark.parametrize("name", list(SIZES))
+def test_static_loss_and_hvp_equal_the_eager_path(name):
+    """The static-buffer loss and Hessian-vector product (what a CUDA graph replays; double
+    backward through the module's flat-buffer parameters) equal the eager path's (functional
+    call with x as the leaf) bit for bit on CPU, batch after batch."""
+    eager, _ = _loss_hvp_sequence(name, "off")
+    static, obj = _loss_hvp_sequence(name, "static")
+    kinds = {key[0] for key in obj._static}
+    assert kinds == {"loss", "hvp", "loss_grad"}, kinds
+    for (f_e, hv_e, fg_e), (f_s, hv_s, fg_s) in zip(eager, static):
+        assert f_e == f_s and fg_e == fg_s
+        assert torch.equal(hv_e, hv_s)  # also: later evaluations did not overwrite a returned product
+
+
+def test_static_cache_keeps_the_most_recent_shapes_only():
+    from ml2bench.graphs import MAX_CACHED
+
+    problem = _problem("mlp")
+    torch.manual_seed(0)
+    obj = problem.hierarchy(1, WorkCounter()).fine
+    obj.graphs = "static"
+    x = obj.initial_x()
+    full = next(iter(problem.train_batches(None, torch.Generator())))
+    sizes = list(range(2, 2 + MAX_CACHED + 3))
+    for size in sizes:  # one new batch shape each
+        batch = type(full)(**{**vars(full), "x": full.x[:size], "y": full.y[:size], "size": size})
+        obj.loss_grad(x, batch)
+    assert len(obj._static) == MAX_CACHED
+    kept = sorted(ev.batch.size for ev in obj._static.values())  # batch sizes still cached
+    assert kept == sizes[-MAX_CACHED:], kept
+
+
 def test_another_objective_on_the_same_model_does_not_break_the_first():
     problem = _problem("mlp")
     torch.manual_seed(0)
@@ -130,3 +178,17 @@ def test_cuda_graph_iterates_equal_eager(method):
     assert list(eager["grad_evals"]) == list(graphed["grad_evals"])
     torch.testing.assert_close(torch.tensor(graphed["train_loss"].to_numpy()),
                                torch.tensor(eager["train_loss"].to_numpy()), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", ["mlp", "pinn_burgers"])
+def test_cuda_graph_loss_and_hvp_equal_eager(name):
+    """Captured loss and Hessian-vector product (double backward; for a PINN a third derivative)
+    replayed on new points and batches equal the eager ones to float32 round-off."""
+    eager, _ = _loss_hvp_sequence(name, "off", "cuda")
+    graphed, obj = _loss_hvp_sequence(name, "cuda", "cuda")
+    assert all(ev.graph is not None for ev in obj._static.values())
+    for (f_e, hv_e, fg_e), (f_g, hv_g, fg_g) in zip(eager, graphed):
+        assert abs(f_e - f_g) <= 1e-5 * max(1.0, abs(f_e)) and abs(fg_e - fg_g) <= 1e-5 * max(1.0, abs(fg_e))
+        torch.testing.assert_close(hv_g, hv_e, rtol=1e-4, atol=1e-5)

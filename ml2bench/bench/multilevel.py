@@ -10,7 +10,7 @@ it report inf. The table gives medians over seeds.
 that method updated by JSON, e.g. ``--variant 'rmtr-lbfgs=rmtr:{"model": "qn", "qn": "lbfgs"}'``.
 
 ``--grid`` measures level independence instead, on the classical grid problems of
-:mod:`ml2bench.multilevel.testproblems` (float64, all levels down to one node per dimension,
+:mod:`ml2bench.multilevel.testproblems` (``--scherk-a`` sets the steepness of ``scherk``; float64, all levels down to one node per dimension,
 u₀ ~ U[−1, 1] with seed 0 so that every frequency is present; the minimal surfaces ``minsurf``
 and ``scherk`` from the zero interior): V-cycles and work units until
 ‖g‖ ≤ ``--rtol`` ‖g₀‖ (``grad_rtol``), for each method (defaults, or ``--variant``) on each problem
@@ -51,17 +51,18 @@ GRID_PROBLEMS = ("poisson", "fas", "cubic", "minsurf", "scherk")
 
 
 def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: float = 1e-8, max_cycles: int = 60,
-                seed: int | None = 0) -> dict:
+                seed: int | None = 0, scherk_a: float | None = None) -> dict:
     """Run ``method`` on the 2-D grid problem ``kind`` with n² unknowns until ‖g‖ ≤ rtol ‖g₀‖.
 
     Returns {"cycles": V-cycles (None if not converged), "work_units", "stop_reason", "rel_grad",
-    "method": the method object}. ``seed=None`` starts from u₀ = 0."""
+    "method": the method object}. ``seed=None`` starts from u₀ = 0. ``scherk_a``: the steepness of
+    the ``scherk`` data (default :data:`~ml2bench.multilevel.testproblems.SCHERK_A`)."""
     import torch
 
     from ..methods import METHODS
-    from ..multilevel.testproblems import grid_hierarchy
+    from ..multilevel.testproblems import SCHERK_A, grid_hierarchy
 
-    H, batch = grid_hierarchy(kind, n, 2)
+    H, batch = grid_hierarchy(kind, n, 2, scherk_a=SCHERK_A if scherk_a is None else scherk_a)
     if seed is None or kind in ("minsurf", "scherk"):  # from the zero interior (a random one is non-smooth)
         x0 = H.fine.initial_x()
     else:
@@ -88,21 +89,25 @@ def grid_main(args, runs) -> int:
 
     torch.set_num_threads(args.threads)  # the summation order moves the L-BFGS paths by ±2 cycles
     sizes = [int(v) for v in args.sizes.split(",")]
-    problems = args.problems.split(",")
-    print(f"V-cycles (work units) to ‖g‖ <= {args.rtol:g} ‖g0‖, u0 ~ U[-1,1] seed 0, all levels")
+    problems = [(k, None) for k in args.problems.split(",") if k != "scherk"]
+    if "scherk" in args.problems.split(","):
+        problems += [("scherk", float(a)) for a in args.scherk_a.split(",")]
+    print(f"V-cycles (work units) to ‖g‖ <= {args.rtol:g} ‖g0‖, u0 ~ U[-1,1] seed 0 (minimal surfaces: the "
+          f"zero interior), all levels, {args.threads} thread(s)")
     print()
     print("| method | problem | " + " | ".join(f"{n}²" for n in sizes) + " |")
     print("|---|---|" + "---|" * len(sizes))
     for label, method, params in runs:
-        for kind in problems:
+        for kind, a in problems:
             cells = []
             for n in sizes:
-                out = grid_cycles(method, kind, n, params, args.rtol, args.max_cycles)
+                out = grid_cycles(method, kind, n, params, args.rtol, args.max_cycles, scherk_a=a)
                 if out["cycles"] is None:
                     cells.append(f"{out['stop_reason']} ({out['rel_grad']:.1e})")
                 else:
                     cells.append(f"{out['cycles']} ({out['work_units']:.0f})")
-            print(f"| {label} | {kind} | " + " | ".join(cells) + " |", flush=True)
+            name = kind if a is None else f"{kind} a={a:g}"
+            print(f"| {label} | {name} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 
@@ -111,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", action="store_true", help="level independence on the classical grid problems")
     ap.add_argument("--sizes", default="31,63,127", help="--grid: grid sizes n (n² unknowns)")
     ap.add_argument("--problems", default=",".join(GRID_PROBLEMS), help="--grid: problems")
+    ap.add_argument("--scherk-a", default="2.8", help="--grid: Scherk's a for the scherk problem, comma "
+                    "separated (boundary slopes up to tan(a/2): 1.0 → 0.55, 2.0 → 1.56, 2.8 → 5.8)")
     ap.add_argument("--rtol", type=float, default=1e-8, help="--grid: relative gradient tolerance")
     ap.add_argument("--max-cycles", type=int, default=60, help="--grid: most V-cycles per run")
     ap.add_argument("--seeds", type=int, default=3)

@@ -30,7 +30,12 @@ region (should the estimate of ‖P‖ be too small, the final coarse displaceme
 onto the bound, at the price of one more coarse evaluation); the coarse iteration stops when
 ‖P(y − y₀)‖ ≥ (1 − ε_Δ) Δ_bound or ‖∇h_H‖ ≤ ε. The coarse radius starts afresh in every
 cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps (the coarse models
-change by a linear term only, so their curvature pairs stay valid).
+change by a linear term only, so their curvature pairs stay valid). A coarse correction's pair
+(s, ∇m(x + s) − ∇m(x)) joins level l's memory without resetting the scaling δ of B₀ = δI: δ stays
+the smoothing steps' (:class:`~ml2bench.multilevel.quasi_newton._LimitedMemory`). Rescaled by the
+coarse pair — the curvature of the smooth modes — every post-smoothing step overshot on the
+oscillatory ones; measured with that rescaling: 14–18 cycles (55–74 work units) on the problems
+below instead of 10–11, and a stall at 1e-6 ‖g₀‖ on the minimal surface.
 
 Predicted reduction of a coarse correction: h_H(y₀) − h_H(y*) is accumulated as the sum of the
 actual reductions of the coarse level's accepted steps (each by
@@ -46,18 +51,19 @@ the iterate unchanged.
 Defaults and level independence (tests/test_multilevel_convergence.py; ``python -m ml2bench.bench
 multilevel --grid``): with the L-BFGS model (the ``tr`` default, also the better one on networks
 in work and time) the V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖ on 2-D Poisson, the FAS problem and
-−Δu + u³ = f stay at 14–18 from 31² to 255², 55–74 work units.
+−Δu + u³ = f stay at 10–11 from 31² to 255², 43–48 work units.
 ``model="hessian"`` with ``cg_max_iter=2`` (Hessian-vector products, the Taylor models of
 Gratton–Sartenaer–Toint; CG capped so that it smooths rather than solves) needs fewer cycles
 (8 / 8 / 9) but more work (72–82 units with a product charged as one gradient, 110–124 as two).
 The coarsest-level cap ``coarse_steps=50`` is what the grid problems need with ``levels=3``
-(Poisson 63² / 127²: 16 / 15 cycles; cap 5: 14 / 24); on the ResNet benchmark 50 and 5 reach the
-target with 47 / 54 work units, while on ``pinn_poisson`` (50 work units) cap 5 ends lower
-(train loss 0.19 against 0.33, relative L2 0.13 against 0.11): networks whose coarse levels are
-not cheap may prefer a small cap. Neither is level independent on the minimal surface (anisotropic linearisation; see the test
-module): RMTR-Hessian 67 / 121 cycles at 31² / 63² (73 / 180 with the shared radius); on the steep
-Scherk surface the default RMTR needs 79 cycles at 31² and is still at 4e-7 / 4e-3 ‖g₀‖ after 100
-cycles at 63² / 127² (the smoothing, not the coarse model, is the bottleneck:
+(Poisson 63² / 127²: 11 / 11 cycles; cap 5: 13 / 21); on the ResNet benchmark 50 and 5 reach the
+target with 46.6 / 46.7 work units (median of 3 seeds), while on ``pinn_poisson`` (50 work units)
+cap 5 ends lower (train loss 0.18 against 0.34, relative L2 0.12 against 0.14): networks whose
+coarse levels are not cheap may prefer a small cap. Neither is level independent on the minimal surface (anisotropic linearisation; see the test
+module): default RMTR 51 / 67 / 97 cycles at 31² / 63² / 127², RMTR-Hessian 67 / 121 at 31² / 63²
+(73 / 180 with the shared radius); on the steep Scherk surface the default RMTR needs 63 / 92
+cycles at 31² / 63² and is still at 5e-7 ‖g₀‖ after 100 cycles at 127² (the smoothing, not the
+coarse model, is the bottleneck:
 :mod:`ml2bench.multilevel.twogrid`).
 
 Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
@@ -199,8 +205,8 @@ class RMTR(Method):
                 f_t, g_t = model.loss_grad(x + s, batch)
                 ared = actual_reduction(f, f_t, g, g_t, s)
                 rho = ared / pred
-                if math.isfinite(f_t):
-                    self.qn[l].update(s, g_t - g)
+                if math.isfinite(f_t):  # the pair is kept, the smoothers' scaling δ is not reset by it
+                    self.qn[l].update(s, g_t - g, rescale=False)
                 radius = update_radius(radius, rho, float(s.norm()), self.cfg)
                 if l > 0:
                     radius = min(radius, hp["coarse_radius_max"])

@@ -48,12 +48,19 @@ DELTA_MAX = 1e15
 class HessianModel(Protocol):
     def matvec(self, v: Tensor) -> Tensor: ...
 
-    def update(self, s: Tensor, y: Tensor) -> bool: ...
+    def update(self, s: Tensor, y: Tensor, rescale: bool = True) -> bool: ...
 
 
 class _LimitedMemory:
     """Pairs (s, y) and the compact operator, rebuilt lazily: an L-BFGS used only through
-    :meth:`LBFGS.solve` (the ``lbfgs`` method, MG/OPT's smoother) never pays for it."""
+    :meth:`LBFGS.solve` (the ``lbfgs`` method, MG/OPT's smoother) never pays for it.
+
+    ``update(s, y, rescale=False)`` stores a pair without resetting the scaling δ of B₀ = δI.
+    RMTR stores its coarse corrections this way: their curvature is that of the smooth modes,
+    far below the curvature of the oscillatory modes the smoothing steps act on (B₀ acts on
+    everything outside the stored pairs), so a δ taken from them made every following smoothing
+    step overshoot (ρ < 0 measured in every post-smoothing step on the minimal surface, the
+    smoothing radius 1 → 1e-11, a stall at 1e-6 ‖g₀‖)."""
 
     def __init__(self, memory: int, delta0: float = 1.0) -> None:
         if memory < 0:
@@ -131,8 +138,9 @@ class LSR1(_LimitedMemory):
         self.eps_sr1 = eps_sr1
         self.delta_min = delta_min
 
-    def update(self, s: Tensor, y: Tensor) -> bool:
-        """Store (s, y) if the SR1 update is well defined; returns whether it was stored."""
+    def update(self, s: Tensor, y: Tensor, rescale: bool = True) -> bool:
+        """Store (s, y) if the SR1 update is well defined; returns whether it was stored.
+        ``rescale=False`` keeps δ (see :class:`_LimitedMemory`)."""
         if self.memory == 0 or not (torch.isfinite(s).all() and torch.isfinite(y).all()):
             return False
         r = y - self.matvec(s)
@@ -140,7 +148,7 @@ class LSR1(_LimitedMemory):
         if not (rn > 0 and abs(sr) >= self.eps_sr1 * sn * rn) or not math.isfinite(sr):
             return False
         sy, ss = float(s @ y), float(s @ s)
-        if sy > 0 and ss > 0:
+        if rescale and sy > 0 and ss > 0:
             self.delta = min(max(sy / ss, self.delta_min), DELTA_MAX)
         self._push(s, y)
         return True
@@ -175,15 +183,16 @@ class LBFGS(_LimitedMemory):
         super().__init__(memory, delta0)
         self.eps_curv = eps_curv
 
-    def update(self, s: Tensor, y: Tensor) -> bool:
+    def update(self, s: Tensor, y: Tensor, rescale: bool = True) -> bool:
         """Store (s, y) if sᵀy > ε ‖s‖ ‖y‖ (keeps B positive definite and cond(B) ≤ ~1/ε² per
-        pair); δ = yᵀy / sᵀy, clipped to [1/δ_max, δ_max]."""
+        pair); δ = yᵀy / sᵀy, clipped to [1/δ_max, δ_max] (unless ``rescale=False``)."""
         if self.memory == 0 or not (torch.isfinite(s).all() and torch.isfinite(y).all()):
             return False
         sy = float(s @ y)
         if not (sy > self.eps_curv * float(s.norm()) * float(y.norm())) or not math.isfinite(sy):
             return False
-        self.delta = min(max(float(y @ y) / sy, 1.0 / DELTA_MAX), DELTA_MAX)
+        if rescale:
+            self.delta = min(max(float(y @ y) / sy, 1.0 / DELTA_MAX), DELTA_MAX)
         self._push(s, y)
         return True
 
@@ -245,7 +254,7 @@ class ExactHessian:
     def reset(self) -> None:
         pass
 
-    def update(self, s: Tensor, y: Tensor) -> bool:  # noqa: ARG002
+    def update(self, s: Tensor, y: Tensor, rescale: bool = True) -> bool:  # noqa: ARG002
         return False
 
     def matvec_at(self, objective: Any, x: Tensor, batch: Any) -> Callable[[Tensor], Tensor]:

@@ -32,6 +32,8 @@ Energies (h = 1/(n+1), u = 0 on the boundary):
   1.1e-3 / 5.4e-4 at 15² / 31² / 47² (orders 1.70, 1.81). Start: the zero interior. Neither
   default RMTR nor MG/OPT is level independent on it (tests/test_multilevel_convergence.py;
   the smoother, not the coarse problem, is the cause: :mod:`ml2bench.multilevel.twogrid`).
+  ``scherk_a`` (argument of :func:`grid_hierarchy`) sets the steepness, slopes up to
+  tan(a/2): default MG/OPT is level independent up to a = 1.6 (the test module's table).
 
 The energies are weighted by h^d so that the coarse energy approximates E_h(P y) variationally:
 restrict gradients with Pᵀ (``grad_restriction="variational"``), iterates by injection.
@@ -84,7 +86,8 @@ def _mesh(n: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     return torch.meshgrid(x, x, indexing="ij")
 
 
-def exact_solution(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64) -> Tensor:
+def exact_solution(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A
+                   ) -> Tensor:
     """Exact solution of the continuous problem at the interior nodes (flat)."""
     if kind == "poisson":
         if dim == 1:
@@ -99,7 +102,7 @@ def exact_solution(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float
         return (torch.sin(math.pi * X) * torch.sin(math.pi * Y)).reshape(-1)
     if kind == "scherk":
         X, Y = _mesh(n, dtype)
-        return scherk(X, Y).reshape(-1)
+        return scherk(X, Y, scherk_a).reshape(-1)
     raise ValueError(f"no exact solution for {kind!r}")
 
 
@@ -146,17 +149,19 @@ def _minsurf_boundary(n: int, dtype: torch.dtype) -> Tensor:
     return G
 
 
-def _scherk_boundary(n: int, dtype: torch.dtype) -> Tensor:
+def _scherk_boundary(n: int, dtype: torch.dtype, a: float = SCHERK_A) -> Tensor:
     """Scherk data on the (n+2)² grid including boundary nodes (zero inside)."""
     t = torch.arange(0, n + 2, dtype=dtype) / (n + 1)
     X, Y = torch.meshgrid(t, t, indexing="ij")
-    G = scherk(X, Y)
+    G = scherk(X, Y, a)
     G[1:-1, 1:-1] = 0.0
     return G
 
 
-def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64) -> Callable[[Tensor], Tensor]:
-    """The discrete energy E_h(u) of a flat vector u (see module docstring)."""
+def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A
+              ) -> Callable[[Tensor], Tensor]:
+    """The discrete energy E_h(u) of a flat vector u (see module docstring; ``scherk_a``: the
+    steepness of the ``scherk`` data)."""
     h = 1.0 / (n + 1)
     f = right_hand_side(kind, n, dim, dtype)
     if kind == "poisson" and dim == 1:
@@ -189,7 +194,7 @@ def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64) -
             return h * h * torch.sqrt(1 + dx ** 2 + dy ** 2).sum()
         return energy
     if kind == "scherk":
-        G = _scherk_boundary(n, dtype)
+        G = _scherk_boundary(n, dtype, scherk_a)
 
         def energy(u: Tensor) -> Tensor:  # P1 finite elements: both triangles of every cell
             full = G.to(u).clone()
@@ -204,8 +209,8 @@ def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64) -
 
 
 def grid_objective(kind: str, n: int, dim: int, counter: WorkCounter, level: int = 0, cost_ratio: float = 1.0,
-                   dtype: torch.dtype = torch.float64) -> Objective:
-    energy = energy_fn(kind, n, dim, dtype)
+                   dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A) -> Objective:
+    energy = energy_fn(kind, n, dim, dtype, scherk_a)
     model = GridFunction(n ** dim, dtype)
     return Objective(model, lambda fmodel, batch: energy(fmodel(batch.x)), counter, n_train=1, level=level,
                      cost_ratio=cost_ratio)
@@ -213,18 +218,21 @@ def grid_objective(kind: str, n: int, dim: int, counter: WorkCounter, level: int
 
 def grid_hierarchy(kind: str = "poisson", n_fine: int = 63, dim: int = 1, levels: int | None = None,
                    grad_restriction: str = "variational", counter: WorkCounter | None = None,
-                   dtype: torch.dtype = torch.float64) -> tuple[Hierarchy, UnitBatch]:
+                   dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A) -> tuple[Hierarchy, UnitBatch]:
     """A hierarchy of ``levels`` grid objectives (default: as many as fit, down to one node per
-    dimension) and the batch to evaluate them on; the initial iterate is u = 0."""
+    dimension) and the batch to evaluate them on; the initial iterate is u = 0. ``scherk_a``
+    (``scherk`` only): Scherk's a in (0, π), boundary slopes up to tan(a/2)."""
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+    if not 0.0 < scherk_a < math.pi:
+        raise ValueError(f"scherk_a must be in (0, π) (a surface over the unit square), got {scherk_a!r}")
     if kind != "poisson" and dim != 2:
         raise ValueError(f"{kind!r} is a 2-D problem")
     levels = max_grid_levels(n_fine) if levels is None else levels
     sizes = grid_sizes(n_fine, levels)
     counter = counter or WorkCounter()
-    objectives = [grid_objective(kind, n, dim, counter, level=l, cost_ratio=(n / n_fine) ** dim, dtype=dtype)
-                  for l, n in enumerate(sizes)]
+    objectives = [grid_objective(kind, n, dim, counter, level=l, cost_ratio=(n / n_fine) ** dim, dtype=dtype,
+                                 scherk_a=scherk_a) for l, n in enumerate(sizes)]
     transfers = [GridTransfer(sizes[l + 1], dim, grad_restriction) for l in range(levels - 1)]
     return Hierarchy(objectives, transfers, counter), UnitBatch(torch.zeros(1, dtype=dtype))
 

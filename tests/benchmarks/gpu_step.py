@@ -4,7 +4,8 @@
     python tests/benchmarks/gpu_step.py --device cpu --width 16 --depth 4 --points 500   # smoke test
 
 Adam: ms per ``method.step`` (one loss+gradient evaluation and the update). L-BFGS: ms per
-objective evaluation (``Objective.loss_grad``, what its closure calls). Goals on one H100:
+objective evaluation (``Objective.loss_grad``, what its closure calls). Hessian-vector product:
+ms per ``Objective.hvp`` (RMTR/TR with ``model=hessian``; no goal in the issue). Goals on one H100:
 Adam ≤ 2.5 ms/step, one L-BFGS function+gradient evaluation ≤ 3 ms. Prints the card and torch.
 """
 from __future__ import annotations
@@ -37,8 +38,10 @@ def measure(device: torch.device, graphs: str, args) -> dict[str, float]:
     batch = problem.full_batch()
     adam = METHODS.get("adam")(hierarchy, hierarchy.fine.initial_x(), METHODS.get("adam").params.validate({}, "adam"))
     out = {}
+    v = torch.randn(hierarchy.fine.n, generator=torch.Generator().manual_seed(0)).to(device)
     for name, fn in (("adam_step_ms", lambda: adam.step(batch)),
-                     ("loss_grad_ms", lambda: hierarchy.fine.loss_grad(adam.x, batch))):
+                     ("loss_grad_ms", lambda: hierarchy.fine.loss_grad(adam.x, batch)),
+                     ("hvp_ms", lambda: hierarchy.fine.hvp(adam.x, v, batch))):
         for _ in range(5):  # warm-up (and capture)
             fn()
         times = []
@@ -71,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["off", "cuda"] if device.type == "cuda" else ["off", "static"]
     for mode in modes:
         r = measure(device, mode, args)
-        print(f"graphs={mode:6s}  Adam {r['adam_step_ms']:.2f} ms/step   loss+grad {r['loss_grad_ms']:.2f} ms")
+        print(f"graphs={mode:6s}  Adam {r['adam_step_ms']:.2f} ms/step   loss+grad {r['loss_grad_ms']:.2f} ms   "
+              f"hvp {r['hvp_ms']:.2f} ms")
     return 0
 
 
