@@ -232,9 +232,9 @@ def test_ci_sweep_tables_and_figures(ci_run):
         assert row["final_metric_median"] == pytest.approx(runs["final_test_metric"].median(), rel=1e-9)
         assert row["final_metric_q25"] <= row["final_metric_median"] <= row["final_metric_q75"]
         assert row["success_rate"] in (0.0, 0.5, 1.0)
-        if row["success_rate"] > 0:
+        if row["success_rate"] > 0.5:  # the median over seeds is finite only when most seeds reached it
             assert 0 < row["work_units_to_target_median"] <= 30.0 and 0 < row["time_to_target_s_median"] < 60
-        else:
+        else:  # never reached counts as ∞: with at most half the seeds the median is ∞
             assert row["work_units_to_target_median"] == float("inf")
     # success rate = fraction of seeds whose history meets the target (train loss ≤ 0.5 on mlp_small,
     # accuracy ≥ 0.8 on resnet_tiny), recomputed here from the history
@@ -244,7 +244,7 @@ def test_ci_sweep_tables_and_figures(ci_run):
         runs = history[(history["problem_id"] == row["problem_id"]) & (history["method"] == row["method"])]
         hits = [reached[row["problem_id"]](r) for _, r in runs.groupby("seed")]
         assert row["success_rate"] == pytest.approx(sum(hits) / len(hits)), row.to_dict()
-    # at least one method reaches each target on every seed (measured: sgd, adam; adam, rmtr)
+    # at least one method reaches each target on every seed (measured: sgd, adam; adam; rmtr on 1 of 2)
     assert comp.groupby("problem_id")["success_rate"].max().eq(1.0).all()
     assert (tables / "comparison.md").read_text().count("### ") == 2
     assert r"\begin{tabular}" in (tables / "comparison.tex").read_text()
