@@ -122,6 +122,8 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         objective.graphs = graphs
     x0 = hierarchy.fine.initial_x()
     method = method_cls(hierarchy, x0, config.method_params)
+    if config.budget.get("work_units") is not None:
+        method.work_limit = float(config.budget["work_units"])
     if hasattr(method, "set_sampler"):  # a method that draws its own (growing) batches: rmtr batch_growth
         from .multilevel.sampling import BatchSampler
         method.set_sampler(BatchSampler(problem.train_batches, problem.n_train,

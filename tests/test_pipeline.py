@@ -164,7 +164,7 @@ def ci_run(tmp_path_factory):
 # (chance 0.1) and train loss ≤ ½ ln 10 (chance ln 10 = 2.303). Measured with 20 work units
 # (python -c ... runner.run on the ci.yaml settings, 2026-11-25): accuracy / train loss per run
 # sgd 0.95-0.96 / 0.04-0.05, adam 0.93-0.96 / 0.05-0.07, lbfgs 0.81-0.82 / 0.58-0.63 (mlp_small);
-# adam 0.91-0.94 / 0.11-0.12, rmtr 0.83-0.88 / 0.40-0.51 (resnet_tiny).
+# adam 0.91-0.94 / 0.11-0.12, rmtr 0.86 / 0.42-0.52 (resnet_tiny).
 LEARNED_ACCURACY = 0.5
 LEARNED_LOSS = 0.5 * 2.302585
 
@@ -205,10 +205,10 @@ def test_ci_sweep_tables_and_figures(ci_run):
     assert set(summary["status"]) <= {"ok", "budget_exhausted"}, summary[cols].to_string()
     assert (summary["final_test_metric"] >= LEARNED_ACCURACY).all(), summary[cols].to_string()
     assert (summary["final_train_loss"] <= LEARNED_LOSS).all(), summary[cols].to_string()
-    # the budget (20 work units) was spent, overshooting by at most one step: an RMTR V-cycle whose
-    # coarsest level is solved to rtol 0.1 (cap 50 steps) costs up to ≈ 11 work units here
-    # (measured: 30.85 and 27.32 after 20)
-    assert summary["work_units"].between(20.0, 32.0).all(), summary[cols].to_string()
+    # the budget (20 work units) was spent, overshooting by at most about one evaluation: a V-cycle
+    # (≈ 20 work units here) ends its smoothing loops once the budget is reached (Method.work_limit;
+    # measured: RMTR 21.37 on both seeds, 37.5 and 41.0 before)
+    assert summary["work_units"].between(20.0, 23.0).all(), summary[cols].to_string()
     assert (summary["train_time_s"] > 0).all()
     for col in ("problem_id", "point", "epoch", "work_units", "train_time_s", "energy_j", "train_loss",
                 "test_metric"):
@@ -244,7 +244,7 @@ def test_ci_sweep_tables_and_figures(ci_run):
         runs = history[(history["problem_id"] == row["problem_id"]) & (history["method"] == row["method"])]
         hits = [reached[row["problem_id"]](r) for _, r in runs.groupby("seed")]
         assert row["success_rate"] == pytest.approx(sum(hits) / len(hits)), row.to_dict()
-    # at least one method reaches each target on every seed (measured: sgd, adam; adam; rmtr on 1 of 2)
+    # at least one method reaches each target on every seed (measured: sgd, adam; adam, rmtr)
     assert comp.groupby("problem_id")["success_rate"].max().eq(1.0).all()
     assert (tables / "comparison.md").read_text().count("### ") == 2
     assert r"\begin{tabular}" in (tables / "comparison.tex").read_text()

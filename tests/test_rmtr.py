@@ -101,7 +101,9 @@ def test_rmtr_coarse_steps_stay_inside_the_fine_trust_region():
 def test_rmtr_hessian_model_reaches_round_off_level_from_the_zero_start():
     """Near the minimiser h_H(y₀) − h_H(y*) is round-off; RMTR accumulates the coarse steps'
     actual reductions instead, so ρ stays ≈ 1 and the radius does not collapse (before: Δ ≈ 1e-10
-    and a stall at ‖g‖ ≈ 1e-8 ‖g₀‖). Measured: 1e-11 after 10 cycles on 255 unknowns."""
+    and a stall at ‖g‖ ≈ 1e-8 ‖g₀‖). Measured: 1e-11 after 6 cycles on 255 unknowns (10 with
+    ν1 = ν2 = 1). Monotone up to round-off: at that level the acceptance test reads the decrease
+    off the gradients, so f may rise by a few ulps (measured: 4e-16 in the last cycle)."""
     H, batch = grid_hierarchy("poisson", 255, 1)
     x0 = H.fine.initial_x()
     g0 = float(H.fine.loss_grad(x0, batch)[1].norm())
@@ -115,7 +117,8 @@ def test_rmtr_hessian_model_reaches_round_off_level_from_the_zero_start():
             break
     losses.append(m._f)
     assert r.converged and r.stop_reason == "grad_tol" and len(losses) - 1 <= 11, (len(losses), float(m._g.norm()) / g0)
-    assert m.radius > 1.0 and all(b <= a for a, b in zip(losses, losses[1:]))
+    roundoff = 100 * torch.finfo(torch.float64).eps
+    assert m.radius > 1.0 and all(b <= a + roundoff * abs(a) for a, b in zip(losses, losses[1:]))
 
 
 def blocked_fine_level(H, x0):
@@ -154,3 +157,19 @@ def test_relative_gradient_tolerance_is_the_stated_convergence_criterion(method)
             break
     assert r.converged and r.stop_reason == "grad_tol"
     assert float(m._g.norm()) <= 1e-6 * g0
+
+
+@pytest.mark.parametrize("method", ["rmtr", "mgopt"])
+def test_vcycle_stops_its_loops_at_the_work_budget(method):
+    """A V-cycle costs many work units; once the run's work_units budget is reached the smoothing
+    loops end, so the run overshoots by about one evaluation, not by a cycle (CI sweep: 21.4 work
+    units for 20; 37.5–41 before). Without the limit the same run overshoots by several units."""
+    from ml2bench.config import RunConfig
+    from ml2bench.runner import run
+
+    base = {"problem": "resnet", "method": method, "method_params": {"levels": 3},
+            "problem_params": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32}}
+    limited = run(RunConfig.from_dict({**base, "budget": {"work_units": 6}})).summary.iloc[0]
+    assert limited["status"] == "budget_exhausted" and 6 <= limited["work_units"] <= 7.5, limited["work_units"]
+    one_cycle = run(RunConfig.from_dict({**base, "budget": {"iterations": 1}})).summary.iloc[0]
+    assert one_cycle["work_units"] > 7.5  # a whole V-cycle would have overshot the budget

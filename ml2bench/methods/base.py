@@ -8,6 +8,7 @@ work accounting is never the method's own bookkeeping.
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -56,6 +57,14 @@ class Method(ABC):
         self._batch: Any = None
         self._f = float("nan")
         self._g: Tensor | None = None
+        #: the run's work-unit budget (set by the runner): a method whose step is long (a V-cycle
+        #: costs up to ~20 work units on small networks) ends its inner loops once the hierarchy's
+        #: counter reaches it, so no method gets more than about one evaluation beyond the budget
+        self.work_limit = math.inf
+
+    def out_of_work(self) -> bool:
+        """True once the evaluations charged so far reach :attr:`work_limit`."""
+        return self.hierarchy.counter.work_units >= self.work_limit
 
     def fine_fg_at_iterate(self, batch: Batch) -> tuple[float, Tensor]:
         """f and ∇f at ``self.x`` on ``batch``, evaluated (and charged) only when not already held.

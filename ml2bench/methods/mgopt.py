@@ -134,7 +134,7 @@ class MGOpt(Method):
         hp = self.hp
         kind = hp["smoother"]
         for _ in range(steps):
-            if float(g.norm()) <= gtol or float(g.norm()) == 0.0:
+            if float(g.norm()) <= gtol or float(g.norm()) == 0.0 or self.out_of_work():
                 break
             if kind == "gd":
                 x = x - hp["lr"] * hp["lr_level_factor"] ** l * g

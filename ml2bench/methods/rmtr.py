@@ -34,8 +34,8 @@ change by a linear term only, so their curvature pairs stay valid). A coarse cor
 (s, ∇m(x + s) − ∇m(x)) joins level l's memory without resetting the scaling δ of B₀ = δI: δ stays
 the smoothing steps' (:class:`~ml2bench.multilevel.quasi_newton._LimitedMemory`). Rescaled by the
 coarse pair — the curvature of the smooth modes — every post-smoothing step overshot on the
-oscillatory ones; measured with that rescaling: 14–18 cycles (55–74 work units) on the problems
-below instead of 10–11, and a stall at 1e-6 ‖g₀‖ on the minimal surface.
+oscillatory ones; measured with that rescaling (ν1 = ν2 = 1): 14–18 cycles (55–74 work units)
+on the problems below instead of 10–11 (43–48), and a stall at 1e-6 ‖g₀‖ on the minimal surface.
 
 Predicted reduction of a coarse correction: h_H(y₀) − h_H(y*) is accumulated as the sum of the
 actual reductions of the coarse level's accepted steps (each by
@@ -50,21 +50,25 @@ the iterate unchanged.
 
 Defaults and level independence (tests/test_multilevel_convergence.py; ``python -m ml2bench.bench
 multilevel --grid``): with the L-BFGS model (the ``tr`` default, also the better one on networks
-in work and time) the V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖ on 2-D Poisson, the FAS problem and
-−Δu + u³ = f stay at 10–11 from 31² to 255², 43–48 work units.
+in work and time) and ν1 = ν2 = 2 the V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖ on 2-D Poisson, the FAS problem
+and −Δu + u³ = f stay at 6–7 from 31² to 255², 42–50 work units. ν = 2 replaced ν = 1 (10–11
+cycles, 43–48 work units) because it measured as good or better everywhere: minimal surface
+26 / 40 / 52 cycles at 31² / 63² / 127² against 51 / 67 / 97; Scherk data with a = 1.6 level
+independent (9 / 10 / 12) against 15 / 20 / 22; ResNet benchmark 50.0 against 51.7 work units to
+the target (median of 8 seeds); default sweep, 3 seeds, median final metric: resnet accuracy
+0.971 against 0.967, deep peaks ResNet 0.941 against 0.936, Poisson PINN rel. L2 0.092 against 0.099.
 ``model="hessian"`` with ``cg_max_iter=2`` (Hessian-vector products, the Taylor models of
 Gratton–Sartenaer–Toint; CG capped so that it smooths rather than solves) needs fewer cycles
-(8 / 8 / 9) but more work (72–82 units with a product charged as one gradient, 110–124 as two).
-The coarsest-level cap ``coarse_steps=50`` is what the grid problems need with ``levels=3``
-(Poisson 63² / 127²: 11 / 11 cycles; cap 5: 13 / 21); on the ResNet benchmark 50 and 5 reach the
-target with 46.6 / 46.7 work units (median of 3 seeds), while on ``pinn_poisson`` (50 work units)
-cap 5 ends lower (train loss 0.18 against 0.34, relative L2 0.12 against 0.14): networks whose
-coarse levels are not cheap may prefer a small cap. Neither is level independent on the minimal surface (anisotropic linearisation; see the test
-module): default RMTR 51 / 67 / 97 cycles at 31² / 63² / 127², RMTR-Hessian 67 / 121 at 31² / 63²
-(73 / 180 with the shared radius); on the steep Scherk surface the default RMTR needs 63 / 92
-cycles at 31² / 63² and is still at 5e-7 ‖g₀‖ after 100 cycles at 127² (the smoothing, not the
-coarse model, is the bottleneck:
-:mod:`ml2bench.multilevel.twogrid`).
+(6 / 6 / 6) but more work (155–161 units, each product charged at its measured ratio, 2.1–2.5
+gradients). The coarsest-level cap ``coarse_steps=50`` is what the grid problems need with
+``levels=3`` (Poisson 63² / 127²: 7 / 7 cycles; cap 5: 10 / 17); on the ResNet benchmark 50 and 5
+reach the target with 50.3 / 44.1 work units (median of 3 seeds), and on ``pinn_poisson`` (50
+work units) cap 5 ends with the lower loss (0.15 against 0.19) but the larger relative L2 error
+(0.21 against 0.18): networks whose coarse levels are not cheap may prefer a small cap. Neither
+method is level independent on steep minimal surfaces (anisotropic linearisation; the test
+module's table): default RMTR 26 / 40 / 52 cycles on ``minsurf``, RMTR-Hessian 40 / 67 at
+31² / 63², the default Scherk surface (a = 2.8) 31 / 48 / 67 (the smoothing, not the coarse model,
+is the bottleneck: :mod:`ml2bench.multilevel.twogrid`).
 
 Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
 built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
@@ -97,7 +101,7 @@ class RMTR(Method):
     description = "recursive multilevel trust region (RMTR, V-cycle) with L-BFGS/L-SR1 or exact-Hessian TR smoothing"
     full_batch = True
     params = spec(
-        *vcycle_params(pre_smooth=1, post_smooth=1, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
+        *vcycle_params(pre_smooth=2, post_smooth=2, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
         *TR_PARAMS,
         Param("kappa_g", float, 0.125, "go coarse only if ‖R_g g‖ >= kappa_g ‖g‖", low=0.0),
         Param("eps_g", float, 1e-12, "go coarse only if ‖R_g g‖ > eps_g; coarse levels stop at ‖∇h‖ <= eps_g",
@@ -150,7 +154,7 @@ class RMTR(Method):
         hp = self.hp
         decrease = 0.0
         for _ in range(steps):
-            if float(g.norm()) <= max(hp["eps_g"], gtol) or radius <= 0:
+            if float(g.norm()) <= max(hp["eps_g"], gtol) or radius <= 0 or self.out_of_work():
                 break
             max_step = math.inf
             if l > 0:
