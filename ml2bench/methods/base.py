@@ -59,7 +59,7 @@ class Method(ABC):
         self._g: Tensor | None = None
         #: the run's work-unit budget (set by the runner): a method whose step is long (a V-cycle
         #: costs up to ~20 work units on small networks) ends its inner loops once the hierarchy's
-        #: counter reaches it, so no method gets more than about one evaluation beyond the budget
+        #: counter reaches it (RMTR, MG/OPT), so it overshoots by about one evaluation, not a step
         self.work_limit = math.inf
 
     def out_of_work(self) -> bool:
