@@ -193,3 +193,17 @@ def test_runs_on_mlp_through_the_runner():
     hist = result.history
     assert hist["train_loss"].iloc[-1] < 0.8 * hist["train_loss"].iloc[0]
     assert math.isfinite(s["final_test_metric"])
+
+
+@pytest.mark.parametrize("variant", ["additive", "multiplicative"])
+def test_local_evals_counts_only_evaluations_made(variant):
+    """A correction's ``local_evals`` is the number of local evaluations actually charged: the
+    first local evaluation of a parameter subdomain at y0 is answered from the known f, ∇f at
+    the iterate (no charge), so it is not counted either (it was, once per subdomain)."""
+    h, x0, batch = mlp_hierarchy(seed=7)
+    m = make(h, x0, variant=variant, subdomains=3, local_steps=3)
+    f, g = h.fine.loss_grad(m.x, batch)
+    before = h.counter.grad_evals
+    corr = (m.core.additive if variant == "additive" else m.core.multiplicative)(m.x, batch, known=(f, g))
+    charged = h.counter.grad_evals - before  # parameter subdomains: every local evaluation is a full one
+    assert corr.local_evals == round(charged) and corr.local_evals > 0, (corr.local_evals, charged)

@@ -19,7 +19,7 @@ work of all ranks (identical to a sequential run).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -96,18 +96,22 @@ class SchwarzCore:
         def fun(y: Tensor) -> tuple[float, Tensor]:
             start, pending[0] = pending[0], None
             if start is not None and torch.equal(y, y0):
+                fun.answered += 1  # type: ignore[attr-defined]
                 return start[0], start[1][idx].clone()
             z = x.clone()
             z[idx] = y
             f, g = obj.loss_grad(z, batch)
             return f, g[idx]
 
+        fun.answered = 0  # type: ignore[attr-defined]  # calls answered from ``known`` (not evaluated)
         return fun, y0
 
     def solve(self, k: int, x: Tensor, batch: Any, radius: float | None, need_f_end: bool,
               known: Known = None) -> local.LocalResult:
         fun, y0 = self.local_fun(k, x, batch, known)
-        return local.solve(fun, y0, radius=radius, need_f_end=need_f_end, **self.solver_kw)
+        res = local.solve(fun, y0, radius=radius, need_f_end=need_f_end, **self.solver_kw)
+        # ``evals`` counts evaluations made: a call answered from ``known`` was none
+        return replace(res, evals=res.evals - getattr(fun, "answered", 0))
 
     # -- the two variants --------------------------------------------------------------
     def additive(self, x: Tensor, batch: Any, radius: float | None = None, need_f_end: bool = False,
