@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from torch import Tensor
 
@@ -136,3 +136,13 @@ class CycleMonitor:
         """Record one cycle; True when the method has stalled."""
         self.idle = 0 if moved else self.idle + 1
         return self.idle >= self.stall_cycles
+
+    def run_cycles(self, cycles: int, cycle: Callable[[], bool], gnorm: Callable[[], float]) -> str:
+        """Up to ``cycles`` calls of ``cycle`` (one V-cycle; returns whether the iterate moved),
+        none once converged; returns "stalled" when the stall rule fired, else ""."""
+        for _ in range(cycles):
+            if self.converged(gnorm()):
+                break
+            if self.cycle_done(cycle()):
+                return "stalled"
+        return ""

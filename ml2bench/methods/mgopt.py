@@ -188,15 +188,13 @@ class MGOpt(Method):
         self.monitor.start(float(self._g.norm()))
         acc0, tried0 = self.stats["coarse_accepted"], self.stats["coarse_tried"]
         self.stats["alpha"] = math.nan
-        stop = ""
-        for _ in range(self.hp["cycles_per_step"]):
-            if self.monitor.converged(float(self._g.norm())):
-                break
+
+        def one_cycle() -> bool:
             x_before = self.x
             self.x, self._f, self._g = self._cycle(0, fine, batch, self.x, self._f, self._g)
-            if self.monitor.cycle_done(not torch.equal(self.x, x_before)):
-                stop = "stalled"
-                break
+            return not torch.equal(self.x, x_before)
+
+        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()))
         gnorm = float(self._g.norm())
         converged = self.monitor.converged(gnorm)
         info = {"grad_norm": gnorm, "coarse_tried": float(self.stats["coarse_tried"] - tried0),

@@ -238,18 +238,16 @@ class RMTR(Method):
         self.monitor.start(float(self._g.norm()))
         tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]
         self.last_rho_coarse = math.nan
-        stop = ""
-        for _ in range(self.hp["cycles_per_step"]):
-            if self.monitor.converged(float(self._g.norm())):
-                break
+
+        def one_cycle() -> bool:
             x_before = self.x
             self.x, self._f, self._g, self.radius, _ = self._cycle(0, fine, batch, self.x, self._f, self._g,
                                                                    self.radius, math.inf)
             if self.L == 1:
                 self.smooth_radius = self.radius
-            if self.monitor.cycle_done(not torch.equal(self.x, x_before)):
-                stop = "stalled"
-                break
+            return not torch.equal(self.x, x_before)
+
+        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()))
         gnorm = float(self._g.norm())
         converged = self.monitor.converged(gnorm)
         info = {"trust_radius": self.radius, "smooth_radius": self.smooth_radius, "grad_norm": gnorm,
