@@ -204,14 +204,12 @@ class Objective:
     def loss(self, x: Tensor, batch: Batch) -> float:
         """f(x) on ``batch`` (charged as one evaluation)."""
         self._charge(batch)
+        self._load(x)
         if self.graphs != "off":
             from .graphs import StaticEvaluation
 
-            self._load(x)
             return float(StaticEvaluation.for_batch(self, batch, "loss").run(batch))
-        with torch.enable_grad():  # PINN losses differentiate w.r.t. inputs
-            value = self.loss_fn(self.fmodel(x.detach()), batch)
-        return float(value.detach())
+        return float(self._value_in_place(batch))
 
     def loss_grad(self, x: Tensor, batch: Batch) -> tuple[float, Tensor]:
         """f(x) and ∇f(x) on ``batch`` (charged as one evaluation)."""
@@ -234,27 +232,20 @@ class Objective:
         Charged as one evaluation weighted by its measured cost relative to :meth:`loss_grad`
         (:func:`ml2bench.opcount.hvp_cost_ratio`, measured at the first call and kept; about 2 on
         networks): ``grad_evals`` counts it once, ``work_units`` at that ratio.
-        Eager (``graphs == "off"``) every call rebuilds the autograd graph at ``x``; otherwise the
-        product runs on static buffers (:meth:`_hvp_in_place`), captured as a CUDA graph per batch
-        shape and replayed with ``graphs == "cuda"`` (:mod:`ml2bench.graphs`); both paths give the
-        same numbers (tests/test_graphs.py)."""
+        Computed by :meth:`_hvp_in_place` on the flat parameter buffer: eagerly (``graphs ==
+        "off"``, the autograd graph rebuilt at every call), or on static buffers, captured as a
+        CUDA graph per batch shape and replayed with ``graphs == "cuda"`` (:mod:`ml2bench.graphs`);
+        both equal a double backward with ``x`` as the leaf (tests/test_graphs.py)."""
         if getattr(self, "_hvp_ratio", None) is None:
             from .opcount import hvp_cost_ratio
             self._hvp_ratio = hvp_cost_ratio(self, x, v, batch)
         self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio * self._hvp_ratio)
+        self._load(x)
         if self.graphs != "off":
             from .graphs import StaticEvaluation
 
-            self._load(x)
             return StaticEvaluation.for_batch(self, batch, "hvp").run(batch, v).clone()
-        with torch.enable_grad():
-            xr = x.detach().requires_grad_(True)
-            value = self.loss_fn(self.fmodel(xr), batch)
-            (grad,) = torch.autograd.grad(value, xr, create_graph=True)
-            if not grad.requires_grad:  # the gradient does not depend on x: the loss is linear
-                return torch.zeros_like(x)
-            (hv,) = torch.autograd.grad(grad, xr, grad_outputs=v.detach().to(grad), allow_unused=True)
-        return torch.zeros_like(x) if hv is None else hv.detach()
+        return self._hvp_in_place(batch, v.detach().to(self._flat))
 
 
 def is_finite(value: float) -> bool:

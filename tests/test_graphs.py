@@ -56,6 +56,16 @@ def test_flat_buffer_gradient_equals_autograd_wrt_x(name, mode):
     assert obj._params[0].grad.data_ptr() == obj._flat_grad.data_ptr()
 
 
+def _reference_loss_hvp(objective, x, v, batch):
+    """Independent of the flat buffer: loss and double backward with x as the autograd leaf."""
+    with torch.enable_grad():
+        xr = x.detach().requires_grad_(True)
+        value = objective.loss_fn(objective.fmodel(xr), batch)
+        (grad,) = torch.autograd.grad(value, xr, create_graph=True)
+        (hv,) = torch.autograd.grad(grad, xr, grad_outputs=v)
+    return float(value.detach()), hv.detach()
+
+
 def _loss_hvp_sequence(name, mode, device="cpu"):
     """loss, hvp and loss_grad at a few points and batches (shapes repeat: cached evaluations
     replay) in graph mode ``mode``."""
@@ -69,21 +79,22 @@ def _loss_hvp_sequence(name, mode, device="cpu"):
     v = torch.randn(obj.n, generator=torch.Generator().manual_seed(2)).to(x)
     out = [(obj.loss(x + 0.01 * k, batch), obj.hvp(x + 0.01 * k, v, batch), obj.loss_grad(x + 0.01 * k, batch)[0])
            for k, batch in enumerate(batches * 2)]
-    return out, obj
+    reference = [_reference_loss_hvp(obj, x + 0.01 * k, v, batch) for k, batch in enumerate(batches * 2)]
+    return out, obj, reference
 
 
 @pytest.mark.parametrize("name", list(SIZES))
 def test_static_loss_and_hvp_equal_the_eager_path(name):
-    """The static-buffer loss and Hessian-vector product (what a CUDA graph replays; double
-    backward through the module's flat-buffer parameters) equal the eager path's (functional
-    call with x as the leaf) bit for bit on CPU, batch after batch."""
-    eager, _ = _loss_hvp_sequence(name, "off")
-    static, obj = _loss_hvp_sequence(name, "static")
+    """The loss and Hessian-vector product (double backward through the module's flat-buffer
+    parameters), eager and on static buffers (what a CUDA graph replays), equal a functional call
+    with x as the autograd leaf bit for bit on CPU, batch after batch."""
+    eager, _, reference = _loss_hvp_sequence(name, "off")
+    static, obj, _ = _loss_hvp_sequence(name, "static")
     kinds = {key[0] for key in obj._static}
     assert kinds == {"loss", "hvp", "loss_grad"}, kinds
-    for (f_e, hv_e, fg_e), (f_s, hv_s, fg_s) in zip(eager, static):
-        assert f_e == f_s and fg_e == fg_s
-        assert torch.equal(hv_e, hv_s)  # also: later evaluations did not overwrite a returned product
+    for (f_e, hv_e, fg_e), (f_s, hv_s, fg_s), (f_r, hv_r) in zip(eager, static, reference):
+        assert f_e == f_s == f_r and fg_e == fg_s
+        assert torch.equal(hv_e, hv_r) and torch.equal(hv_s, hv_r)  # later evaluations overwrote no product
 
 
 def test_static_cache_keeps_the_most_recent_shapes_only():
@@ -186,8 +197,8 @@ def test_cuda_graph_iterates_equal_eager(method):
 def test_cuda_graph_loss_and_hvp_equal_eager(name):
     """Captured loss and Hessian-vector product (double backward; for a PINN a third derivative)
     replayed on new points and batches equal the eager ones to float32 round-off."""
-    eager, _ = _loss_hvp_sequence(name, "off", "cuda")
-    graphed, obj = _loss_hvp_sequence(name, "cuda", "cuda")
+    eager, _, _ = _loss_hvp_sequence(name, "off", "cuda")
+    graphed, obj, _ = _loss_hvp_sequence(name, "cuda", "cuda")
     assert all(ev.graph is not None for ev in obj._static.values())
     for (f_e, hv_e, fg_e), (f_g, hv_g, fg_g) in zip(eager, graphed):
         assert abs(f_e - f_g) <= 1e-5 * max(1.0, abs(f_e)) and abs(fg_e - fg_g) <= 1e-5 * max(1.0, abs(fg_e))
