@@ -401,3 +401,30 @@ def test_model_size_check_abandons_a_huge_build_early():
     small = cls(cls.params.validate({"depth": 2, "width": 8, "n_train": 100}, "mlp"), seed=0,
                 device=torch.device("cpu"), dtype=torch.float32)
     assert count_parameters(small) == sum(p.numel() for p in small.build_model(0).parameters())
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--grid", "--problems", "poisson,foo"], "--problems: unknown 'foo'; allowed: poisson"),
+    (["--grid", "--sizes", "31,30"], "--sizes: 30 is not a grid of 2^k - 1 nodes"),
+    (["--grid", "--sizes", "45"], "--sizes: 45 is not a grid"),  # one coarsening only: no V-cycle to 1 node
+    (["--grid", "--problems", "scherk", "--scherk-a", "3.5"], "--scherk-a: 3.5 is outside (0, π)"),
+    (["--methods", "rmtr,none"], "--methods: unknown 'none'; allowed: rmtr, mgopt"),
+])
+def test_multilevel_bench_names_the_bad_argument(capsys, argv, fragment):
+    """A bad benchmark argument is one argparse error naming it, before any run (no traceback, and
+    no size that silently runs a single level instead of a V-cycle)."""
+    from ml2bench.bench.multilevel import main as bench_main
+    with pytest.raises(SystemExit) as exc:
+        bench_main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err
+
+
+def test_bench_dispatcher_lists_and_runs_mgh(capsys):
+    from ml2bench.bench.__main__ import main as bench_main
+    assert bench_main(["nope"]) == 2
+    assert "available: multilevel, schwarz, mgh" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        bench_main(["mgh", "--help"])
+    assert exc.value.code == 0 and "--max-evals" in capsys.readouterr().out

@@ -146,7 +146,7 @@ METHOD_ROWS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m ml2bench.bench mgh", description=__doc__.splitlines()[0])
     ap.add_argument("--target", type=float, default=1e-10, help="f − f* threshold counted as reaching f*")
     ap.add_argument("--max-evals", type=int, default=2000)
     args = ap.parse_args(argv)

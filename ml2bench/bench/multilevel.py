@@ -111,6 +111,33 @@ def grid_main(args, runs) -> int:
     return 0
 
 
+def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """One clear message naming the bad value and what is allowed (argparse exits with 2)."""
+    from ..multilevel.grid import max_grid_levels
+
+    unknown = [m for m in args.methods.split(",") if m and m not in METHODS]
+    if unknown:
+        ap.error(f"--methods: unknown {', '.join(map(repr, unknown))}; allowed: {', '.join(METHODS)}")
+    if not args.grid:
+        return
+    bad = [p for p in args.problems.split(",") if p not in GRID_PROBLEMS]
+    if bad:
+        ap.error(f"--problems: unknown {', '.join(map(repr, bad))}; allowed: {', '.join(GRID_PROBLEMS)}")
+    try:
+        sizes = [int(v) for v in args.sizes.split(",")]
+        scherk_a = [float(v) for v in args.scherk_a.split(",")]
+    except ValueError as exc:
+        ap.error(f"--sizes/--scherk-a: {exc}")
+    for n in sizes:  # a size that cannot be coarsened would run a single level, not a V-cycle
+        if n < 3 or max_grid_levels(n) < 2 or (n + 1) & n:
+            ap.error(f"--sizes: {n} is not a grid of 2^k - 1 nodes (k >= 2) per dimension, e.g. 31, 63, 127")
+    for a in scherk_a:
+        if not 0.0 < a < math.pi:
+            ap.error(f"--scherk-a: {a:g} is outside (0, π) (boundary slopes tan(a/2))")
+    if args.rtol <= 0 or args.max_cycles < 1:
+        ap.error("--rtol must be > 0 and --max-cycles >= 1")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml2bench.bench multilevel")
     ap.add_argument("--grid", action="store_true", help="level independence on the classical grid problems")
@@ -130,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", action="append", default=[], metavar="LABEL=METHOD:JSON",
                     help="extra row: METHOD with its default parameters updated by JSON")
     args = ap.parse_args(argv)
+    _check_args(ap, args)
     runs = [(m, m, METHODS[m]) for m in args.methods.split(",") if m]
     for spec_ in args.variant:
         label, _, rest = spec_.partition("=")
