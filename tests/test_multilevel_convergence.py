@@ -64,6 +64,18 @@ analysis (ml2bench.multilevel.twogrid) shows why: the coarse problem is right (G
 rediscretised coarse Hessians give the same two-grid rate), the smoothing is not (Richardson
 two-grid rate 0.966 at 31², 0.921 at 15²; cubic 0.176). So issue 10's "level independent also on
 the minimal surface with steep data" is NOT met; the tests below record the finding.
+On ``minsurf`` the per-cycle history of default RMTR (‖g‖/‖g₀‖ after each V-cycle) shows both
+effects: a plateau near 1 for 4 / 7 / ~20 cycles at 31² / 63² / 127², then a rate of 0.46 / 0.58 /
+0.63 per cycle. Three more remedies were measured and do not help (RMTR, ``minsurf``,
+31² / 63² / 127²): a nested-iteration start (each coarser grid solved to 1e-3 of its own start
+gradient, prolongated; the classical cure for a pre-asymptotic start) 26 / 35 / 44 fine cycles and
+189 / 262 / 340 work units in all — the interpolated start has a *larger* fine gradient than the
+zero interior (2 / 3 / 4 ‖g₀‖) because bilinear interpolation does not resolve the boundary layer;
+the smoothing steps in Jacobi-scaled variables (diag ∇²m from 9 coloured Hessian-vector
+products per cycle, not even charged) 26 / 34 / 45, and on Scherk a = 2.8 44 / 62 / 79 (worse);
+ν1 = ν2 = 4: 15 / 21 / 32 cycles, 180 / 255 / 390 work units. What remains untried needs the
+assembled Hessian (line or ILU smoothing) or semi-coarsening, and costs more per cycle than the
+≤ 100 work units allow: assembling a 9-point Hessian alone is 9 products ≈ 20 work units.
 
 Before the RMTR coarse region was decoupled from rejected fine smoothing steps and the coarsest
 level solved to a relative tolerance, RMTR with L-BFGS grew 17 → 67 cycles from 31² to 255².
