@@ -69,8 +69,8 @@ effects: a plateau near 1 for 4 / 7 / ~20 cycles at 31² / 63² / 127², then a 
 0.63 per cycle. Three more remedies were measured and do not help (RMTR, ``minsurf``,
 31² / 63² / 127²): a nested-iteration start (each coarser grid solved to 1e-3 of its own start
 gradient, prolongated; the classical cure for a pre-asymptotic start) 26 / 35 / 44 fine cycles and
-189 / 262 / 340 work units in all — the interpolated start has a *larger* fine gradient than the
-zero interior (2 / 3 / 4 ‖g₀‖) because bilinear interpolation does not resolve the boundary layer;
+189 / 262 / 340 work units in all (the interpolated start has a *larger* fine gradient than the
+zero interior, 2 / 3 / 4 ‖g₀‖, and the plateau remains);
 the smoothing steps in Jacobi-scaled variables (diag ∇²m from 9 coloured Hessian-vector
 products per cycle, not even charged) 26 / 34 / 45, and on Scherk a = 2.8 44 / 62 / 79 (worse);
 ν1 = ν2 = 4: 15 / 21 / 32 cycles, 180 / 255 / 390 work units. What remains untried needs the
