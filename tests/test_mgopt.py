@@ -1,6 +1,7 @@
 """MG/OPT: coherence on a depth hierarchy of ODE-ResNets, the fine line search, monotonicity."""
 from dataclasses import dataclass
 
+import pytest
 import torch
 
 from ml2bench.hierarchy import Hierarchy
@@ -114,3 +115,10 @@ def test_mgopt_without_coarse_levels_is_gradient_descent():
         x = x - 0.2 * H.fine.loss_grad(x, batch)[1]
     m.step(batch)
     assert torch.allclose(m.x, x, atol=1e-14)
+
+
+def test_radius0_beyond_radius_max_is_a_clear_error():
+    from ml2bench.params import ConfigError
+    H, _ = grid_hierarchy("poisson", 7, 1)
+    with pytest.raises(ConfigError, match=r"radius0=10.0 exceeds radius_max=1.0"):
+        METHODS.get("mgopt")(H, H.fine.initial_x(), {"levels": 2, "radius0": 10.0, "radius_max": 1.0})

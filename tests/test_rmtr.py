@@ -66,7 +66,9 @@ def test_rmtr_monotone_on_nonlinear_fas_problem_with_coarse_corrections_accepted
         losses.append(r.loss)
         accepted += r.info["coarse_accepted"]
     losses.append(m._f)
-    assert all(b <= a for a, b in zip(losses, losses[1:]))
+    # monotone up to round-off: at ‖g‖ ≈ 4e-13 (reached in 8 cycles) the decrease is estimated from
+    # the gradients (actual_reduction), which may accept a change of f of one ulp (measured: 2e-15)
+    assert all(b <= a + 1e-14 * abs(a) for a, b in zip(losses, losses[1:]))
     assert losses[-1] < losses[0] and accepted >= 1
 
 

@@ -70,7 +70,7 @@ MUTATIONS = (
     Mutation("rmtr_skips_coarse_correction",
              "RMTR never tries a coarse step (plain trust region on the fine level)",
              "ml2bench/methods/rmtr.py",
-             'if gr >= hp["kappa_g"] * gn and gr > hp["eps_g"] and bound_H > 0:',
+             'if gr >= hp["kappa_g"] * gn and gr > self.eps_g and bound_H > 0:',
              "if False:",
              ("tests/test_rmtr.py", "tests/test_multilevel_convergence.py")),
     Mutation("tr_accepts_rejected_steps",

@@ -47,7 +47,7 @@ def _to_target(history, target: float) -> tuple[float, float]:
     return float(row["work_units"]), float(row["train_time_s"])
 
 
-GRID_PROBLEMS = ("poisson", "fas", "cubic", "minsurf", "scherk")
+GRID_PROBLEMS = ("poisson", "fas", "cubic", "varcoef", "minsurf", "scherk")
 
 
 def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: float = 1e-8, max_cycles: int = 60,

@@ -29,7 +29,9 @@ cycles in the issue's measurement). On the minimal surfaces no smoother is level
 (``tr``: 28 / 37 cycles at 31² / 63² with data x(1 − x) + y²; 30 / 49 / 68 cycles, 205 / 342 / 486
 work units at 31² / 63² / 127² on the steep Scherk surface): the global smoothing step cannot
 smooth a linearisation whose local stiffness varies by up to (1 + |∇u|²)^{3/2}, while the coarse
-problem is right (two-grid analysis, :mod:`ml2bench.multilevel.twogrid`). The coarsest-level cap ``coarse_steps=50`` is what the
+problem is right (two-grid analysis, :mod:`ml2bench.multilevel.twogrid`); a smooth coefficient of
+contrast 19 (``varcoef``) takes 16 / 18 / 19 / 19 cycles at 31² … 255² (109–133 work units).
+The coarsest-level cap ``coarse_steps=50`` is what the
 grid problems need with ``levels=3`` (Poisson 63² / 127²: 7 / 7 cycles; cap 5: 10 / 19), and it
 is best on the ResNet benchmark (23 work units to target against 44); on ``pinn_poisson`` (50
 work units) cap 5 ends better (relative L2 0.16 against 0.25): grid and PINN problems disagree.
@@ -103,6 +105,8 @@ class MGOpt(Method):
         Param("memory", int, 5, "lbfgs/tr smoother: stored curvature pairs", low=0),
         Param("qn", str, "lbfgs", "tr smoother: quasi-Newton model (as the tr method's default)", choices=QN_TYPES),
         Param("radius0", float, 1.0, "tr smoother: initial trust radius", low=0.0, low_inclusive=False),
+        Param("radius_max", float, 1e10, "tr smoother: largest trust radius (a cap of 100 made the smoother "
+              "depend on the units of x)", low=0.0, low_inclusive=False),
         Param("c1", float, 1e-4, "Armijo sufficient-decrease constant", low=0.0, high=0.5, low_inclusive=False),
         Param("ls_max", int, 10, "line-search trials per search", low=1),
         Param("coarse_correction", bool, True, "use the coarse levels (false: smoother only)"),
@@ -114,7 +118,9 @@ class MGOpt(Method):
         if hierarchy.levels < hp["levels"]:
             raise ConfigError(f"method 'mgopt': levels={hp['levels']} but the hierarchy has {hierarchy.levels}")
         self.L = hp["levels"]
-        self.cfg = TRConfig(radius0=hp["radius0"], radius_max=max(100.0, hp["radius0"]))
+        if hp["radius0"] > hp["radius_max"]:
+            raise ConfigError(f"method 'mgopt': radius0={hp['radius0']} exceeds radius_max={hp['radius_max']}")
+        self.cfg = TRConfig(radius0=hp["radius0"], radius_max=hp["radius_max"])
         smoother = hp["smoother"]
         self.qn = [LBFGS(hp["memory"]) if smoother == "lbfgs" else make_qn(hp["qn"], hp["memory"])
                    for _ in range(self.L)]

@@ -37,7 +37,11 @@ TR_PARAMS = (
     Param("qn", str, "lbfgs", "quasi-Newton model of the Hessian (model='qn')", choices=QN_TYPES),
     Param("memory", int, 5, "stored curvature pairs", low=0),
     Param("radius0", float, 1.0, "initial trust radius Δ₀", low=0.0, low_inclusive=False),
-    Param("radius_max", float, 100.0, "largest trust radius Δ_max", low=0.0, low_inclusive=False),
+    # Δ_max only guards against overflow: the radius grows in proportion to the steps taken
+    # (Δ ← max(Δ, γ₂‖s‖)), so the cap is not needed to keep it sane, and an absolute cap of 100
+    # (utopia's) made the methods depend on the units of x: with the solution of a grid problem
+    # scaled by 1e4, RMTR had not converged after 100 V-cycles (‖g‖/‖g₀‖ = 0.7)
+    Param("radius_max", float, 1e10, "largest trust radius Δ_max", low=0.0, low_inclusive=False),
     Param("eta0", float, 0.005, "accept a step when ρ > eta0", low=0.0, high=1.0),
     Param("eta1", float, 0.05, "shrink the radius when ρ < eta1", low=0.0, high=1.0),
     Param("eta2", float, 0.9, "grow the radius when ρ > eta2", low=0.0, high=1.0),

@@ -7,12 +7,14 @@ coincides with fine node ``2j + 1`` (0-based).
 - ``prolongate`` (P): linear (1-D) / bilinear (2-D, the tensor product) interpolation, zero
   Dirichlet values outside.
 - ``restrict`` (R_x, iterates): injection, so R_x P = I exactly.
-- ``restrict_grad`` (R_g, gradients): ``"variational"`` (default) is Pᵀ. This is right for the
-  h-weighted energies of :mod:`ml2bench.multilevel.testproblems` (1-D weighted by h, 2-D by h²),
-  whose coarse energies approximate f_h(P y). ``"full_weighting"`` is Pᵀ / 2^d, the classical
-  full-weighting residual restriction: still first-order coherent after the τ-correction, but the
-  coarse curvature is off by 2^d (the METHODS.md "two restrictions" pitfall); it is available
-  for experiments only.
+- ``restrict_grad`` (R_g, gradients): R_g must be scaled like the coarse energy against f_h∘P.
+  ``"variational"`` (default) is Pᵀ, right for the h^d-weighted energies of
+  :mod:`ml2bench.multilevel.testproblems` (1-D weighted by h, 2-D by h²), whose coarse energies
+  approximate f_h(P y). ``"full_weighting"`` is Pᵀ / 2^d, the classical full-weighting residual
+  restriction: right for energies *not* weighted by h^d (e.g. the 5-point energy divided by h²,
+  whose coarse energy approximates f_h(P y) / 2^d); on the h^d-weighted ones it leaves the coarse
+  curvature off by 2^d (the METHODS.md "two restrictions" pitfall; MG/OPT stalls, tested).
+  :func:`ml2bench.multilevel.coarse.curvature_scaling` measures which one a hierarchy needs.
 
 All maps are matrix-free; :meth:`GridTransfer.matrix` returns the dense P for tests.
 """

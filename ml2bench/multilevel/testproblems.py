@@ -19,6 +19,11 @@ Energies (h = 1/(n+1), u = 0 on the boundary):
 - ``cubic`` (2-D): −Δu + u³ = f, exact u = sin(πx) sin(πy) (manufactured: f = 2π² u + u³);
   energy E_h(u) = ½ Σ_edges (u_a − u_b)² + h² Σ [u⁴/4 − f u] (strictly convex), gradient
   h² × (5-point residual); discretisation error O(h²).
+- ``varcoef`` (2-D): −div(a ∇u) + u = f, a(x, y) = 1 + 0.9 sin(3πx) cos(2πy) ∈ [0.1, 1.9] (a smooth
+  coefficient with contrast 19), exact u = sin(πx) sin(πy) (manufactured f); energy
+  ½ Σ_edges a(edge midpoint) (u_a − u_b)² + h² Σ [u²/2 − f u], linear and isotropic but with a
+  stiffness that varies in space (as a network's curvature varies between layers); discretisation
+  error O(h²). Coarse levels are rediscretised (a sampled at their own edge midpoints).
 - ``minsurf`` (2-D): E_h(u) = h² Σ_cells √(1 + |∇_h u|²) with forward differences and
   Dirichlet data g(x, y) = x(1 − x) + y² (non-zero on y = 1); no closed-form solution.
   From u₀ = 0 the first iterates jump by 1 across the cells next to y = 1 (slopes 1/h), and the
@@ -52,7 +57,7 @@ from ..hierarchy import Hierarchy
 from ..objective import Objective, WorkCounter
 from .grid import GridTransfer, grid_sizes, max_grid_levels
 
-KINDS = ("poisson", "fas", "cubic", "minsurf", "scherk")
+KINDS = ("poisson", "fas", "cubic", "varcoef", "minsurf", "scherk")
 GAMMA = 10.0
 SCHERK_A = 2.8  # Scherk parameter a: boundary slopes up to tan(a/2) = 5.8
 
@@ -97,7 +102,7 @@ def exact_solution(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float
     if kind == "fas":
         X, Y = _mesh(n, dtype)
         return ((X ** 2 - X ** 3) * torch.sin(3 * math.pi * Y)).reshape(-1)
-    if kind == "cubic":
+    if kind in ("cubic", "varcoef"):
         X, Y = _mesh(n, dtype)
         return (torch.sin(math.pi * X) * torch.sin(math.pi * Y)).reshape(-1)
     if kind == "scherk":
@@ -127,9 +132,34 @@ def right_hand_side(kind: str, n: int, dim: int, dtype: torch.dtype = torch.floa
     if kind == "cubic":
         u = exact_solution("cubic", n, 2, dtype)
         return 2 * math.pi ** 2 * u + u ** 3
+    if kind == "varcoef":  # f = −a Δu − ∇a·∇u + u for u = sin(πx) sin(πy)
+        X, Y = _mesh(n, dtype)
+        pi = math.pi
+        u = torch.sin(pi * X) * torch.sin(pi * Y)
+        a_x = 2.7 * pi * torch.cos(3 * pi * X) * torch.cos(2 * pi * Y)
+        a_y = -1.8 * pi * torch.sin(3 * pi * X) * torch.sin(2 * pi * Y)
+        u_x = pi * torch.cos(pi * X) * torch.sin(pi * Y)
+        u_y = pi * torch.sin(pi * X) * torch.cos(pi * Y)
+        return (2 * pi ** 2 * coefficient(X, Y) * u - a_x * u_x - a_y * u_y + u).reshape(-1)
     if kind in ("minsurf", "scherk"):
         return torch.zeros(n * n, dtype=dtype)
     raise ValueError(f"unknown kind {kind!r}")
+
+
+def coefficient(X: Tensor, Y: Tensor) -> Tensor:
+    """The ``varcoef`` diffusion coefficient a = 1 + 0.9 sin(3πx) cos(2πy)."""
+    return 1 + 0.9 * torch.sin(3 * math.pi * X) * torch.cos(2 * math.pi * Y)
+
+
+def edge_coefficients(n: int, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """a at the midpoints of the x-edges ((n+1) × n, between nodes i and i+1 along x) and of the
+    y-edges (n × (n+1)), including the edges to the boundary."""
+    h = 1.0 / (n + 1)
+    mid = (torch.arange(0, n + 1, dtype=dtype) + 0.5) * h
+    node = torch.arange(1, n + 1, dtype=dtype) * h
+    ax = coefficient(*torch.meshgrid(mid, node, indexing="ij"))
+    ay = coefficient(*torch.meshgrid(node, mid, indexing="ij"))
+    return ax, ay
 
 
 def _edge_energy_2d(U: Tensor) -> Tensor:
@@ -182,6 +212,16 @@ def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, s
     if kind == "cubic":
         def energy(u: Tensor) -> Tensor:
             return _edge_energy_2d(u.reshape(n, n)) + h * h * (0.25 * u ** 4 - f.to(u) * u).sum()
+        return energy
+    if kind == "varcoef":
+        ax, ay = edge_coefficients(n, dtype)
+
+        def energy(u: Tensor) -> Tensor:
+            pad = torch.nn.functional.pad(u.reshape(n, n), (1, 1, 1, 1))
+            dx = pad[1:, 1:-1] - pad[:-1, 1:-1]
+            dy = pad[1:-1, 1:] - pad[1:-1, :-1]
+            return 0.5 * ((ax.to(u) * dx ** 2).sum() + (ay.to(u) * dy ** 2).sum()) \
+                + h * h * (0.5 * u ** 2 - f.to(u) * u).sum()
         return energy
     if kind == "minsurf":
         G = _minsurf_boundary(n, dtype)

@@ -24,7 +24,8 @@ m(0) − m(s) comes from the CG recurrence, without one more product):
 
 Defaults (:data:`TR_DEFAULTS`) follow the public utopia RMTR/TR code quoted in shared/METHODS.md:
 η₀ = 0.005 (accept), η₁ = 0.05 (shrink below), η₂ = 0.9 (grow above), γ₁ = 0.25, γ₂ = 2.5,
-Δ₀ = 1, Δ_max = 100. Accepting at ρ > η₀ > 0 keeps the iteration monotone: accepted iterates
+Δ₀ = 1; but Δ_max = 1e10, not utopia's 100: an absolute cap made the iteration depend on the
+units of x (the radius grows only in proportion to the steps taken, so it needs no tight cap). Accepting at ρ > η₀ > 0 keeps the iteration monotone: accepted iterates
 never increase f.
 """
 from __future__ import annotations
@@ -47,7 +48,7 @@ class TRConfig:
     gamma1: float = 0.25
     gamma2: float = 2.5
     radius0: float = 1.0
-    radius_max: float = 100.0
+    radius_max: float = 1e10
     cg_rtol: float = 0.1
     cg_max_iter: int = 50
 
