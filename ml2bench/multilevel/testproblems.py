@@ -22,8 +22,7 @@ Energies (h = 1/(n+1), u = 0 on the boundary):
 - ``varcoef`` (2-D): −div(a ∇u) + u = f, a(x, y) = 1 + 0.9 sin(3πx) cos(2πy) ∈ [0.1, 1.9] (a smooth
   coefficient with contrast 19), exact u = sin(πx) sin(πy) (manufactured f); energy
   ½ Σ_edges a(edge midpoint) (u_a − u_b)² + h² Σ [u²/2 − f u], linear and isotropic but with a
-  stiffness that varies in space (as a network's curvature varies between layers); discretisation
-  error O(h²). Coarse levels are rediscretised (a sampled at their own edge midpoints).
+  stiffness that varies in space; discretisation error O(h²). Coarse levels are rediscretised (a sampled at their own edge midpoints).
 - ``minsurf`` (2-D): E_h(u) = h² Σ_cells √(1 + |∇_h u|²) with forward differences and
   Dirichlet data g(x, y) = x(1 − x) + y² (non-zero on y = 1); no closed-form solution.
   From u₀ = 0 the first iterates jump by 1 across the cells next to y = 1 (slopes 1/h), and the
