@@ -207,3 +207,30 @@ def test_local_evals_counts_only_evaluations_made(variant):
     corr = (m.core.additive if variant == "additive" else m.core.multiplicative)(m.x, batch, known=(f, g))
     charged = h.counter.grad_evals - before  # parameter subdomains: every local evaluation is a full one
     assert corr.local_evals == round(charged) and corr.local_evals > 0, (corr.local_evals, charged)
+
+
+# --- stopping ----------------------------------------------------------------------------------
+
+def test_apts_radius_collapse_is_a_stop_not_a_convergence():
+    """A radius below radius_min far from a minimiser (here: started there) ends the run as
+    'radius_collapse', never as converged (it was reported as converged before)."""
+    h, x0, batch = mlp_hierarchy(seed=5)
+    m = make(h, x0, subdomains=3, globalization="tr", local_solver="sgd", local_lr=0.1, radius=1e-12)
+    r = m.step(batch)
+    g = h.fine.loss_grad(m.x, batch)[1]
+    assert float(g.abs().max()) > 1e-3  # far from a stationary point
+    assert r.stop_reason == "radius_collapse" and not r.converged
+
+
+def test_zero_correction_without_globalisation_is_a_stop_not_a_convergence():
+    """Exact block solves reach the solution of a separable quadratic in one step (measured: the
+    second correction is 2e-13, the third exactly zero): the run stops as 'zero_correction' (no
+    global gradient is evaluated in this mode, so no convergence is claimed)."""
+    sizes = (2, 3)
+    A = torch.block_diag(spd_matrix(2, seed=3, cond=20.0), spd_matrix(3, seed=4, cond=20.0))
+    b = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0], dtype=A.dtype)
+    h, x0 = quadratic_hierarchy(A, b, sizes)
+    m = make(h, x0, subdomains=2, **EXACT)
+    results = [m.step(UnitBatch()) for _ in range(3)]
+    assert not results[0].stops
+    assert results[-1].stop_reason == "zero_correction" and not results[-1].converged

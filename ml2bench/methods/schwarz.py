@@ -29,6 +29,12 @@ One runner step (one outer iteration) on the full batch:
      (additive = block Jacobi, multiplicative = block Gauss–Seidel) and for studying the
      preconditioner alone.
 
+Stopping: converged (stop_reason "grad_tol") only when max|∇f| ≤ ``tolerance_grad``. APTS whose
+radius falls below ``radius_min`` stops as "radius_collapse" (the model predicted no decrease it
+could deliver: a stall, not a convergence), and without globalisation a zero correction stops the
+run as "zero_correction" (a fixed point of the local solvers, which also return nothing when their
+line search fails); both end the run as ``stopped``, never ``ok``.
+
 Work accounting (honest by construction): every local evaluation is a full
 ``Objective.loss_grad`` – for a *parameter* subdomain a local gradient needs the full forward pass
 and the backward pass down to the subdomain's first layer, and we charge the whole
@@ -119,7 +125,8 @@ class Schwarz(Method):
         Param("history_size", int, 10, "L-BFGS memory (local and global)", low=1),
         Param("radius", float, 1.0, "initial trust-region radius (tr)", low=0.0, low_inclusive=False),
         Param("radius_max", float, 10.0, "largest trust-region radius (tr)", low=0.0, low_inclusive=False),
-        Param("radius_min", float, 1e-10, "converged when the radius falls below (tr)", low=0.0),
+        Param("radius_min", float, 1e-10, "stop (stop_reason 'radius_collapse', not converged) when the radius "
+              "falls below (tr)", low=0.0),
         Param("max_ls", int, 25, "max evaluations per strong-Wolfe line search", low=1),
         Param("tolerance_grad", float, 1e-9, "converged when max|g| falls below (also the local L-BFGS tolerance)",
               low=0.0),
@@ -222,18 +229,24 @@ class Schwarz(Method):
                 f0 = self.hierarchy.fine.loss(self.x, batch)
             self.x = self.x + corr.s
             self._cache = None
-            return StepResult(f0, converged=bool(torch.all(corr.s == 0)), info={"local_evals": corr.local_evals})
+            # a zero correction is a fixed point of the local solvers, not a stated criterion: they
+            # also return nothing when their line search fails; no global gradient is evaluated here
+            stop = "zero_correction" if bool(torch.all(corr.s == 0)) else ""
+            return StepResult(f0, info={"local_evals": corr.local_evals}, stop_reason=stop)
 
         f0, g0 = self._f_g(batch)
         if float(g0.abs().max()) <= hp["tolerance_grad"]:
-            return StepResult(f0, converged=True)
+            return StepResult(f0, converged=True, stop_reason="grad_tol")
         if glob == "lbfgs":
             f, g = self._spqn(batch, f0, g0, info)
         else:
             f, g = self._apts(batch, f0, g0, info)
-            if self.radius < hp["radius_min"]:
+            if self.radius < hp["radius_min"]:  # the model failed to predict any decrease: a stall,
+                self._cache = (batch, f, g)        # not a convergence (the gradient decides that)
                 self._sync()
-                return StepResult(f0, converged=True, info=info)
+                converged = float(g.abs().max()) <= hp["tolerance_grad"]
+                return StepResult(f0, converged=converged, info=info,
+                                  stop_reason="grad_tol" if converged else "radius_collapse")
         self._cache = (batch, f, g)
         self._sync()
         return StepResult(f0, info=info)
