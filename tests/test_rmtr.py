@@ -175,3 +175,15 @@ def test_vcycle_stops_its_loops_at_the_work_budget(method):
     assert limited["status"] == "budget_exhausted" and 6 <= limited["work_units"] <= 7.5, limited["work_units"]
     one_cycle = run(RunConfig.from_dict({**base, "budget": {"iterations": 1}})).summary.iloc[0]
     assert one_cycle["work_units"] > 7.5  # a whole V-cycle would have overshot the budget
+
+
+@pytest.mark.parametrize("method", ["rmtr", "mgopt"])
+def test_a_start_where_the_loss_overflows_stops_as_nonfinite(method):
+    """FAS energy (γ u eᵘ) from u₀ = 1000: f(u₀) = inf; the V-cycle methods stop at once with
+    stop_reason 'nonfinite' instead of building coherent models from inf."""
+    H, batch = grid_hierarchy("fas", 7, 2)
+    x0 = torch.full((H.fine.n,), 1000.0, dtype=torch.float64)
+    m = METHODS.get(method)(H, x0, {"levels": H.levels})
+    r = m.step(batch)
+    assert r.stop_reason == "nonfinite" and not r.converged
+    assert H.counter.grad_evals == 1

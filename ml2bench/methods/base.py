@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar
 
+import torch
 from torch import Tensor
 
 from ..hierarchy import Hierarchy
@@ -75,6 +76,12 @@ class Method(ABC):
             self._f, self._g = self.hierarchy.fine.loss_grad(self.x, batch)
             self._batch = batch
         return self._f, self._g
+
+    def iterate_is_finite(self) -> bool:
+        """f and ∇f held for ``self.x`` are finite. A method stops with stop_reason "nonfinite"
+        when not (a start where the loss overflows): there is no model to build from inf or NaN,
+        and a step from it only spends evaluations (the runner records such a run as diverged)."""
+        return math.isfinite(self._f) and self._g is not None and bool(torch.isfinite(self._g).all())
 
     @classmethod
     def levels_required(cls, hp: dict[str, Any]) -> int:

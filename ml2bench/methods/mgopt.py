@@ -191,6 +191,8 @@ class MGOpt(Method):
         fine = self.hierarchy.fine
         self.fine_fg_at_iterate(batch)
         loss0 = self._f
+        if not self.iterate_is_finite():
+            return StepResult(loss0, False, {"grad_norm": float(self._g.norm())}, "nonfinite")
         self.monitor.start(float(self._g.norm()))
         acc0, tried0 = self.stats["coarse_accepted"], self.stats["coarse_tried"]
         self.stats["alpha"] = math.nan

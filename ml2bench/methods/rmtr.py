@@ -246,6 +246,8 @@ class RMTR(Method):
                 self._batch, (self._f, self._g) = batch, fg
         self.fine_fg_at_iterate(batch)
         loss0 = self._f
+        if not self.iterate_is_finite():
+            return StepResult(loss0, False, {"grad_norm": float(self._g.norm())}, "nonfinite")
         self.monitor.start(float(self._g.norm()))
         self.eps_g = self.hp["eps_g"] * self.monitor.g0
         tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]

@@ -93,6 +93,8 @@ class TrustRegion(Method):
         self.fine_fg_at_iterate(batch)
         loss0 = self._f
         gnorm = float(self._g.norm())
+        if not self.iterate_is_finite():
+            return StepResult(loss0, False, {"trust_radius": self.radius, "grad_norm": gnorm}, "nonfinite")
         if gnorm <= self.hp["grad_tol"]:
             return StepResult(loss0, True, {"trust_radius": self.radius, "grad_norm": gnorm}, "grad_tol")
         accepted = 0
