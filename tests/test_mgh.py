@@ -139,3 +139,44 @@ def test_a_start_where_the_loss_overflows_stops_as_nonfinite(method, hp):
     result, values = _run_on(lambda x: torch.exp(1000 * x[0]) + x[1] ** 2, [1.0, 0.0], method, hp, 20)
     assert result.stop_reason == "nonfinite" and not result.converged
     assert len(values) == 1  # nothing but the start was evaluated
+
+
+FULL_STARTS = {  # f(x₀) published by Moré, Garbow & Hillstrom (1981) for some of the 35 problems
+    "rosenbrock": 24.2, "freudenstein_roth": 400.5, "beale": 14.203125, "helical_valley": 2500.0,
+    "powell_singular": 215.0, "wood": 19192.0, "watson_n6": 30.0, "watson_n9": 30.0,
+    "ext_rosenbrock_n10": 121.0, "broyden_tridiag_n10": 21.0, "broyden_banded_n10": 360.0,
+    "linear_full_rank_n10": 50.0,
+}
+
+
+def test_full_set_has_the_35_problems_at_their_published_starts():
+    from ml2bench.bench.mgh import full_set
+    from ml2bench.bench.mgh_problems import TABLE
+
+    assert sorted({num for _, num, *_ in TABLE}) == list(range(1, 36))
+    problems = full_set()
+    for name, f0 in FULL_STARTS.items():
+        p = problems[name]
+        assert float(p.f(torch.tensor(p.x0, dtype=torch.float64))) == pytest.approx(f0, rel=1e-12), name
+    assert full_set(10)["rosenbrock"].x0 == (-12.0, 10.0)
+
+
+@pytest.mark.parametrize("label", ["lbfgs", "tr-lbfgs"])
+def test_no_false_convergence_on_the_full_mgh_set(label):
+    """The default L-BFGS and trust region on all 35 problems (37 runs) from the standard starts:
+    a run that claims convergence ends within 1e-6·max(1, |f_ref|) of f* or of a known local minimum
+    (the issue's criterion on the whole set; measured by an outside review: it always holds)."""
+    from ml2bench.bench.mgh import full_set
+    from ml2bench.bench.mgh_problems import LOCAL
+
+    method, hp = METHOD_ROWS[label]
+    claims = 0
+    for name, problem in full_set().items():
+        r = run_method(method, hp, name, max_evals=600, problem=problem)
+        if r["converged"]:
+            claims += 1
+            at_min = r["f"] - problem.fstar <= 1e-6 * max(1.0, abs(problem.fstar))
+            # the local minima are known to the literature's 6 digits only
+            at_local = name in LOCAL and abs(r["f"] - LOCAL[name]) <= 1e-5 * max(1.0, abs(LOCAL[name]))
+            assert at_min or at_local, (name, r["f"], problem.fstar, LOCAL.get(name))
+    assert claims >= 2  # the test sees claims to judge (measured: lbfgs 2, the linear problems; tr 29)

@@ -78,12 +78,32 @@ class _Point(nn.Module):
         return self.p
 
 
+def full_set(scale: float = 1.0) -> dict[str, MGHProblem]:
+    """All 35 MGH problems (:mod:`ml2bench.bench.mgh_problems`; Watson and the extended Rosenbrock
+    at two sizes), started at ``scale``·x₀ (MGH's practice: 1, 10, 100)."""
+    from .mgh_problems import TABLE
+
+    def sum_of_squares(r):
+        return lambda x: (r(x) ** 2).sum()
+
+    return {name: MGHProblem(name, tuple(scale * v for v in x0), fstar, sum_of_squares(r))
+            for name, _, x0, fstar, r in TABLE}
+
+
+def _lookup(name: str, problem: MGHProblem | None) -> MGHProblem:
+    if problem is not None:
+        return problem
+    if name not in PROBLEMS:
+        raise ValueError(f"unknown MGH problem {name!r}; allowed: {', '.join(PROBLEMS)} (or pass the problem)")
+    return PROBLEMS[name]
+
+
 def mgh_objective(name: str, counter: WorkCounter, dtype: torch.dtype = torch.float64,
-                  log: list[tuple[float, float]] | None = None) -> Objective:
-    """Problem ``name`` as a one-sample :class:`Objective` with x = the parameter vector, started
-    at the standard x₀; ``log`` (optional) receives (f, work units charged so far) of every
+                  log: list[tuple[float, float]] | None = None, problem: MGHProblem | None = None) -> Objective:
+    """Problem ``name`` (or ``problem``) as a one-sample :class:`Objective` with x = the parameter
+    vector, started at its x₀; ``log`` (optional) receives (f, work units charged so far) of every
     evaluation, in order (the objective charges before it evaluates)."""
-    problem = PROBLEMS[name]
+    problem = _lookup(name, problem)
 
     def loss(fmodel, batch) -> Tensor:
         value = problem.f(fmodel(batch.x))
@@ -94,13 +114,15 @@ def mgh_objective(name: str, counter: WorkCounter, dtype: torch.dtype = torch.fl
     return Objective(_Point(problem.x0, dtype), loss, counter, n_train=1)
 
 
-def run_method(method: str, hp: dict[str, Any], name: str, max_evals: int = 2000) -> dict[str, Any]:
-    """Run a registered single-level method on problem ``name`` until it stops or has charged
-    ``max_evals`` evaluations; returns the evaluation log and how it ended."""
+def run_method(method: str, hp: dict[str, Any], name: str, max_evals: int = 2000,
+               problem: MGHProblem | None = None) -> dict[str, Any]:
+    """Run a registered single-level method on problem ``name`` (or ``problem``) until it stops or
+    has charged ``max_evals`` evaluations; returns the evaluation log and how it ended."""
     from ..methods import METHODS
 
+    problem = _lookup(name, problem)
     counter, log = WorkCounter(), []
-    obj = mgh_objective(name, counter, log=log)
+    obj = mgh_objective(name, counter, log=log, problem=problem)
     m = METHODS.get(method)(Hierarchy([obj], [], counter), obj.initial_x(), hp)
     batch = UnitBatch(torch.zeros(1, dtype=torch.float64))
     result = None
@@ -108,16 +130,17 @@ def run_method(method: str, hp: dict[str, Any], name: str, max_evals: int = 2000
         result = m.step(batch)
         if result.stops:
             break
-    f_final = float(PROBLEMS[name].f(m.x))
+    f_final = float(problem.f(m.x))
     return {"log": log, "evals": counter.grad_evals, "work": counter.work_units, "f": f_final, "converged": bool(result and result.converged),
             "stop_reason": (result.stop_reason if result and result.stops else "max_evals"), "x": m.x}
 
 
-def run_scipy(name: str, memory: int = 10, max_evals: int = 2000) -> dict[str, Any]:
+def run_scipy(name: str, memory: int = 10, max_evals: int = 2000, problem: MGHProblem | None = None
+              ) -> dict[str, Any]:
     """scipy's L-BFGS-B (unconstrained) with memory ``memory``, tolerances at their tightest."""
     from scipy.optimize import minimize
 
-    problem, log = PROBLEMS[name], []
+    problem, log = _lookup(name, problem), []
 
     def fg(x: np.ndarray) -> tuple[float, np.ndarray]:
         xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
@@ -147,18 +170,25 @@ METHOD_ROWS = {
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ml2bench.bench mgh", description=__doc__.splitlines()[0])
-    ap.add_argument("--target", type=float, default=1e-10, help="f − f* threshold counted as reaching f*")
+    ap.add_argument("--target", type=float, default=1e-10,
+                    help="f − f* ≤ target·max(1, |f*|) counts as reaching f*")
     ap.add_argument("--max-evals", type=int, default=2000)
+    ap.add_argument("--all", action="store_true", help="all 35 MGH problems (default: the five badly scaled "
+                    "ones of the README table)")
+    ap.add_argument("--scale", type=float, default=1.0, help="--all: start at scale·x₀ (MGH: 1, 10, 100)")
     args = ap.parse_args(argv)
+    if args.scale != 1.0 and not args.all:
+        ap.error("--scale needs --all")
+    problems = full_set(args.scale) if args.all else PROBLEMS
     print(f"| problem | method | work to f−f*≤{args.target:g} | total evals | total work | final f | stop reason "
           "| claims converged |")
     print("|---|---|---|---|---|---|---|---|")
-    for name, problem in PROBLEMS.items():
-        rows = {"scipy L-BFGS-B (m=10)": run_scipy(name, max_evals=args.max_evals)}
+    for name, problem in problems.items():
+        rows = {"scipy L-BFGS-B (m=10)": run_scipy(name, max_evals=args.max_evals, problem=problem)}
         for label, (method, hp) in METHOD_ROWS.items():
-            rows[label] = run_method(method, hp, name, args.max_evals)
+            rows[label] = run_method(method, hp, name, args.max_evals, problem=problem)
         for label, r in rows.items():
-            k = first_reaching(r["log"], problem.fstar + args.target)
+            k = first_reaching(r["log"], problem.fstar + args.target * max(1.0, abs(problem.fstar)))
             print(f"| {name} | {label} | {f'{k:.4g}' if k is not None else '—'} | {r['evals']:g} | {r['work']:.4g} | {r['f']:.3g} | "
                   f"{r['stop_reason']} | {'yes' if r['converged'] else 'no'} |")
 
