@@ -180,3 +180,14 @@ def test_no_false_convergence_on_the_full_mgh_set(label):
             at_local = name in LOCAL and abs(r["f"] - LOCAL[name]) <= 1e-5 * max(1.0, abs(LOCAL[name]))
             assert at_min or at_local, (name, r["f"], problem.fstar, LOCAL.get(name))
     assert claims >= 2  # the test sees claims to judge (measured: lbfgs 2, the linear problems; tr 29)
+
+
+def test_an_exploding_trial_does_not_lock_the_sr1_model():
+    """Osborne 1 (MGH 17), tr with L-SR1: the first trial explodes (f ≈ 1e42 against 0.88); its pair
+    set δ = 1e15 and every later step was 4e-13 long, accepted with ρ ≈ 2, for the whole budget at
+    f = f₀ = 0.879. Without that pair: f = 6.0e-5 (f* = 5.46e-5) in 996 evaluations (measured)."""
+    from ml2bench.bench.mgh import full_set
+
+    problem = full_set()["osborne1"]
+    r = run_method("tr", {"qn": "lsr1", "grad_tol": 1e-10}, "osborne1", max_evals=1200, problem=problem)
+    assert r["f"] < 1e-4, r["f"]
