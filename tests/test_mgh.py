@@ -9,7 +9,6 @@ import torch
 
 from ml2bench.bench.mgh import METHOD_ROWS, PROBLEMS, first_reaching, run_method, run_scipy
 from ml2bench.config import RunConfig
-from ml2bench.methods import METHODS
 from ml2bench.runner import run
 
 MINIMISERS = {  # MGH (1981) and the problems' definitions; Powell's to the published 7 digits
@@ -86,49 +85,16 @@ def test_lbfgs_trains_the_mlp_full_batch(small_mlp, dtype):
     assert h["train_loss"].iloc[-1] < 0.2 * h["train_loss"].iloc[0], (h["train_loss"].iloc[[0, -1]], s["stop_reason"])
 
 
-def _chebyquad(x: torch.Tensor) -> torch.Tensor:
-    """MGH problem 35 (m = n): residuals mean_j T_i(2x_j − 1) − ∫T_i, f* = 3.51687e-3 for n = 8."""
-    y = 2 * x - 1
-    t_prev, t_cur, rows = torch.ones_like(y), y, [y]
-    for _ in range(2, x.numel() + 1):
-        t_prev, t_cur = t_cur, 2 * y * t_cur - t_prev
-        rows.append(t_cur)
-    i = torch.arange(1, x.numel() + 1, dtype=x.dtype)
-    target = torch.where(i % 2 == 0, -1 / (i * i - 1), torch.zeros_like(i))
-    return ((torch.stack(rows).mean(1) - target) ** 2).sum()
-
-
-def _run_on(f, x0, method: str, hp: dict, max_evals: int):
-    from ml2bench.bench.mgh import UnitBatch, _Point
-    from ml2bench.hierarchy import Hierarchy
-    from ml2bench.objective import Objective, WorkCounter
-
-    counter, values = WorkCounter(), []
-
-    def loss(fmodel, batch):
-        value = f(fmodel(batch.x))
-        values.append(float(value.detach()))
-        return value
-
-    obj = Objective(_Point(tuple(x0), torch.float64), loss, counter, n_train=1)
-    m = METHODS.get(method)(Hierarchy([obj], [], counter), obj.initial_x(), hp)
-    batch = UnitBatch(torch.zeros(1, dtype=torch.float64))
-    result = None
-    while counter.grad_evals < max_evals:
-        result = m.step(batch)
-        if result.stops:
-            break
-    return result, values
-
-
 def test_lbfgs_backs_off_from_exploding_trials():
     """Chebyquad (n = 8) from 100·x₀ (f₀ = 3e38): the quasi-Newton step of length 1 overflows. Measured:
     f* reached in 994 evaluations, 13 of them non-finite; before the back-off, torch's strong-Wolfe
     search interpolated between overflowed values, 2752 of 3017 evaluations were inf or NaN, and the
     run ended at f = 6e25 (scipy's L-BFGS-B m = 10: 228 evaluations)."""
-    x0 = [100 * j / 9 for j in range(1, 9)]
-    _, values = _run_on(_chebyquad, x0, "lbfgs", {}, 1500)
-    assert min(values) <= 3.51687e-3 + 1e-8
+    from ml2bench.bench.mgh import full_set
+
+    problem = full_set(100)["chebyquad_n8"]
+    values = [v for v, _ in run_method("lbfgs", {}, problem.name, 1500, problem=problem)["log"]]
+    assert min(values) <= problem.fstar + 1e-8
     assert sum(not math.isfinite(v) for v in values) <= 0.05 * len(values)
 
 
@@ -136,9 +102,12 @@ def test_lbfgs_backs_off_from_exploding_trials():
 def test_a_start_where_the_loss_overflows_stops_as_nonfinite(method, hp):
     """f(x₀) = inf (Jennrich–Sampson from 100·x₀ overflows the same way): a clear stop, not a
     ZeroDivisionError in the line search (lbfgs) or a misleading 'roundoff' (tr)."""
-    result, values = _run_on(lambda x: torch.exp(1000 * x[0]) + x[1] ** 2, [1.0, 0.0], method, hp, 20)
-    assert result.stop_reason == "nonfinite" and not result.converged
-    assert len(values) == 1  # nothing but the start was evaluated
+    from ml2bench.bench.mgh import MGHProblem
+
+    problem = MGHProblem("overflow", (1.0, 0.0), 0.0, lambda x: torch.exp(1000 * x[0]) + x[1] ** 2)
+    r = run_method(method, hp, problem.name, 20, problem=problem)
+    assert r["stop_reason"] == "nonfinite" and not r["converged"]
+    assert r["evals"] == 1  # nothing but the start was evaluated
 
 
 FULL_STARTS = {  # f(x₀) published by Moré, Garbow & Hillstrom (1981) for some of the 35 problems

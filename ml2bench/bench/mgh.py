@@ -13,7 +13,6 @@ f, the stop reason, and whether the method claimed convergence.
 from __future__ import annotations
 
 import argparse
-import math
 from dataclasses import dataclass
 from typing import Any, Callable
 

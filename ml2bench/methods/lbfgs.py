@@ -31,7 +31,6 @@ a quasi-Newton direction first drops the memory and retries along −g.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -40,16 +39,11 @@ from torch.optim.lbfgs import _strong_wolfe
 
 from ..hierarchy import Hierarchy
 from ..multilevel.quasi_newton import LBFGS as LBFGSMemory
+from ..multilevel.trust_region import exploded
 from ..objective import Batch
 from ..params import Param, spec
 from . import register
 from .base import Method, StepResult
-
-
-#: a first trial whose f rises by more than this factor of max(1, |f|) has exploded (or overflowed):
-#: its step is cut by 10 before the strong-Wolfe search, whose cubic interpolation between such
-#: values overflows to NaN
-EXPLODED = 1e8
 
 
 @register
@@ -126,8 +120,8 @@ class LBFGS(Method):
         if hp["line_search"] != "none":  # back off from an exploding f before the Wolfe search
             for _ in range(hp["max_evals_per_step"] - 1):
                 f_t, g_t = evaluate(x, t0, d)
-                if f_t - f <= EXPLODED * max(1.0, abs(f)) and bool(torch.isfinite(g_t).all()):
-                    break  # (also False for a NaN f_t)
+                if not exploded(f, f_t) and bool(torch.isfinite(g_t).all()):
+                    break
                 t0 *= 0.1
 
         if hp["line_search"] == "none":

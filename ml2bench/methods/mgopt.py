@@ -61,6 +61,7 @@ from ..objective import Batch
 from ..params import ConfigError, Param, spec
 from . import register
 from .base import CycleMonitor, Method, StepResult, vcycle_params
+from .tr import check_radius_hp
 
 SMOOTHERS = ("gd", "gd_ls", "lbfgs", "tr")
 
@@ -118,8 +119,7 @@ class MGOpt(Method):
         if hierarchy.levels < hp["levels"]:
             raise ConfigError(f"method 'mgopt': levels={hp['levels']} but the hierarchy has {hierarchy.levels}")
         self.L = hp["levels"]
-        if hp["radius0"] > hp["radius_max"]:
-            raise ConfigError(f"method 'mgopt': radius0={hp['radius0']} exceeds radius_max={hp['radius_max']}")
+        check_radius_hp(hp, self.name)
         self.cfg = TRConfig(radius0=hp["radius0"], radius_max=hp["radius_max"])
         smoother = hp["smoother"]
         self.qn = [LBFGS(hp["memory"]) if smoother == "lbfgs" else make_qn(hp["qn"], hp["memory"])

@@ -57,12 +57,16 @@ STOPS = {"roundoff": "roundoff", "no_model_decrease": "roundoff"}
 GRAD_TOL = Param("grad_tol", float, 0.0, "report convergence when ‖g‖ ≤ grad_tol", low=0.0)
 
 
+def check_radius_hp(hp: dict[str, Any], owner: str) -> None:
+    if hp["radius0"] > hp["radius_max"]:
+        raise ConfigError(f"method {owner!r}: radius0={hp['radius0']} exceeds radius_max={hp['radius_max']}")
+
+
 def check_tr_hp(hp: dict[str, Any], owner: str) -> None:
     if not hp["eta0"] <= hp["eta1"] < hp["eta2"]:
         raise ConfigError(f"method {owner!r}: need eta0 <= eta1 < eta2, got eta0={hp['eta0']}, "
                           f"eta1={hp['eta1']}, eta2={hp['eta2']}")
-    if hp["radius0"] > hp["radius_max"]:
-        raise ConfigError(f"method {owner!r}: radius0={hp['radius0']} exceeds radius_max={hp['radius_max']}")
+    check_radius_hp(hp, owner)
 
 
 @register

@@ -45,8 +45,14 @@ from ..objective import Batch
 
 
 #: a trial whose f rises by more than this factor of max(1, |f|) has left the region the model
-#: describes (an overflow in the making): its pair is not stored
+#: describes (an overflow in the making): the trust region stores no pair from it, and ``lbfgs``
+#: cuts such a first trial step before its line search
 EXPLODED = 1e8
+
+
+def exploded(f: float, f_trial: float) -> bool:
+    """f_trial is not finite or exceeds f + EXPLODED max(1, |f|) (see :data:`EXPLODED`)."""
+    return not f_trial - f <= EXPLODED * max(1.0, abs(f))  # also True for NaN or inf
 
 
 @dataclass
@@ -211,7 +217,7 @@ def tr_iteration(objective, batch: Batch, x: Tensor, f: float, g: Tensor, radius
     f_trial, g_trial = objective.loss_grad(x_trial, batch)
     ared = actual_reduction(f, f_trial, g, g_trial, s)
     rho = ared / cg.pred
-    if math.isfinite(f_trial) and f_trial - f <= EXPLODED * max(1.0, abs(f)):
+    if not exploded(f, f_trial):
         qn.update(s, g_trial - g)
     new_radius = update_radius(radius, rho, step_norm, cfg)
     if rho > cfg.eta0:
