@@ -9,7 +9,7 @@
 # DAG: train (one job per run, results/runs/<problem_id>/<method>/<point>/seed<k>/) -> aggregate
 # (results/tables/{history,summary}.{parquet,csv}) -> comparison (results/tables/comparison.{md,tex,csv})
 # -> figures (figures/) -> results/report.md. The config is checked against
-# workflow/schemas/config.schema.yaml, the problem/method registries and RunConfig.from_dict before
+# ml2bench/sweep/config.schema.yaml, the problem/method registries and RunConfig.from_dict before
 # any job runs. See workflow/rules/common.smk for the sweep enumeration.
 
 include: "workflow/rules/common.smk"

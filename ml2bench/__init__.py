@@ -1,5 +1,5 @@
 """ml2bench: reproducible benchmarks of multilevel and domain-decomposition training."""
-from .params import ConfigError
+from ml2bench.core.params import ConfigError
 
 __all__ = ["ConfigError"]
 __version__ = "0.1.0"

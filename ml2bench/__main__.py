@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from ml2bench.cli import main
 
 sys.exit(main())

@@ -7,20 +7,23 @@ import os
 import sys
 from pathlib import Path
 
-from .params import ConfigError
-from .records import OutputError
+from ml2bench.core.params import ConfigError
+from ml2bench.core.records import OutputError
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
 
 # Subcommands implemented by their own module's main(argv) (each has --help of its own).
 TOOLS = {
-    "compare": ("ml2bench.compare", "diff two result tables: what got slower or worse"),
-    "aggregate": ("ml2bench.aggregate", "collect run folders into results/tables (the pipeline does this)"),
-    "tables": ("ml2bench.tables", "comparison tables (median/IQR, time to target) from aggregated tables"),
-    "figures": ("ml2bench.figures", "convergence figures and performance profiles from aggregated tables"),
-    "report": ("ml2bench.report", "results/report.md from tables and figures"),
-    "verify": ("ml2bench.verify", "list missing, corrupt and mismatched runs of a results folder"),
+    "compare": ("ml2bench.analysis.compare", "diff two result tables: what got slower or worse"),
+    "aggregate": ("ml2bench.analysis.aggregate", "collect run folders into results/tables (the pipeline does this)"),
+    "tables": ("ml2bench.analysis.tables", "comparison tables (median/IQR, time to target) from aggregated tables"),
+    "figures": ("ml2bench.analysis.figures", "convergence figures and performance profiles from aggregated tables"),
+    "report": ("ml2bench.analysis.report", "results/report.md from tables and figures"),
+    "verify": ("ml2bench.sweep.verify", "list missing, corrupt and mismatched runs of a results folder"),
+    "claims": ("ml2bench.analysis.claims", "claims verdicts of a sweep from its tables"),
+    "targets": ("ml2bench.sweep.targets", "classification targets by the stated rule; sweep-time estimates"),
+    "quality": ("ml2bench.sweep.quality", "re-run the quality sweep and compare it with its reference"),
 }
 
 
@@ -64,8 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _cmd_list(what: str | None) -> int:
-    from .methods import METHODS
-    from .problems import PROBLEMS
+    from ml2bench.methods import METHODS
+    from ml2bench.problems import PROBLEMS
 
     for title, registry in (("problems", PROBLEMS), ("methods", METHODS)):
         if what and what != title:
@@ -80,9 +83,9 @@ def _cmd_list(what: str | None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from . import config as cfg
-    from .records import claim_output, write_run
-    from .runner import run
+    from ml2bench.core import config as cfg
+    from ml2bench.core.records import claim_output, write_run
+    from ml2bench.core.runner import run
 
     raw = cfg.load_yaml(args.config) if args.config else {}
     for key in ("problem", "method", "seed", "device"):
@@ -117,7 +120,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["run"] and os.environ.get("ML2BENCH_SERVER"):  # a sweep's warm process (forkserver.py)
-        from .forkserver import delegate
+        from ml2bench.sweep.forkserver import delegate
 
         status = delegate(argv, os.environ["ML2BENCH_SERVER"])
         if status is not None:

@@ -6,11 +6,11 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from ml2bench.config import RunConfig
+from ml2bench.core.config import RunConfig
 from ml2bench.methods import METHODS
-from ml2bench.objective import WorkCounter
+from ml2bench.core.objective import WorkCounter
 from ml2bench.problems import PROBLEMS
-from ml2bench.runner import run
+from ml2bench.core.runner import run
 
 
 def _problem():

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml2bench import cache
-from ml2bench.pde import allen_cahn, burgers
-from ml2bench.problems.pinn import tabulated_grid
+from ml2bench.core.cost import cache
+from ml2bench.problems.pinn.reference import allen_cahn, burgers
+from ml2bench.problems.pinn.base import tabulated_grid
 
 CALLS = []
 

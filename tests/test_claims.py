@@ -1,4 +1,4 @@
-"""The claims verdict rule (ml2bench.claims) on synthetic run tables."""
+"""The claims verdict rule (ml2bench.analysis.claims) on synthetic run tables."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml2bench.claims import Claim, bootstrap_ratio, combine, evaluate_claims, load_claims, ratio_of_medians, to_markdown, verdict
-from ml2bench.params import ConfigError
+from ml2bench.analysis.claims import Claim, bootstrap_ratio, combine, evaluate_claims, load_claims, ratio_of_medians, to_markdown, verdict
+from ml2bench.core.params import ConfigError
 
 
 def _runs(values: dict[str, list[float]], metric="work_units_to_target", problem="p") -> pd.DataFrame:
@@ -120,7 +120,7 @@ def test_point_selection_and_threshold():
 
 
 def test_grid_cycles_counts_vcycles_per_size_and_seed():
-    from ml2bench.claims import grid_cycles
+    from ml2bench.sweep.grid_cycles import grid_cycles
     # 2-D Poisson, MG/OPT with 2 GD smoothing steps (lr 0.2): measured 10 cycles on 7², 9 on 15² (seeds 0, 1)
     spec = {"id": "p2", "kind": "poisson", "dim": 2, "sizes": [7, 15], "method": "mgopt",
             "params": {"smoother": "gd", "lr": 0.2}, "max_cycles": 40}

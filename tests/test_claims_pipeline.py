@@ -19,7 +19,7 @@ def test_claims_config_dry_run(tmp_path):
     assert counts["train"] == len(sweep.expand(config))
     assert counts["claims"] == 1 and counts["grid_cycles"] == 1 and counts["report_md"] == 1
     assert len(config["seeds"]) >= 5
-    from ml2bench.claims import load_claims
+    from ml2bench.analysis.claims import load_claims
     claims = load_claims(config)
     assert {c.id for c in claims} >= {"rmtr_work", "spqn_error", "schwarz_parallel_speedup", "rmtr_level_independence"}
 

@@ -1,4 +1,4 @@
-"""``ml2bench.compare`` on hand-made summary tables with known answers."""
+"""``ml2bench.analysis.compare`` on hand-made summary tables with known answers."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import pytest
 
-from ml2bench.compare import Thresholds, compare, has_regression, main, read_table, to_markdown
+from ml2bench.analysis.compare import Thresholds, compare, has_regression, main, read_table, to_markdown
 
 
 def _runs(problem, method, times, works, metrics, *, higher=True, metric_name="accuracy", status=None):

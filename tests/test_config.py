@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ml2bench.config import RunConfig, apply_overrides, load_yaml
-from ml2bench.params import ConfigError
+from ml2bench.core.config import RunConfig, apply_overrides, load_yaml
+from ml2bench.core.params import ConfigError
 
 
 def test_resolves_defaults(small_mlp):

@@ -6,11 +6,11 @@ import time
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
+from ml2bench.core.config import RunConfig
 from ml2bench.dd.parallel import FAULT_ENV
 from ml2bench.dd.testing import mlp_hierarchy
 from ml2bench.methods import METHODS
-from ml2bench.runner import run
+from ml2bench.core.runner import run
 
 Schwarz = METHODS.get("schwarz")
 

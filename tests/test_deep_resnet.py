@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
-from ml2bench.objective import WorkCounter
+from ml2bench.core.config import RunConfig
+from ml2bench.core.objective import WorkCounter
 from ml2bench.problems import PROBLEMS
-from ml2bench.runner import run
+from ml2bench.core.runner import run
 
 
 @pytest.mark.parametrize("dataset,width,depth", [("peaks", 8, 64), ("swiss_roll", 4, 128), ("digits", 32, 64)])

@@ -1,8 +1,8 @@
 """workflow/config/default.yaml: valid, and every target means "solved" by a stated rule.
 
 PINN targets: relative L2 error <= 5e-2 (Allen-Cahn <= 0.1), issue 11. Classification targets: the
-rule of ml2bench/targets.py applied to the measured best accuracies the config records
-(`_measured_best`, from `python -m ml2bench.targets workflow/config/default.yaml`).
+rule of ml2bench/sweep/targets.py applied to the measured best accuracies the config records
+(`_measured_best`, from `python -m ml2bench.sweep.targets workflow/config/default.yaml`).
 """
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ import pytest
 import yaml
 
 from ml2bench.problems import PROBLEMS
-from ml2bench.targets import RULE, rule_target, targets_by_rule, sweep_estimate
+from ml2bench.sweep.targets import RULE, rule_target, targets_by_rule, sweep_estimate
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-import sweep  # noqa: E402
+from ml2bench.sweep import jobs as sweep  # noqa: E402
 
 PINN_SOLVED = {"pinn_allen_cahn": 0.1}  # default: 5e-2
 MOVED_TO_PAPER = ("pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
@@ -89,7 +88,7 @@ def test_targets_and_estimate_from_runs():
 
 def test_rule_runs_only_classification_entries_at_factor_times_the_budget(tmp_path, capsys):
     """The command end to end on a tiny config: long runs = factor x budget, PINN entries skipped."""
-    from ml2bench.targets import main, run_jobs
+    from ml2bench.sweep.targets import main, run_jobs
 
     cfg = {"name": "tiny", "seeds": [0, 1], "run": {"threads": 1, "eval_interval": 1.0},
            "methods": {"sgd": {"params": {"momentum": 0.9}, "grid": {"lr": [0.02, 0.1]}}, "tr": {}},

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.multilevel.depth import KINDS, DepthTransfer, interpolation_matrix
 from ml2bench.nn import ConvODEResNet, DenseODEResNet, depth_levels
-from ml2bench.objective import Objective, WorkCounter
+from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.problems import PROBLEMS, Problem
 
 F64 = torch.float64

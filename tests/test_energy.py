@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ml2bench import energy
-from ml2bench.energy import EnergyMeter, NvmlCounter, find_nvml, find_rapl_zones
+from ml2bench.core.cost import energy
+from ml2bench.core.cost.energy import EnergyMeter, NvmlCounter, find_nvml, find_rapl_zones
 
 
 def _zone(root: Path, name: str, label: str, uj: int, max_uj: int = 262_143_328_850) -> Path:

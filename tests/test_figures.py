@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
-from ml2bench import figures as fg
-from ml2bench import tables as tb
-from ml2bench.report import build_report
+from ml2bench.analysis import figures as fg
+from ml2bench.analysis import tables as tb
+from ml2bench.analysis.report import build_report
 
 
 def _history(with_energy: bool) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""The analytic FLOP count (ml2bench.flops) equals torch's FlopCounterMode, without its imports."""
+"""The analytic FLOP count (ml2bench.core.cost.flops) equals torch's FlopCounterMode, without its imports."""
 from __future__ import annotations
 
 import subprocess
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from ml2bench import flops
-from ml2bench.objective import Objective, WorkCounter
+from ml2bench.core.cost import flops
+from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.problems import PROBLEMS
 
 CASES = [
@@ -61,7 +61,7 @@ def test_unsupported_product_raises():
 def test_hierarchy_does_not_import_the_compiler_stack():
     code = ("import sys, torch\n"
             "from ml2bench.problems import PROBLEMS\n"
-            "from ml2bench.objective import WorkCounter\n"
+            "from ml2bench.core.objective import WorkCounter\n"
             "p = PROBLEMS.get('pinn_burgers')({'width': 8, 'depth': 4, 'n_interior': 64}, seed=0, device=torch.device('cpu'))\n"
             "h = p.hierarchy(3, WorkCounter())\n"
             "assert 0 < h.objectives[2].cost_ratio < h.objectives[1].cost_ratio < 1\n"

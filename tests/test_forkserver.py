@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ml2bench import forkserver
+from ml2bench.sweep import forkserver
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = ["run", "--problem", "pinn_burgers", "--method", "adam", "--seed", "3", "--set", "problem.width=8",

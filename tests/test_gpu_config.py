@@ -13,8 +13,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "workflow" / "config" / "gpu.yaml"
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-import sweep  # noqa: E402
+from ml2bench.sweep import jobs as sweep  # noqa: E402
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("snakemake") is None, reason="snakemake not installed")
 

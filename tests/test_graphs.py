@@ -6,12 +6,12 @@ import copy
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
+from ml2bench.core.config import RunConfig
 from ml2bench.methods import METHODS
-from ml2bench.objective import Objective, WorkCounter
-from ml2bench.params import ConfigError
+from ml2bench.core.objective import Objective, WorkCounter
+from ml2bench.core.params import ConfigError
 from ml2bench.problems import PROBLEMS
-from ml2bench.runner import run
+from ml2bench.core.runner import run
 
 SIZES = {"mlp": {"width": 16, "n_train": 128, "n_test": 32},
          "resnet": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32},
@@ -98,7 +98,7 @@ def test_static_loss_and_hvp_equal_the_eager_path(name):
 
 
 def test_static_cache_keeps_the_most_recent_shapes_only():
-    from ml2bench.graphs import MAX_CACHED
+    from ml2bench.core.cost.graphs import MAX_CACHED
 
     problem = _problem("mlp")
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ml2bench.multilevel.grid import GridTransfer, grid_sizes, max_grid_levels
-from ml2bench.multilevel.testproblems import energy_fn, grid_hierarchy
+from ml2bench.problems.grid.testproblems import energy_fn, grid_hierarchy
 
 
 def dense(f, n):

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from ml2bench.bench.mgh import METHOD_ROWS, PROBLEMS, first_reaching, run_method, run_scipy
-from ml2bench.config import RunConfig
-from ml2bench.runner import run
+from ml2bench.core.config import RunConfig
+from ml2bench.core.runner import run
 
 MINIMISERS = {  # MGH (1981) and the problems' definitions; Powell's to the published 7 digits
     "rosenbrock": (1.0, 1.0),

@@ -4,15 +4,15 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from ml2bench.hierarchy import Hierarchy
+from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.methods import METHODS
 from ml2bench.methods.mgopt import armijo
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.multilevel.depth import DepthTransfer
 from ml2bench.multilevel.norms import prolongation_T
-from ml2bench.multilevel.testproblems import grid_hierarchy
+from ml2bench.problems.grid.testproblems import grid_hierarchy
 from ml2bench.nn.odenet import DenseODEResNet
-from ml2bench.objective import Objective, WorkCounter
+from ml2bench.core.objective import Objective, WorkCounter
 
 D = torch.float64
 
@@ -118,7 +118,7 @@ def test_mgopt_without_coarse_levels_is_gradient_descent():
 
 
 def test_radius0_beyond_radius_max_is_a_clear_error():
-    from ml2bench.params import ConfigError
+    from ml2bench.core.params import ConfigError
     H, _ = grid_hierarchy("poisson", 7, 1)
     with pytest.raises(ConfigError, match=r"radius0=10.0 exceeds radius_max=1.0"):
         METHODS.get("mgopt")(H, H.fine.initial_x(), {"levels": 2, "radius0": 10.0, "radius_max": 1.0})

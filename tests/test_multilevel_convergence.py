@@ -60,7 +60,7 @@ a = 2 / 2.4 / 2.8; from u* + 0.01·U[−1, 1], a = 2.4: MG/OPT 16 / 19 / 19, a =
 (RMTR 28 / 39 / 51)
 (the two-grid analysis below). A smooth start (the discrete harmonic extension of the data)
 does not remove (i) by much: MG/OPT a = 2: 11 / 12 / 14. The two-grid
-analysis (ml2bench.multilevel.twogrid) shows why: the coarse problem is right (Galerkin and
+analysis (ml2bench.problems.grid.twogrid) shows why: the coarse problem is right (Galerkin and
 rediscretised coarse Hessians give the same two-grid rate), the smoothing is not (Richardson
 two-grid rate 0.966 at 31², 0.921 at 15²; cubic 0.176). So issue 10's "level independent also on
 the minimal surface with steep data" is NOT met; the tests below record the finding.
@@ -96,8 +96,8 @@ import torch
 from ml2bench.bench.multilevel import grid_cycles
 
 from ml2bench.methods import METHODS
-from ml2bench.multilevel.testproblems import exact_solution, grid_hierarchy, newton_solve_fas
-from ml2bench.multilevel.twogrid import discrete_minimiser, two_grid_rate
+from ml2bench.problems.grid.testproblems import exact_solution, grid_hierarchy, newton_solve_fas
+from ml2bench.problems.grid.twogrid import discrete_minimiser, two_grid_rate
 
 
 def cycles(kind, n, dim, hp, tol=1e-8, maxit=40, grad_restriction="variational"):
@@ -254,7 +254,7 @@ def test_scherk_discrete_solution_is_second_order():
 
 def test_minimal_surface_two_grid_diagnosis():
     """Why the minimal surfaces are not level independent: not the coarse problem, the smoother.
-    At the discrete minimiser (31², ν1 = ν2 = 2, exact coarse solve; ml2bench.multilevel.twogrid),
+    At the discrete minimiser (31², ν1 = ν2 = 2, exact coarse solve; ml2bench.problems.grid.twogrid),
     measured two-grid rates:
     - cubic: Richardson (one global step, what the gradient / L-BFGS smoothers amount to) 0.176;
     - Scherk: Galerkin Pᵀ A_h P and the rediscretised coarse Hessian agree (0.966 / 0.966 Richardson,
@@ -314,10 +314,10 @@ def scaled_poisson(n: int, c: float = 1.0, s: float = 1.0, unweighted: bool = Fa
     """2-D Poisson with energy c·s²·E(u/s): the same problem in other units (f scaled by c, the
     minimiser by s, the Hessian by c), as a user's own hierarchy would state it. ``unweighted``:
     every level's energy divided by its h² (not weighted by h^d as the package's energies)."""
-    from ml2bench.hierarchy import Hierarchy
+    from ml2bench.core.hierarchy import Hierarchy
     from ml2bench.multilevel.grid import GridTransfer, grid_sizes, max_grid_levels
-    from ml2bench.multilevel.testproblems import GridFunction, UnitBatch, energy_fn
-    from ml2bench.objective import Objective, WorkCounter
+    from ml2bench.problems.grid.testproblems import GridFunction, UnitBatch, energy_fn
+    from ml2bench.core.objective import Objective, WorkCounter
 
     sizes = grid_sizes(n, max_grid_levels(n))
     counter = WorkCounter()
@@ -371,7 +371,7 @@ def varcoef_reference(n: int) -> np.ndarray:
     import scipy.sparse as sp
     import scipy.sparse.linalg as spla
 
-    from ml2bench.multilevel.testproblems import edge_coefficients, right_hand_side
+    from ml2bench.problems.grid.testproblems import edge_coefficients, right_hand_side
 
     h = 1.0 / (n + 1)
     ax, ay = (t.numpy() for t in edge_coefficients(n))
@@ -394,7 +394,7 @@ def varcoef_reference(n: int) -> np.ndarray:
 def test_varcoef_discrete_solution_is_second_order_and_the_energy_minimiser():
     """Measured max errors 6.75e-3 / 1.55e-3 / 3.96e-4 at 15² / 31² / 63² (orders 2.1, 1.97); the
     energy's autograd gradient vanishes at the assembled solution (a check on the energy)."""
-    from ml2bench.multilevel.testproblems import energy_fn
+    from ml2bench.problems.grid.testproblems import energy_fn
 
     errs = []
     for n in (15, 31, 63):

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from ml2bench.multilevel.coarse import ShiftedObjective
-from ml2bench.multilevel.testproblems import GAMMA, grid_hierarchy, laplacian_2d
-from ml2bench.objective import Objective, WorkCounter
+from ml2bench.problems.grid.testproblems import GAMMA, grid_hierarchy, laplacian_2d
+from ml2bench.core.objective import Objective, WorkCounter
 
 D = torch.float64
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from ml2bench.params import ConfigError, Param, spec
-from ml2bench.registry import Registry
+from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.core.registry import Registry
 
 SPEC = spec(
     Param("lr", float, 0.1, "learning rate", low=0.0, low_inclusive=False),

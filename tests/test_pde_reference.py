@@ -1,4 +1,4 @@
-"""Checks of the PINN reference solutions in ml2bench.pde (tolerances are stated inline;
+"""Checks of the PINN reference solutions in ml2bench.problems.pinn.reference (tolerances are stated inline;
 the measured values they guard are recorded in the module docstrings).  No test here
 depends on a stopwatch: speed belongs to the benchmarks."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ml2bench.pde import allen_cahn, burgers, klein_gordon, poisson
+from ml2bench.problems.pinn.reference import allen_cahn, burgers, klein_gordon, poisson
 
 
 def d1(f, a, h):

@@ -10,13 +10,13 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from ml2bench.config import RunConfig
-from ml2bench.objective import Objective, WorkCounter
-from ml2bench.params import ConfigError
-from ml2bench.pde import allen_cahn, burgers, klein_gordon, poisson
+from ml2bench.core.config import RunConfig
+from ml2bench.core.objective import Objective, WorkCounter
+from ml2bench.core.params import ConfigError
+from ml2bench.problems.pinn.reference import allen_cahn, burgers, klein_gordon, poisson
 from ml2bench.problems import PROBLEMS
-from ml2bench.problems.pinn import PINNBatch, PINNNet, PINNProblem
-from ml2bench.runner import run
+from ml2bench.problems.pinn.base import PINNBatch, PINNNet, PINNProblem
+from ml2bench.core.runner import run
 
 NAMES = ("pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
 NET = {"width": 8, "depth": 4}

@@ -20,8 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 CONFIGS = REPO / "workflow" / "config"
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-import sweep  # noqa: E402
+from ml2bench.sweep import jobs as sweep  # noqa: E402
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("snakemake") is None, reason="snakemake not installed")
 
@@ -63,7 +62,7 @@ def test_point_names_and_grid():
 
 
 def test_expand_ci_config_and_cli_args_round_trip():
-    from ml2bench.config import RunConfig, apply_overrides
+    from ml2bench.core.config import RunConfig, apply_overrides
 
     jobs = sweep.expand(load("ci.yaml"))
     assert len(jobs) == 10 and len({j.key for j in jobs}) == 10
@@ -103,7 +102,7 @@ def test_schema_rejects_bad_target_and_keys():
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
-    schema = str(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    schema = str(sweep.SCHEMA)
     for name in ("default.yaml", "ci.yaml", "paper.yaml"):
         validate(load(name), schema)
     cfg = load("ci.yaml")

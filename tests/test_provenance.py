@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ml2bench import provenance
+from ml2bench.core.cost import provenance
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -40,7 +40,7 @@ def test_own_repository_records_its_commit(tmp_path):
     root = tmp_path / "clone"
     pkg = _repo(root, "ml2bench")
     assert provenance.git_commit(pkg) == _head(root)
-    (pkg / "objective.py").write_text("# changed\n")
+    (pkg / "core" / "objective.py").write_text("# changed\n")
     provenance.git_commit.cache_clear()
     assert provenance.git_commit(pkg) == _head(root) + "-dirty"
 
@@ -55,7 +55,8 @@ def test_source_hash_changes_with_any_source_file(tmp_path):
     pkg = tmp_path / "ml2bench"
     shutil.copytree(provenance.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
     before = provenance.source_hash(pkg)
-    (pkg / "pde" / "burgers.py").write_text((pkg / "pde" / "burgers.py").read_text() + "\n# edit\n")
+    ref = pkg / "problems" / "pinn" / "reference" / "burgers.py"
+    ref.write_text(ref.read_text() + "\n# edit\n")
     provenance.source_hash.cache_clear()
     assert provenance.source_hash(pkg) != before
 

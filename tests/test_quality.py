@@ -1,14 +1,14 @@
-"""Quality regression: every run of the fixed sweep of :mod:`ml2bench.quality` learns (floors
+"""Quality regression: every run of the fixed sweep of :mod:`ml2bench.sweep.quality` learns (floors
 independent of the code: accuracy ≥ 0.5 on 10 classes, PINN rel. L2 ≤ 0.9 < 1 = zero predictor),
-and the sweep reproduces the committed reference ``tests/reference/quality.csv`` row for row
-(regenerate with ``python -m ml2bench.quality --write`` when a change of a method's numerics is
+and the sweep reproduces the committed reference ``ml2bench/sweep/quality_reference.csv`` row for row
+(regenerate with ``python -m ml2bench.sweep.quality --write`` when a change of a method's numerics is
 intended, and say in the commit message which numbers moved; see the module docstring)."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from ml2bench import quality
+from ml2bench.sweep import quality
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def current() -> pd.DataFrame:
 
 
 def test_sweep_matches_reference(current):
-    assert quality.REFERENCE.is_file(), "no reference: run 'python -m ml2bench.quality --write'"
+    assert quality.REFERENCE.is_file(), "no reference: run 'python -m ml2bench.sweep.quality --write'"
     report = quality.check(quality.read_reference(), current)
     if report.notes:
         print(report.text())  # shown with -rP / on failure: runs not in the reference are reported only

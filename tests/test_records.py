@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ml2bench.records import finished_run_exists, write_parquet_atomic, write_run
+from ml2bench.core.records import finished_run_exists, write_parquet_atomic, write_run
 
 
 def _tables(status: str, loss: float):

@@ -4,7 +4,7 @@ one writer per run folder, re-runs repair, aggregation checks identity, the gate
 The end-to-end probes run Snakemake on a two-run sweep written here (``TINY``), once per module
 (``swept``), and work on copies of its folder. We run as root, so ``chmod``-based read-only
 folders would still be writable: the read-only probe patches the create call that the
-writability check makes (``tempfile.mkstemp`` in ``ml2bench.records``) to fail with EACCES/EROFS,
+writability check makes (``tempfile.mkstemp`` in ``ml2bench.core.records``) to fail with EACCES/EROFS,
 which is what a read-only mount or a foreign folder returns.
 """
 from __future__ import annotations
@@ -24,18 +24,17 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml2bench import records
+from ml2bench.core import records
 from ml2bench.cli import main as cli_main
-from ml2bench.compare import main as compare_main
-from ml2bench.config import BUDGET, RUN, RunConfig, load_yaml
+from ml2bench.analysis.compare import main as compare_main
+from ml2bench.core.config import BUDGET, RUN, RunConfig, load_yaml
 from ml2bench.methods import METHODS
-from ml2bench.params import ConfigError
+from ml2bench.core.params import ConfigError
 from ml2bench.problems import PROBLEMS
-from ml2bench.verify import check_file, check_run, main as verify_main
+from ml2bench.sweep.verify import check_file, check_run, main as verify_main
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "workflow" / "scripts"))
-import sweep  # noqa: E402
+from ml2bench.sweep import jobs as sweep  # noqa: E402
 
 HAS_SNAKEMAKE = importlib.util.find_spec("snakemake") is not None
 TIME_COLUMNS = ("train_time_s", "wall_time_s", "started_at", "bench_s", "bench_max_rss_mb", "bench_cpu_time_s",
@@ -85,7 +84,7 @@ def test_every_float_parameter_rejects_nan_and_inf(owner, param):
     ("problem.width=1000000000", "parameters: 4 copies at torch.float32 need"),
 ])
 def test_run_rejects_impossible_values_before_training(tmp_path, capsys, monkeypatch, item, fragment):
-    import ml2bench.runner as runner
+    import ml2bench.core.runner as runner
 
     monkeypatch.setattr(runner, "_budget_reached", lambda *a: pytest.fail("training started"))
     assert cli_main(["run", "--problem", "mlp", "--method", "sgd", "--set", item, "--out", str(tmp_path / "o")]) == 2
@@ -152,7 +151,7 @@ def test_compare_thresholds_reject_nan(tmp_path, capsys):
 
 # --- output location, permissions, full disk, two writers -----------------------------------
 def _no_training(monkeypatch):
-    import ml2bench.runner as runner
+    import ml2bench.core.runner as runner
     monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("training started"))
 
 
@@ -219,7 +218,7 @@ def test_second_writer_is_refused_and_lock_survives_nothing(tmp_path, capsys):
 
 
 def test_lock_of_a_killed_writer_is_released(tmp_path):
-    code = ("import sys, time; from ml2bench.records import run_lock\n"
+    code = ("import sys, time; from ml2bench.core.records import run_lock\n"
             "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, PYTHONPATH=str(REPO)))
@@ -390,7 +389,7 @@ def test_corrupt_table_given_to_compare_is_named(tmp_path, capsys):
 def test_model_size_check_abandons_a_huge_build_early():
     """depth 10**5 x width 10**4 (10**13 parameters) is refused after a few layers, not built."""
     import torch
-    from ml2bench.capacity import count_parameters
+    from ml2bench.core.cost.capacity import count_parameters
 
     cls = PROBLEMS.get("mlp")
     problem = cls(cls.params.validate({"depth": 10**5, "width": 10**4, "n_train": 100}, "mlp"), seed=0,

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml2bench.compare import main as compare_main
+from ml2bench.analysis.compare import main as compare_main
 
 REPO = Path(__file__).resolve().parents[1]
 WORKFLOW = REPO / ".github" / "workflows" / "benchmarks.yml"
@@ -78,7 +78,7 @@ def test_workflow_runs_tests_sweep_and_gates_in_order():
     runs = [" ".join(str(s.get("run", "")).split()) for s in _steps()]
     expected = ["--index-url https://download.pytorch.org/whl/cpu", "python -m pytest",
                 "snakemake --cores 2 --configfile workflow/config/ci.yaml",
-                "ml2bench verify results --configfile workflow/config/ci.yaml", "python -m ml2bench.quality",
+                "ml2bench verify results --configfile workflow/config/ci.yaml", "python -m ml2bench.sweep.quality",
                 "ml2bench compare .github/baselines/ci_summary.csv results/tables --fail-on-regression",
                 "tests/benchmarks/run.sh"]
     positions = [next((i for i, r in enumerate(runs) if e in r), None) for e in expected]
@@ -90,7 +90,7 @@ def test_workflow_runs_tests_sweep_and_gates_in_order():
 
 
 def test_files_the_workflow_names_exist_and_the_baseline_passes_its_own_gate(tmp_path, capsys):
-    for rel in ("workflow/config/ci.yaml", "tests/benchmarks/run.sh", "tests/reference/quality.csv"):
+    for rel in ("workflow/config/ci.yaml", "tests/benchmarks/run.sh", "ml2bench/sweep/quality_reference.csv"):
         assert (REPO / rel).is_file(), rel
     base = pd.read_csv(BASELINE)
     assert len(base) == 10 and base["status"].isin(["ok", "budget_exhausted", "stopped"]).all()

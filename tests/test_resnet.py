@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
+from ml2bench.core.config import RunConfig
 from ml2bench.data import write_idx
 from ml2bench.data.cifar import write_cifar_batch
 from ml2bench.multilevel.depth import DepthTransfer
 from ml2bench.nn import ConvODEResNet, DenseODEResNet
-from ml2bench.objective import WorkCounter
-from ml2bench.params import ConfigError
+from ml2bench.core.objective import WorkCounter
+from ml2bench.core.params import ConfigError
 from ml2bench.problems import PROBLEMS
-from ml2bench.runner import run
+from ml2bench.core.runner import run
 
 CPU = torch.device("cpu")
 

@@ -7,7 +7,7 @@ import torch
 
 from ml2bench.methods import METHODS
 from ml2bench.multilevel.coarse import coherent_model
-from ml2bench.multilevel.testproblems import grid_hierarchy
+from ml2bench.problems.grid.testproblems import grid_hierarchy
 
 D = torch.float64
 
@@ -166,8 +166,8 @@ def test_vcycle_stops_its_loops_at_the_work_budget(method):
     """A V-cycle costs many work units; once the run's work_units budget is reached the smoothing
     loops end, so the run overshoots by about one evaluation, not by a cycle (CI sweep: 21.4 work
     units for 20; 37.5–41 before). Without the limit the same run overshoots by several units."""
-    from ml2bench.config import RunConfig
-    from ml2bench.runner import run
+    from ml2bench.core.config import RunConfig
+    from ml2bench.core.runner import run
 
     base = {"problem": "resnet", "method": method, "method_params": {"levels": 3},
             "problem_params": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32}}

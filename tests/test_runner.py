@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
+from ml2bench.core.config import RunConfig
 from ml2bench.methods import METHODS, Method, StepResult
-from ml2bench.params import spec
-from ml2bench.records import HISTORY_COLUMNS
-from ml2bench.runner import derive_seeds, run
+from ml2bench.core.params import spec
+from ml2bench.core.records import HISTORY_COLUMNS
+from ml2bench.core.runner import derive_seeds, run
 
 
 def test_history_and_summary_schema(small_mlp):
@@ -123,7 +123,7 @@ def test_lbfgs_counts_line_search_evaluations(small_mlp, monkeypatch):
     """Charged evaluations equal the evaluations actually made during the steps (a counting
     wrapper around the objective), no more (no re-charged points) and no fewer (every
     line-search trial is charged); full batch, so each charges 1."""
-    from ml2bench.objective import Objective
+    from ml2bench.core.objective import Objective
 
     made = {"inside": False, "calls": 0}
     lbfgs = METHODS.get("lbfgs")
@@ -156,7 +156,7 @@ def test_lbfgs_counts_line_search_evaluations(small_mlp, monkeypatch):
 def test_cuda_request_without_cuda_is_a_clear_error(small_mlp):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
-    from ml2bench.params import ConfigError
+    from ml2bench.core.params import ConfigError
     small_mlp["device"] = "cuda"
     with pytest.raises(ConfigError, match="device 'cuda' requested"):
         run(RunConfig.from_dict(small_mlp))

@@ -1,4 +1,4 @@
-"""Batch-growth rules (ml2bench.multilevel.sampling) and RMTR's hybrid stochastic–deterministic mode."""
+"""Batch-growth rules (ml2bench.numerics.sampling) and RMTR's hybrid stochastic–deterministic mode."""
 from __future__ import annotations
 
 import json
@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
-from ml2bench.multilevel.sampling import (AdaptiveBatch, BatchSampler, estimate_variance, next_batch_size,
+from ml2bench.core.config import RunConfig
+from ml2bench.numerics.sampling import (AdaptiveBatch, BatchSampler, estimate_variance, next_batch_size,
                                           required_size, split_batch)
-from ml2bench.runner import run
+from ml2bench.core.runner import run
 
 
 @dataclass

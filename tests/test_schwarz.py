@@ -6,13 +6,13 @@ import math
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
+from ml2bench.core.config import RunConfig
 from ml2bench.dd import decomposition as ddec
 from ml2bench.dd.core import combine
 from ml2bench.dd.testing import UnitBatch, mlp_hierarchy, quadratic_hierarchy, spd_matrix
 from ml2bench.methods import METHODS
-from ml2bench.params import ConfigError
-from ml2bench.runner import run
+from ml2bench.core.params import ConfigError
+from ml2bench.core.runner import run
 
 Schwarz = METHODS.get("schwarz")
 EXACT = {"globalization": "none", "local_solver": "lbfgs", "local_steps": 40, "history_size": 20,

@@ -158,7 +158,7 @@ def _comparable(table: pd.DataFrame) -> pd.DataFrame:
     wall/CPU times, energy, the benchmark file's numbers, and provenance (when, where, with what)."""
     import torch
 
-    from ml2bench import provenance
+    from ml2bench.core.cost import provenance
 
     prov = set(provenance.collect(torch.device("cpu"))) | {"started_at"}
     drop = [c for c in table.columns

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml2bench import tables as tb
+from ml2bench.analysis import tables as tb
 
 INF = math.inf
 

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from ml2bench.methods import METHODS
-from ml2bench.multilevel.quasi_newton import LBFGS, LSR1, make_qn
-from ml2bench.multilevel.trust_region import TRConfig, steihaug_cg, tr_iteration
-from ml2bench.objective import Objective, WorkCounter
-from ml2bench.params import ConfigError
+from ml2bench.numerics.quasi_newton import LBFGS, LSR1, make_qn
+from ml2bench.numerics.trust_region import TRConfig, steihaug_cg, tr_iteration
+from ml2bench.core.objective import Objective, WorkCounter
+from ml2bench.core.params import ConfigError
 
 D = torch.float64
 
@@ -130,7 +130,7 @@ class One:
 
 @pytest.mark.parametrize("qn", ["lsr1", "lbfgs", "hessian"])
 def test_tr_method_on_rosenbrock_is_monotone_and_converges(qn):
-    from ml2bench.hierarchy import Hierarchy
+    from ml2bench.core.hierarchy import Hierarchy
 
     counter = WorkCounter()
     obj = rosenbrock_objective(counter)
@@ -155,7 +155,7 @@ def test_tr_method_on_rosenbrock_is_monotone_and_converges(qn):
 
 
 def test_tr_rejects_inconsistent_thresholds():
-    from ml2bench.hierarchy import Hierarchy
+    from ml2bench.core.hierarchy import Hierarchy
 
     counter = WorkCounter()
     obj = rosenbrock_objective(counter)
@@ -196,7 +196,7 @@ def test_tr_stops_with_roundoff_instead_of_spinning_without_work():
     round-off-level gradient) gives a null step: the method must stop with stop_reason
     "roundoff" and converged=False (seen before: tr with L-BFGS on the resnet benchmark looped
     forever at ‖g‖ ≈ 5e-9, Δ ≈ 5e-23; later it claimed convergence there)."""
-    from ml2bench.hierarchy import Hierarchy
+    from ml2bench.core.hierarchy import Hierarchy
 
     counter = WorkCounter()
     obj = rosenbrock_objective(counter)
@@ -212,7 +212,7 @@ def test_tr_without_grad_tol_ends_at_roundoff_and_charges_no_null_step(qn):
     to 0.1 and 0.7) never reaches in floating point: the run must end by itself with
     "roundoff", not converged, soon after x stops changing (before: 1,928 charged no-op
     iterations on Rosenbrock, ended only by the budget)."""
-    from ml2bench.hierarchy import Hierarchy
+    from ml2bench.core.hierarchy import Hierarchy
 
     counter = WorkCounter()
     obj = rosenbrock_objective(counter, a=0.1, b=0.7)
@@ -235,7 +235,7 @@ def test_tr_without_grad_tol_ends_at_roundoff_and_charges_no_null_step(qn):
 
 
 def test_cauchy_point_decreases_any_model_inside_the_region():
-    from ml2bench.multilevel.trust_region import cauchy_point
+    from ml2bench.numerics.trust_region import cauchy_point
 
     torch.manual_seed(3)
     for _ in range(20):
@@ -253,8 +253,8 @@ def test_cauchy_point_decreases_any_model_inside_the_region():
 
 
 def test_tr_iteration_falls_back_to_the_cauchy_point_when_cg_predicts_no_decrease(monkeypatch):
-    import ml2bench.multilevel.trust_region as tr_mod
-    from ml2bench.multilevel.trust_region import CGResult
+    import ml2bench.numerics.trust_region as tr_mod
+    from ml2bench.numerics.trust_region import CGResult
 
     A = torch.diag(torch.tensor([2.0, 1.0], dtype=D))
     f = Quadratic(A)
@@ -318,7 +318,7 @@ def test_hessian_vector_products_are_charged_at_their_measured_cost():
     """One product = one evaluation in grad_evals, its measured operation ratio to a gradient
     (× the level's cost ratio) in work units. Measured ratio: 2.46 on this MLP (a forward, a
     backward with graph, a second backward), 2.12 on Rosenbrock's elementwise loss."""
-    from ml2bench.opcount import hvp_cost_ratio
+    from ml2bench.core.cost.opcount import hvp_cost_ratio
 
     counter = WorkCounter()
     obj = _mlp_objective(counter, cost_ratio=0.5)

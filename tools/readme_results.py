@@ -9,7 +9,7 @@ The README holds marker comments around each generated block:
 
 and this script replaces what lies between them with a table built from
 ``<tables>/comparison.csv`` and ``<tables>/targets.json`` (written by ``snakemake`` /
-``python -m ml2bench.tables``): one row per problem (with its target), one column per method, each
+``python -m ml2bench.analysis.tables``): one row per problem (with its target), one column per method, each
 cell ``work units to target (median over seeds) · seeds that reached it · final metric (median)``.
 A method run with several hyper-parameter points enters with its best point (fewest work units to
 target, then best final metric), named in the cell.
@@ -127,7 +127,7 @@ def load_tables(tables: Path) -> tuple[pd.DataFrame, dict]:
     comparison, targets = tables / "comparison.csv", tables / "targets.json"
     for path in (comparison, targets):
         if not path.is_file():
-            raise ReadmeError(f"{str(path)!r} not found; run the sweep (snakemake) or python -m ml2bench.tables first")
+            raise ReadmeError(f"{str(path)!r} not found; run the sweep (snakemake) or python -m ml2bench.analysis.tables first")
     return pd.read_csv(comparison), json.loads(targets.read_text())
 
 

@@ -12,14 +12,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     name, rest = argv[0], argv[1:]
     if name == "multilevel":
-        from .multilevel import main as run_multilevel
+        from ml2bench.bench.multilevel import main as run_multilevel
         return run_multilevel(rest)
     if name == "mgh":
-        from .mgh import main as run_mgh
+        from ml2bench.bench.mgh import main as run_mgh
         run_mgh(rest)
         return 0
     if name == "schwarz":
-        from .schwarz import main as run_schwarz
+        from ml2bench.bench.schwarz import main as run_schwarz
         return run_schwarz(rest)
     print(f"unknown benchmark {name!r}; available: multilevel, schwarz, mgh", file=sys.stderr)
     return 2

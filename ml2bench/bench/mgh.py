@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..hierarchy import Hierarchy
-from ..objective import Objective, WorkCounter
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.core.objective import Objective, WorkCounter
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class _Point(nn.Module):
 def full_set(scale: float = 1.0) -> dict[str, MGHProblem]:
     """All 35 MGH problems (:mod:`ml2bench.bench.mgh_problems`; Watson and the extended Rosenbrock
     at two sizes), started at ``scale``·x₀ (MGH's practice: 1, 10, 100)."""
-    from .mgh_problems import TABLE
+    from ml2bench.bench.mgh_problems import TABLE
 
     def sum_of_squares(r):
         return lambda x: (r(x) ** 2).sum()
@@ -117,7 +117,7 @@ def run_method(method: str, hp: dict[str, Any], name: str, max_evals: int = 2000
                problem: MGHProblem | None = None) -> dict[str, Any]:
     """Run a registered single-level method on problem ``name`` (or ``problem``) until it stops or
     has charged ``max_evals`` evaluations; returns the evaluation log and how it ended."""
-    from ..methods import METHODS
+    from ml2bench.methods import METHODS
 
     problem = _lookup(name, problem)
     counter, log = WorkCounter(), []

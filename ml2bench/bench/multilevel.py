@@ -1,7 +1,7 @@
 """Multilevel benchmark: RMTR, MG/OPT, TR, Adam and L-BFGS on the ``resnet`` problem (depth
 hierarchy, 3 levels) to a target training loss.
 
-Every run goes through :func:`ml2bench.runner.run` with a work-unit budget and evaluation every
+Every run goes through :func:`ml2bench.core.runner.run` with a work-unit budget and evaluation every
 ``eval_interval`` work units; "to target" reads the first evaluation point whose full training
 loss is ≤ ``target`` (so the resolution is ``eval_interval`` work units); runs that never reach
 it report inf. The table gives medians over seeds.
@@ -10,7 +10,7 @@ it report inf. The table gives medians over seeds.
 that method updated by JSON, e.g. ``--variant 'rmtr-lbfgs=rmtr:{"model": "qn", "qn": "lbfgs"}'``.
 
 ``--grid`` measures level independence instead, on the classical grid problems of
-:mod:`ml2bench.multilevel.testproblems` (``--scherk-a`` sets the steepness of ``scherk``; float64, all levels down to one node per dimension,
+:mod:`ml2bench.problems.grid.testproblems` (``--scherk-a`` sets the steepness of ``scherk``; float64, all levels down to one node per dimension,
 u₀ ~ U[−1, 1] with seed 0 so that every frequency is present; the minimal surfaces ``minsurf``
 and ``scherk`` from the zero interior): V-cycles and work units until
 ‖g‖ ≤ ``--rtol`` ‖g₀‖ (``grad_rtol``), for each method (defaults, or ``--variant``) on each problem
@@ -26,8 +26,8 @@ import time
 
 import numpy as np
 
-from ..config import RunConfig
-from ..runner import run
+from ml2bench.core.config import RunConfig
+from ml2bench.core.runner import run
 
 PROBLEM = {"depth": 8, "width": 32, "arch": "dense", "interpolation": "constant"}
 METHODS = {
@@ -56,11 +56,11 @@ def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: fl
 
     Returns {"cycles": V-cycles (None if not converged), "work_units", "stop_reason", "rel_grad",
     "method": the method object}. ``seed=None`` starts from u₀ = 0. ``scherk_a``: the steepness of
-    the ``scherk`` data (default :data:`~ml2bench.multilevel.testproblems.SCHERK_A`)."""
+    the ``scherk`` data (default :data:`~ml2bench.problems.grid.testproblems.SCHERK_A`)."""
     import torch
 
-    from ..methods import METHODS
-    from ..multilevel.testproblems import SCHERK_A, grid_hierarchy
+    from ml2bench.methods import METHODS
+    from ml2bench.problems.grid.testproblems import SCHERK_A, grid_hierarchy
 
     H, batch = grid_hierarchy(kind, n, 2, scherk_a=SCHERK_A if scherk_a is None else scherk_a)
     if seed is None or kind in ("minsurf", "scherk"):  # from the zero interior (a random one is non-smooth)
@@ -113,7 +113,7 @@ def grid_main(args, runs) -> int:
 
 def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """One clear message naming the bad value and what is allowed (argparse exits with 2)."""
-    from ..multilevel.grid import max_grid_levels
+    from ml2bench.multilevel.grid import max_grid_levels
 
     unknown = [m for m in args.methods.split(",") if m and m not in METHODS]
     if unknown:

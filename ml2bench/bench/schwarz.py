@@ -18,9 +18,9 @@ import statistics
 import sys
 import time
 
-from ..config import RunConfig
-from ..problems import PROBLEMS
-from ..runner import run
+from ml2bench.core.config import RunConfig
+from ml2bench.problems import PROBLEMS
+from ml2bench.core.runner import run
 
 METHODS = {
     "ASPQN (additive, L-BFGS)": ("schwarz", {"variant": "additive", "globalization": "lbfgs"}),

@@ -5,10 +5,10 @@ ml2bench never downloads data; the file-based loaders need a ``data_dir``.
 
 from __future__ import annotations
 
-from .cifar import load_cifar10, write_cifar_batch
-from .dataset import DataError, Dataset
-from .digits import load_digits
-from .idx import load_mnist, read_idx, write_idx
+from ml2bench.data.cifar import load_cifar10, write_cifar_batch
+from ml2bench.data.dataset import DataError, Dataset
+from ml2bench.data.digits import load_digits
+from ml2bench.data.idx import load_mnist, read_idx, write_idx
 
 DATASET_NAMES: tuple[str, ...] = ("digits", "mnist", "fashion_mnist", "cifar10")
 

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .dataset import Dataset, DataError
+from ml2bench.data.dataset import Dataset, DataError
 
 _FOLDER = "cifar-10-batches-py"
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..params import ConfigError
+from ml2bench.core.params import ConfigError
 
 
 class DataError(ValueError):

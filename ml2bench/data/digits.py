@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .dataset import Dataset
+from ml2bench.data.dataset import Dataset
 
 
 def load_digits(seed: int, test_fraction: float = 0.25) -> Dataset:
@@ -16,7 +16,7 @@ def load_digits(seed: int, test_fraction: float = 0.25) -> Dataset:
     """
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    from ..cache import cached_arrays
+    from ml2bench.core.cost.cache import cached_arrays
 
     x_tr, x_te, y_tr, y_te = cached_arrays(_split, int(seed), float(test_fraction))
     return Dataset(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dataset import Dataset, DataError
+from ml2bench.data.dataset import Dataset, DataError
 
 # IDX dtype code -> big-endian numpy dtype.
 _CODE_TO_DTYPE: dict[int, np.dtype] = {

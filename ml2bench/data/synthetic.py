@@ -28,7 +28,7 @@ import math
 import numpy as np
 import torch
 
-from .dataset import Dataset
+from ml2bench.data.dataset import Dataset
 
 SYNTHETIC_NAMES: tuple[str, ...] = ("peaks", "swiss_roll", "ellipses")
 PEAKS_GRID = 256

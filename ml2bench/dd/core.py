@@ -25,9 +25,9 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..objective import Objective
-from . import local
-from .decomposition import Decomposition, shard_batch
+from ml2bench.core.objective import Objective
+from ml2bench.dd import local
+from ml2bench.dd.decomposition import Decomposition, shard_batch
 
 # (k, x, batch) -> local result for subdomain k starting from x; the default uses the objective
 LocalSolveFn = Callable[[int, Tensor], "local.LocalResult"]

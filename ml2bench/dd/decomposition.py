@@ -1,7 +1,7 @@
 """Decompositions for Schwarz training: subdomains of the flat parameter vector, or of the data.
 
 A *parameter* decomposition is a list of index sets ``I_k`` into the flat vector ``x`` (layout of
-``model.named_parameters()``, see :class:`~ml2bench.objective.Objective`). Subdomain ``k`` owns the
+``model.named_parameters()``, see :class:`~ml2bench.core.objective.Objective`). Subdomain ``k`` owns the
 variables ``x[I_k]``; its local problem is ``y ↦ f(x with x[I_k] = y)`` with all other variables
 frozen. Index sets may overlap; :attr:`Decomposition.counts` says how many subdomains own each
 variable, and the additive combination divides by it.
@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-from ..params import ConfigError
+from ml2bench.core.params import ConfigError
 
 
 @dataclass

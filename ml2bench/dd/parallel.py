@@ -12,7 +12,7 @@ combines the corrections – see :mod:`ml2bench.dd.core`):
        torchrun --standalone --nproc_per_node 2 -m ml2bench run ... --set method.parallel=true
 
 2. **spawned by the method** (``parallel: true`` with no group present, e.g. from
-   :func:`ml2bench.runner.run`): the runner process becomes rank 0 and starts ``processes - 1``
+   :func:`ml2bench.core.runner.run`): the runner process becomes rank 0 and starts ``processes - 1``
    worker processes with ``torch.multiprocessing`` (spawn context), connected over gloo on
    127.0.0.1 and a port the OS picks for rank 0's rendezvous store. Each worker receives a pickled copy of the hierarchy, x0 and the
    hyper-parameters, builds the same method, and then executes one step per batch that rank 0
@@ -180,7 +180,7 @@ def _main_not_reimported():
 def _warm_up(hierarchy: Any, x0: Tensor, batch: Any) -> None:
     """One uncharged evaluation in a fresh worker (lazy initialisation of autograd kernels), the
     counterpart of the FLOP probe rank 0 ran when the problem built its hierarchy."""
-    from ..objective import Objective, WorkCounter
+    from ml2bench.core.objective import Objective, WorkCounter
 
     fine = hierarchy.fine
     Objective(fine.model, fine.loss_fn, WorkCounter(), fine.n_train).loss_grad(x0, batch)
@@ -229,7 +229,7 @@ class SpawnedGroup:
         self.comm = Comm(0, world, "gloo")
 
     def send_batch(self, batch: Any) -> None:
-        from .decomposition import same_batch
+        from ml2bench.dd.decomposition import same_batch
 
         msg = _SAME_BATCH if self.last_batch is not None and same_batch(self.last_batch, batch) else batch
         dist.broadcast_object_list([msg], src=0)

@@ -1,6 +1,6 @@
 """Small deterministic objectives for the Schwarz tests (importable by spawned worker processes).
 
-:func:`quadratic_hierarchy` builds a :class:`~ml2bench.hierarchy.Hierarchy` whose "network" is a
+:func:`quadratic_hierarchy` builds a :class:`~ml2bench.core.hierarchy.Hierarchy` whose "network" is a
 list of parameter blocks (one "layer" per block, names ``blocks.0``, ``blocks.1``, …) and whose loss
 is f(z) = ½ zᵀAz − bᵀz of the concatenated blocks z: the linear-algebra limit of Schwarz methods.
 """
@@ -12,8 +12,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from ..hierarchy import Hierarchy
-from ..objective import Objective, WorkCounter
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.core.objective import Objective, WorkCounter
 
 
 @dataclass

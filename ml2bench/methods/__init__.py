@@ -1,17 +1,13 @@
 """Training methods, each one module registered by name in :data:`METHODS`."""
 from __future__ import annotations
 
-import importlib
-
-from ..registry import Registry
-from .base import Method, StepResult
+from ml2bench.core.registry import Registry
+from ml2bench.methods.base import Method, StepResult
 
 METHODS: Registry = Registry("method")
 register = METHODS.register
 
-# Each module registers its class on import; the list is the single place naming them.
-_MODULES = ("sgd", "adam", "lbfgs", "tr", "rmtr", "mgopt", "schwarz")
-for _name in _MODULES:
-    importlib.import_module(f"{__name__}.{_name}")
+# Each module registers its class on import (after METHODS exists: they import ``register``).
+from ml2bench.methods import adam, lbfgs, mgopt, rmtr, schwarz, sgd, tr  # noqa: E402, F401
 
 __all__ = ["METHODS", "Method", "StepResult", "register"]

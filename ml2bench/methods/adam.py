@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..params import Param, spec
-from . import register
-from .torch_optim import ElementwiseMethod
+from ml2bench.core.params import Param, spec
+from ml2bench.methods import register
+from ml2bench.methods.torch_optim import ElementwiseMethod
 
 
 @register

@@ -1,6 +1,6 @@
 """The method interface: one training algorithm on a hierarchy of flat-vector objectives.
 
-Methods are driven by the runner's loop (:mod:`ml2bench.runner`), one :meth:`Method.step` per
+Methods are driven by the runner's loop (:mod:`ml2bench.core.runner`), one :meth:`Method.step` per
 batch, in the spirit of ``torch.optim``: the method owns the iterate ``x`` and all its state.
 Single-level methods use ``hierarchy.fine`` only; multilevel and domain-decomposition methods use
 the coarse objectives and the transfers as well. All evaluations go through the objectives, so
@@ -16,10 +16,10 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import Tensor
 
-from ..hierarchy import Hierarchy
-from ..multilevel.coarse import same_batch
-from ..objective import Batch
-from ..params import Param, ParamSpec
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.multilevel.coarse import same_batch
+from ml2bench.core.objective import Batch
+from ml2bench.core.params import Param, ParamSpec
 
 
 @dataclass

@@ -8,7 +8,7 @@ iterate across runner steps (re-evaluated only when the batch changes), so every
 evaluation is at a new point.
 
 One iteration (Nocedal & Wright, Alg. 7.5): d = −H g by the two-loop recursion
-(:meth:`ml2bench.multilevel.quasi_newton.LBFGS.solve`, H₀ = (sᵀy / yᵀy) I of the newest pair;
+(:meth:`ml2bench.numerics.quasi_newton.LBFGS.solve`, H₀ = (sᵀy / yᵀy) I of the newest pair;
 pairs with sᵀy ≤ ε‖s‖‖y‖ are skipped), then torch's strong-Wolfe line search (cubic
 interpolation, c₁ = 1e-4, c₂ = 0.9; ``torch.optim.lbfgs._strong_wolfe``, the routine
 ``torch.optim.LBFGS`` itself uses) from t = ``lr`` (t = ``lr``·min(1, 1/‖g‖₁) on the first
@@ -37,13 +37,13 @@ import torch
 from torch import Tensor
 from torch.optim.lbfgs import _strong_wolfe
 
-from ..hierarchy import Hierarchy
-from ..multilevel.quasi_newton import LBFGS as LBFGSMemory
-from ..multilevel.trust_region import exploded
-from ..objective import Batch
-from ..params import Param, spec
-from . import register
-from .base import Method, StepResult
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.numerics.quasi_newton import LBFGS as LBFGSMemory
+from ml2bench.numerics.trust_region import exploded
+from ml2bench.core.objective import Batch
+from ml2bench.core.params import Param, spec
+from ml2bench.methods import register
+from ml2bench.methods.base import Method, StepResult
 
 
 @register

@@ -29,7 +29,7 @@ cycles in the issue's measurement). On the minimal surfaces no smoother is level
 (``tr``: 28 / 37 cycles at 31² / 63² with data x(1 − x) + y²; 30 / 49 / 68 cycles, 205 / 342 / 486
 work units at 31² / 63² / 127² on the steep Scherk surface): the global smoothing step cannot
 smooth a linearisation whose local stiffness varies by up to (1 + |∇u|²)^{3/2}, while the coarse
-problem is right (two-grid analysis, :mod:`ml2bench.multilevel.twogrid`); a smooth coefficient of
+problem is right (two-grid analysis, :mod:`ml2bench.problems.grid.twogrid`); a smooth coefficient of
 contrast 19 (``varcoef``) takes 16 / 18 / 19 / 19 cycles at 31² … 255² (109–133 work units).
 The coarsest-level cap ``coarse_steps=50`` is what the
 grid problems need with ``levels=3`` (Poisson 63² / 127²: 7 / 7 cycles; cap 5: 10 / 19), and it
@@ -53,15 +53,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..hierarchy import Hierarchy
-from ..multilevel.coarse import coherent_model
-from ..multilevel.quasi_newton import LBFGS, QN_TYPES, make_qn
-from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration
-from ..objective import Batch
-from ..params import ConfigError, Param, spec
-from . import register
-from .base import CycleMonitor, Method, StepResult, vcycle_params
-from .tr import check_radius_hp
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.multilevel.coarse import coherent_model
+from ml2bench.numerics.quasi_newton import LBFGS, QN_TYPES, make_qn
+from ml2bench.numerics.trust_region import TRConfig, actual_reduction, tr_iteration
+from ml2bench.core.objective import Batch
+from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.methods import register
+from ml2bench.methods.base import CycleMonitor, Method, StepResult, vcycle_params
+from ml2bench.methods.tr import check_radius_hp
 
 SMOOTHERS = ("gd", "gd_ls", "lbfgs", "tr")
 
@@ -71,7 +71,7 @@ def armijo(model, batch: Batch, x: Tensor, f: float, g: Tensor, d: Tensor, alpha
     """Backtracking Armijo search along ``d`` (needs gᵀd < 0); returns (x, f, g, α) or None.
 
     Sufficient decrease is tested on the decrease itself, computed round-off-safe by
-    :func:`~ml2bench.multilevel.trust_region.actual_reduction` (f − f₊, or −½(g + g₊)ᵀs when
+    :func:`~ml2bench.numerics.trust_region.actual_reduction` (f − f₊, or −½(g + g₊)ᵀs when
     f − f₊ is at the round-off level of f): near a minimiser the required decrease c₁α|gᵀd| is
     far below the round-off of f, and comparing raw values accepts or rejects on noise (measured
     before: ‖g‖/‖g₀‖ stuck at 2.4e-8 for 400 cycles on a 127² problem)."""

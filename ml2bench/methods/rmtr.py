@@ -7,13 +7,13 @@ from x_{l,0} by
 
 1. ``pre_smooth`` trust-region iterations (Steihaug–Toint CG on an L-SR1/L-BFGS model, or with
    ``model="hessian"`` on the exact second-order Taylor model via Hessian-vector products;
-   :mod:`ml2bench.multilevel.trust_region`);
+   :mod:`ml2bench.numerics.trust_region`);
 2. a coarse correction, if l < levels−1 and ‖R_g g‖ ≥ κ_g ‖g‖ and ‖R_g g‖ > ε (ε = ``eps_g`` ‖g₀‖,
    relative to the run's first fine gradient so that the method does not depend on the units of f
    or x): recurse on level
    l+1 from y₀ = R_x x to get y*, prolongate s = P(y* − y₀), evaluate m_l(x + s) and accept it if
    ρ = (m_l(x) − m_l(x + s)) / (h_H(y₀) − h_H(y*)) > η₀; the radius Δ_l is updated with the same ρ
-   rules as a TR step (:func:`~ml2bench.multilevel.trust_region.update_radius`);
+   rules as a TR step (:func:`~ml2bench.numerics.trust_region.update_radius`);
 3. ``post_smooth`` trust-region iterations.
 On the coarsest level: trust-region iterations until ‖∇h_H‖ ≤ ``coarse_rtol`` ‖∇h_H(y₀)‖, at most
 ``coarse_steps`` (a fixed 5 steps left large coarsest grids unsolved).
@@ -34,14 +34,14 @@ onto the bound, at the price of one more coarse evaluation); the coarse iteratio
 cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps (the coarse models
 change by a linear term only, so their curvature pairs stay valid). A coarse correction's pair
 (s, ∇m(x + s) − ∇m(x)) joins level l's memory without resetting the scaling δ of B₀ = δI: δ stays
-the smoothing steps' (:class:`~ml2bench.multilevel.quasi_newton._LimitedMemory`). Rescaled by the
+the smoothing steps' (:class:`~ml2bench.numerics.quasi_newton._LimitedMemory`). Rescaled by the
 coarse pair — the curvature of the smooth modes — every post-smoothing step overshot on the
 oscillatory ones; measured with that rescaling (ν1 = ν2 = 1): 14–18 cycles (55–74 work units)
 on the problems below instead of 10–11 (43–48), and a stall at 1e-6 ‖g₀‖ on the minimal surface.
 
 Predicted reduction of a coarse correction: h_H(y₀) − h_H(y*) is accumulated as the sum of the
 actual reductions of the coarse level's accepted steps (each by
-:func:`~ml2bench.multilevel.trust_region.actual_reduction`): the same number in exact arithmetic,
+:func:`~ml2bench.numerics.trust_region.actual_reduction`): the same number in exact arithmetic,
 but it survives near a minimiser, where the plain difference of two model values is round-off and
 made ρ random (measured: the fine radius collapsed to 1e-10 at ‖g‖ ≈ 1e-8 ‖g₀‖ on 1-D Poisson).
 A coarse correction with ρ > η₂ enlarges Δ_l like a TR step (Δ_l ← max(Δ_l, γ₂‖s‖)).
@@ -70,7 +70,7 @@ work units) cap 5 ends with the lower loss (0.15 against 0.19) but the larger re
 method is level independent on steep minimal surfaces (anisotropic linearisation; the test
 module's table): default RMTR 26 / 40 / 52 cycles on ``minsurf``, RMTR-Hessian 40 / 67 at
 31² / 63², the default Scherk surface (a = 2.8) 31 / 48 / 67 (the smoothing, not the coarse model,
-is the bottleneck: :mod:`ml2bench.multilevel.twogrid`). A smooth coefficient of contrast 19
+is the bottleneck: :mod:`ml2bench.problems.grid.twogrid`). A smooth coefficient of contrast 19
 (``varcoef``, linear and isotropic) already doubles the cycles: 16 / 17 / 19 / 21 at 31² … 255²,
 109–147 work units (the global smoothing step cannot follow a stiffness that varies in space).
 Units: ``eps_g`` is relative to ‖g₀‖ and the radii are capped at 1e10 only, so scaling f or x
@@ -90,17 +90,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..hierarchy import Hierarchy
-from ..multilevel.coarse import coherent_model
-from ..multilevel.norms import prolongation_norm
-from ..multilevel.quasi_newton import make_model
-from ..multilevel.sampling import RULES as GROWTH_RULES, AdaptiveBatch, BatchSampler
-from ..multilevel.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
-from ..objective import Batch
-from ..params import ConfigError, Param, spec
-from . import register
-from .base import CycleMonitor, Method, StepResult, vcycle_params
-from .tr import TR_PARAMS, check_tr_hp
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.multilevel.coarse import coherent_model
+from ml2bench.multilevel.norms import prolongation_norm
+from ml2bench.numerics.quasi_newton import make_model
+from ml2bench.numerics.sampling import RULES as GROWTH_RULES, AdaptiveBatch, BatchSampler
+from ml2bench.numerics.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
+from ml2bench.core.objective import Batch
+from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.methods import register
+from ml2bench.methods.base import CycleMonitor, Method, StepResult, vcycle_params
+from ml2bench.methods.tr import TR_PARAMS, check_tr_hp
 
 
 @register
@@ -120,7 +120,7 @@ class RMTR(Method):
               low=0.0, high=1.0),
         Param("coarse_radius_max", float, 1e10, "largest coarse trust radius Δ_H^max (the fine region bounds "
               "the coarse steps anyway)", low=0.0, low_inclusive=False),
-        # hybrid stochastic–deterministic mode (Kopaničáková & Krause 2022): ml2bench.multilevel.sampling
+        # hybrid stochastic–deterministic mode (Kopaničáková & Krause 2022): ml2bench.numerics.sampling
         Param("batch_growth", str, "none", "none (the runner's batches) or a rule that grows the method's own "
               "mini-batch to the full batch: norm_test (Byrd et al. 2012), inner_product (Bollapragada et al. 2018)",
               choices=GROWTH_RULES),
@@ -185,7 +185,7 @@ class RMTR(Method):
         the coarse correction and is updated by the coarse correction's ρ only; the smoothing
         steps run on their own radius (see module doc). The decrease is the sum of the actual
         reductions of the accepted steps
-        (:func:`~ml2bench.multilevel.trust_region.actual_reduction`): equal to the difference of
+        (:func:`~ml2bench.numerics.trust_region.actual_reduction`): equal to the difference of
         the end values, but not lost to round-off near a minimiser, where it is the coarse
         correction's predicted reduction one level up."""
         hp = self.hp

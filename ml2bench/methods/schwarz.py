@@ -54,14 +54,14 @@ import torch
 from torch import Tensor
 from torch.optim.lbfgs import _strong_wolfe
 
-from ..dd import decomposition as ddec
-from ..dd import parallel as ddpar
-from ..dd.core import SchwarzCore
-from ..hierarchy import Hierarchy
-from ..objective import Batch
-from ..params import ConfigError, Param, spec
-from . import register
-from .base import Method, StepResult
+from ml2bench.dd import decomposition as ddec
+from ml2bench.dd import parallel as ddpar
+from ml2bench.dd.core import SchwarzCore
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.core.objective import Batch
+from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.methods import register
+from ml2bench.methods.base import Method, StepResult
 
 TR_ACCEPT, TR_SHRINK_BELOW, TR_GROW_ABOVE, TR_SHRINK, TR_GROW = 0.005, 0.05, 0.9, 0.25, 2.5
 

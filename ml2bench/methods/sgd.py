@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ..params import ConfigError, Param, spec
-from . import register
-from .torch_optim import ElementwiseMethod
+from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.methods import register
+from ml2bench.methods.torch_optim import ElementwiseMethod
 
 
 @register

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..hierarchy import Hierarchy
-from ..objective import Batch
-from .base import Method, StepResult
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.core.objective import Batch
+from ml2bench.methods.base import Method, StepResult
 
 
 class TorchOptimMethod(Method):

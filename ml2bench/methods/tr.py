@@ -2,8 +2,8 @@
 or (``model="hessian"``) the exact Hessian through Hessian-vector products.
 
 One runner step = ``iters_per_step`` trust-region iterations (see
-:mod:`ml2bench.multilevel.trust_region` for the algorithm and the ρ/radius rules, and
-:mod:`ml2bench.multilevel.quasi_newton` for the models). Every iteration costs one loss+gradient
+:mod:`ml2bench.numerics.trust_region` for the algorithm and the ρ/radius rules, and
+:mod:`ml2bench.numerics.quasi_newton` for the models). Every iteration costs one loss+gradient
 evaluation at the trial point (plus, with ``model="hessian"``, one Hessian-vector product per CG
 iteration, charged at its measured cost relative to a gradient); the gradient at the current
 iterate is kept from the iteration that produced it and re-evaluated only when the batch changes
@@ -21,13 +21,13 @@ from typing import Any
 
 from torch import Tensor
 
-from ..hierarchy import Hierarchy
-from ..multilevel.quasi_newton import MODELS, QN_TYPES, make_model
-from ..multilevel.trust_region import TRConfig, tr_iteration
-from ..objective import Batch
-from ..params import ConfigError, Param, spec
-from . import register
-from .base import Method, StepResult
+from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.numerics.quasi_newton import MODELS, QN_TYPES, make_model
+from ml2bench.numerics.trust_region import TRConfig, tr_iteration
+from ml2bench.core.objective import Batch
+from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.methods import register
+from ml2bench.methods.base import Method, StepResult
 
 TR_PARAMS = (
     Param("model", str, "qn", "trust-region model: 'qn' (the quasi-Newton type below) or 'hessian' (exact "

@@ -9,7 +9,7 @@ so that ∇h_H(R_x x_l) = R_g g_l (first-order coherence). RMTR writes it as
 f_H(y) + ⟨R_g g − ∇f_H(R_x x), y − R_x x⟩ and MG/OPT as ψ_H(y) = f_H(y) − vᵀy with
 v = ∇f_H(x_H) − R_g g: the same function up to a constant, which no method ever needs
 (decreases and ratios use differences only). Evaluations go through the coarse
-:class:`~ml2bench.objective.Objective`, so they are charged at the coarse level's cost ratio.
+:class:`~ml2bench.core.objective.Objective`, so they are charged at the coarse level's cost ratio.
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..hierarchy import Transfer
-from ..objective import Batch, Objective
+from ml2bench.core.hierarchy import Transfer
+from ml2bench.core.objective import Batch, Objective
 
 
 class ShiftedObjective:

@@ -9,7 +9,7 @@ coincides with fine node ``2j + 1`` (0-based).
 - ``restrict`` (R_x, iterates): injection, so R_x P = I exactly.
 - ``restrict_grad`` (R_g, gradients): R_g must be scaled like the coarse energy against f_h∘P.
   ``"variational"`` (default) is Pᵀ, right for the h^d-weighted energies of
-  :mod:`ml2bench.multilevel.testproblems` (1-D weighted by h, 2-D by h²), whose coarse energies
+  :mod:`ml2bench.problems.grid.testproblems` (1-D weighted by h, 2-D by h²), whose coarse energies
   approximate f_h(P y). ``"full_weighting"`` is Pᵀ / 2^d, the classical full-weighting residual
   restriction: right for energies *not* weighted by h^d (e.g. the 5-point energy divided by h²,
   whose coarse energy approximates f_h(P y) / 2^d); on the h^d-weighted ones it leaves the coarse

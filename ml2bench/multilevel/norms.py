@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..hierarchy import Transfer
+from ml2bench.core.hierarchy import Transfer
 
 
 def prolongation_T(transfer: Transfer, w: Tensor, n_coarse: int) -> Tensor:

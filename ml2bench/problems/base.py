@@ -1,7 +1,7 @@
 """The problem interface: model per level, data, loss, metrics and transfers.
 
 A problem is one module registered by name (see :mod:`ml2bench.problems`). Methods only see
-it through :class:`~ml2bench.hierarchy.Hierarchy` objects built by :meth:`Problem.hierarchy`,
+it through :class:`~ml2bench.core.hierarchy.Hierarchy` objects built by :meth:`Problem.hierarchy`,
 which is why coarse levels and transfer operators are part of the interface from the start.
 """
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Any, ClassVar, Iterator
 import torch
 from torch import Tensor, nn
 
-from .. import flops as _flops_mod
-from ..hierarchy import Hierarchy, Transfer
-from ..objective import Batch, FModel, Objective, WorkCounter
-from ..params import ConfigError, ParamSpec
+from ml2bench.core.cost import flops as _flops_mod
+from ml2bench.core.hierarchy import Hierarchy, Transfer
+from ml2bench.core.objective import Batch, FModel, Objective, WorkCounter
+from ml2bench.core.params import ConfigError, ParamSpec
 
 FLOP_PROBE_SAMPLES = 64
 
@@ -86,7 +86,7 @@ class Problem(ABC):
 
     def _flops(self, model: nn.Module) -> float:
         """FLOPs of one forward+backward of the loss on a small probe batch (matmuls/convs,
-        counted analytically per layer by :mod:`ml2bench.flops`: no compiler stack imported).
+        counted analytically per layer by :mod:`ml2bench.core.cost.flops`: no compiler stack imported).
 
         FLOPs are linear in the batch size, so the ratios between levels do not depend on it; a
         small probe keeps this cheap on large data sets (CIFAR-10 through every level).

@@ -10,11 +10,11 @@ from torch import Tensor
 
 import numpy as np
 
-from ..data import DATASET_NAMES, load_dataset
-from ..data.synthetic import SYNTHETIC_NAMES, flip_labels, make_synthetic
-from ..objective import FModel
-from ..params import Param
-from .base import Problem
+from ml2bench.data import DATASET_NAMES, load_dataset
+from ml2bench.data.synthetic import SYNTHETIC_NAMES, flip_labels, make_synthetic
+from ml2bench.core.objective import FModel
+from ml2bench.core.params import Param
+from ml2bench.problems.base import Problem
 
 SYNTHETIC_DEFAULT_SIZE = 1000  # samples per split of a synthetic set when n_train / n_test are null
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..params import Param, spec
-from . import register
-from .classification import DATA_PARAMS, ClassificationProblem
+from ml2bench.core.params import Param, spec
+from ml2bench.problems import register
+from ml2bench.problems.classification import DATA_PARAMS, ClassificationProblem
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 

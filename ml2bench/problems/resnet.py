@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..multilevel.depth import KINDS, DepthTransfer
-from ..nn import ACTIVATIONS, ConvODEResNet, DenseODEResNet, depth_levels
-from ..params import ConfigError, Param, spec
-from . import register
-from .classification import DATA_PARAMS, ClassificationProblem
+from ml2bench.multilevel.depth import KINDS, DepthTransfer
+from ml2bench.nn import ACTIVATIONS, ConvODEResNet, DenseODEResNet, depth_levels
+from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.problems import register
+from ml2bench.problems.classification import DATA_PARAMS, ClassificationProblem
 
 ARCHS = ("dense", "conv")
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from ml2bench.config import RunConfig
+from ml2bench.core.config import RunConfig
 from ml2bench.methods import METHODS
-from ml2bench.objective import WorkCounter
+from ml2bench.core.objective import WorkCounter
 from ml2bench.problems import PROBLEMS
-from ml2bench.runner import derive_seeds
+from ml2bench.core.runner import derive_seeds
 
 # Problem families benchmarked; families not registered yet are skipped with a reason.
 FAMILIES = ("mlp", "resnet", "pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
@@ -43,7 +43,7 @@ class Setup:
 
 def build(problem: str, method: str, *, problem_params: dict | None = None, method_params: dict | None = None,
           seed: int = 0, n_batches: int = 8) -> Setup:
-    """Problem, hierarchy and method as :func:`ml2bench.runner.run` builds them (float32, CPU); skips
+    """Problem, hierarchy and method as :func:`ml2bench.core.runner.run` builds them (float32, CPU); skips
     the test when the combination does not exist (yet)."""
     if problem not in PROBLEMS:
         pytest.skip(f"problem {problem!r} not registered yet")

@@ -18,7 +18,7 @@ import time
 import torch
 
 from ml2bench.methods import METHODS
-from ml2bench.objective import WorkCounter
+from ml2bench.core.objective import WorkCounter
 from ml2bench.problems import PROBLEMS
 
 

@@ -27,11 +27,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 
 def _jobs(config_path: Path):
-    import sweep
+    from ml2bench.sweep import jobs as sweep
 
     config = yaml.safe_load(config_path.read_text())
     return sweep.expand(config)
@@ -84,8 +83,8 @@ def _stopwatch(fn, spent: dict[str, float]):
 def eval_share(config_path: Path) -> None:
     import torch
 
-    from ml2bench import runner
-    from ml2bench.config import RunConfig
+    from ml2bench.core import runner
+    from ml2bench.core.config import RunConfig
 
     spent = {"eval": 0.0}
     runner.full_train_loss = _stopwatch(runner.full_train_loss, spent)

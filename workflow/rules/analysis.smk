@@ -23,7 +23,7 @@ rule aggregate:
         runtime=30,
     run:
         # in-process (no command line): a paper sweep has more run directories than fit in one argument
-        from ml2bench.aggregate import aggregate as _aggregate, write_tables as _write_tables
+        from ml2bench.analysis.aggregate import aggregate as _aggregate, write_tables as _write_tables
 
         bench = {d: f"results/benchmarks/runs/{d[len('results/runs/'):]}.tsv" for d in params.run_dirs}
         history, summary = _aggregate(params.run_dirs, bench, params.identities)
@@ -47,7 +47,7 @@ rule comparison:
     params:
         python=PYTHON,
     shell:
-        "{params.python} -m ml2bench.tables --tables results/tables > {log} 2>&1"
+        "{params.python} -m ml2bench.analysis.tables --tables results/tables > {log} 2>&1"
 
 
 rule problem_figures:
@@ -64,7 +64,7 @@ rule problem_figures:
     params:
         python=PYTHON,
     shell:
-        "{params.python} -m ml2bench.figures --tables results/tables --out figures --problem {wildcards.problem} > {log} 2>&1"
+        "{params.python} -m ml2bench.analysis.figures --tables results/tables --out figures --problem {wildcards.problem} > {log} 2>&1"
 
 
 rule profile_figures:
@@ -80,7 +80,7 @@ rule profile_figures:
     params:
         python=PYTHON,
     shell:
-        "{params.python} -m ml2bench.figures --tables results/tables --out figures --profiles > {log} 2>&1"
+        "{params.python} -m ml2bench.analysis.figures --tables results/tables --out figures --profiles > {log} 2>&1"
 
 
 rule report_md:
@@ -99,5 +99,5 @@ rule report_md:
         title=config.get("name", ""),
         claims=" ".join(f"--claims {p}" for p in CLAIMS_MD),
     shell:
-        "{params.python} -m ml2bench.report --tables results/tables --figures figures --out {output} "
+        "{params.python} -m ml2bench.analysis.report --tables results/tables --figures figures --out {output} "
         "--title {params.title:q} {params.claims} > {log} 2>&1"

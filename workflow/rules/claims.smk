@@ -1,7 +1,7 @@
-# Claims verdicts (ml2bench/claims.py): only when the config has a `claims:` list
+# Claims verdicts (ml2bench/analysis/claims.py): only when the config has a `claims:` list
 # (workflow/config/claims.yaml). Adds results/tables/claims.{csv,md}; report_md then gets a
 # "Claims" section.
-from ml2bench.claims import load_claims as _load_claims
+from ml2bench.analysis.claims import load_claims as _load_claims
 
 try:
     CLAIMS = _load_claims(config)
@@ -24,7 +24,7 @@ rule grid_cycles:
     benchmark:
         "results/benchmarks/grid_cycles.tsv"
     run:
-        from ml2bench.claims import write_grid_cycles as _write_grid_cycles
+        from ml2bench.sweep.grid_cycles import write_grid_cycles as _write_grid_cycles
 
         _write_grid_cycles(config, output[0])
         Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ rule claims:
     log:
         "results/logs/claims.log",
     run:
-        from ml2bench.claims import build as _build_claims
+        from ml2bench.analysis.claims import build as _build_claims
 
         out = _build_claims("results/tables", CLAIMS)
         Path(log[0]).parent.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@
 # workflow/config/default.yaml is used only when no config with a 'sweeps' key was given.
 #
 # Sweep enumeration (the snakemake.utils.Paramspace pattern, generalised to one parameter space
-# per method): workflow/scripts/sweep.py expands the config into one job per (problem id, method,
+# per method): ml2bench/sweep/jobs.py expands the config into one job per (problem id, method,
 # hyper-parameter point, seed); a point's directory name is Paramspace-style `key~value_key~value`
 # ("default" for the method's defaults). JOBS maps the wildcards to the job.
 import json
@@ -17,8 +17,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
-sys.path.insert(0, str(WORKFLOW_DIR / "scripts"))
-import sweep as _sweep  # noqa: E402
+from ml2bench.sweep import jobs as _sweep  # noqa: E402
 
 if "sweeps" not in config:
     _given = dict(config)
@@ -42,7 +41,7 @@ RUN_DIRS = [job.outdir for job in JOB_LIST]
 # <run>/corrupt/ before the DAG is built, so its train job is missing and runs again (rule all
 # requires every run's files). Only the main process does this, not group/cluster sub-processes.
 if workflow.is_main_process:
-    from ml2bench.verify import corrupt_files as _corrupt_files, quarantine as _quarantine
+    from ml2bench.sweep.verify import corrupt_files as _corrupt_files, quarantine as _quarantine
     for _path, _why in _corrupt_files(RUN_DIRS):
         print(f"ml2bench: {_path} {_why}; moved to {_quarantine(_path)}; the run is redone",
               file=sys.stderr)

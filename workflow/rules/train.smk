@@ -33,7 +33,7 @@ rule train:
 
 # Start-up once per sweep, not once per run (issue 14): Snakemake runs every job's shell command as
 # a new process and ignores `group:` for local execution, so for local runs the workflow starts an
-# ml2bench fork server (ml2bench/forkserver.py) before the first job; each job's `ml2bench run`
+# ml2bench fork server (ml2bench/sweep/forkserver.py) before the first job; each job's `ml2bench run`
 # then hands its arguments to the server, which forks a child with torch, pandas and ml2bench
 # already imported. Jobs, outputs, logs, benchmarks and resumability are unchanged (one job = one
 # run = one set of outputs). Off with `fork_server: false` at the top level of the config
@@ -48,7 +48,7 @@ def _use_fork_server():
 onstart:
     if _use_fork_server():
         import tempfile as _tempfile
-        from ml2bench import forkserver as _forkserver
+        from ml2bench.sweep import forkserver as _forkserver
 
         _path = str(Path(_tempfile.mkdtemp(prefix="ml2bench-")) / "server.sock")
         _FORK_SERVER["proc"] = _forkserver.start(_path)

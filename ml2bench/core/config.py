@@ -1,0 +1,160 @@
+"""Run configuration: one (problem, method, seed, hyper-parameters, budget) as validated data.
+
+Configs come from YAML files, ``--set key=value`` overrides and the Snakemake sweep. They are
+validated completely before any data is loaded, so a bad value fails fast with one message.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from ml2bench.core.params import ConfigError, Param, spec
+
+SEED_MAX = 2**63 - 1  # the seed column of the result tables is int64
+
+BUDGET = spec(
+    Param("epochs", float, None, "passes over the training data", low=0.0, low_inclusive=False, nullable=True),
+    Param("grad_evals", float, None, "full-batch gradient evaluations", low=0.0, low_inclusive=False,
+          nullable=True),
+    Param("work_units", float, None, "fine-level-equivalent evaluations", low=0.0, low_inclusive=False,
+          nullable=True),
+    Param("time_s", float, None, "training wall time in seconds", low=0.0, low_inclusive=False, nullable=True),
+    Param("iterations", int, None, "method steps", low=1, nullable=True),
+)
+
+RUN = spec(
+    Param("problem", str, None, "registered problem name", nullable=True),
+    Param("method", str, None, "registered method name", nullable=True),
+    Param("seed", int, 0, "run seed; init and data-order seeds are derived from it (the tables store it as "
+          "int64)", low=0, high=SEED_MAX),
+    Param("device", str, "cpu", "torch device", choices=("cpu", "cuda", "auto")),
+    Param("dtype", str, "float32", "floating point type", choices=("float32", "float64")),
+    Param("batch_size", int, None, "mini-batch size; null: the method's default (full batch or the "
+          "problem's default)", low=1, nullable=True),
+    Param("eval_interval", float, None, "evaluate every this many work units; null: the problem's default",
+          low=0.0, low_inclusive=False, nullable=True),
+    Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, high=2**31 - 1,
+          nullable=True),  # torch takes an int32
+    Param("cuda_graphs", bool, None, "capture loss+gradient evaluations as CUDA graphs and replay them; "
+          "null: on for device cuda", nullable=True),
+)
+
+SECTIONS = ("problem_params", "method_params", "budget")
+
+
+@dataclass
+class RunConfig:
+    """A fully specified run. Hyper-parameter dicts are validated by the registries' specs."""
+
+    problem: str
+    method: str
+    seed: int = 0
+    problem_params: dict[str, Any] = field(default_factory=dict)
+    method_params: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str = "float32"
+    batch_size: int | None = None
+    eval_interval: float | None = None
+    threads: int | None = None
+    cuda_graphs: bool | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "RunConfig":
+        """Validate a raw mapping (YAML content) and resolve defaults of problem and method."""
+        from ml2bench.methods import METHODS
+        from ml2bench.problems import PROBLEMS
+
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"run config must be a mapping, got {type(raw).__name__}")
+        raw = dict(raw)
+        sections = {}
+        for key in SECTIONS:
+            value = raw.pop(key, None) or {}
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"run config: '{key}' must be a mapping, got {value!r}")
+            sections[key] = dict(value)
+        top = RUN.validate(raw, "run config")
+        for key in ("problem", "method"):
+            if top[key] is None:
+                raise ConfigError(f"run config: '{key}' is required")
+        problem_cls = PROBLEMS.get(top["problem"])
+        method_cls = METHODS.get(top["method"])
+        budget = BUDGET.validate(sections["budget"], "budget")
+        if not any(v is not None for v in budget.values()):
+            budget["epochs"] = problem_cls.default_epochs
+        return cls(
+            problem=top["problem"], method=top["method"], seed=top["seed"],
+            problem_params=problem_cls.params.validate(sections["problem_params"], f"problem {top['problem']!r}"),
+            method_params=method_cls.params.validate(sections["method_params"], f"method {top['method']!r}"),
+            budget=budget, device=top["device"], dtype=top["dtype"], batch_size=top["batch_size"],
+            eval_interval=top["eval_interval"] or problem_cls.default_eval_interval, threads=top["threads"],
+            cuda_graphs=top["cuda_graphs"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def hash(self) -> str:
+        """Stable short hash of the resolved config (provenance and result de-duplication)."""
+        resolved = self.to_dict()
+        if resolved.get("cuda_graphs") is None:  # the default: hashes of configs from before the option stay
+            resolved.pop("cuda_graphs", None)
+        blob = json.dumps(resolved, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or bad YAML is a ConfigError naming the path."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(yaml_error_message(path, err)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping at top level")
+    return data
+
+
+def yaml_error_message(path: str | Path, err: yaml.YAMLError) -> str:
+    """One line ``FILE:LINE:COLUMN: not valid YAML: PROBLEM`` (editors jump to FILE:LINE)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = " ".join(filter(None, [getattr(err, "context", None), getattr(err, "problem", None)])) or str(err)
+    return f"{where}: not valid YAML: {' '.join(problem.split())}"
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key=value`` strings; ``problem.width=32`` sets ``problem_params.width`` etc.
+
+    Values are parsed as YAML scalars (``1e-3``, ``true``, ``null``).
+    """
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    alias = {"problem": "problem_params", "method": "method_params", "budget": "budget"}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. method.lr=0.01 or budget.epochs=5")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            value = text
+        parts = key.strip().split(".")
+        if len(parts) == 1:
+            raw[parts[0]] = value
+        elif len(parts) == 2 and parts[0] in alias:
+            raw.setdefault(alias[parts[0]], {})
+            raw[alias[parts[0]]] = dict(raw[alias[parts[0]]] or {})
+            raw[alias[parts[0]]][parts[1]] = value
+        else:
+            raise ConfigError(f"--set {item!r}: key must be a run option or problem.KEY, method.KEY, budget.KEY")
+    return raw

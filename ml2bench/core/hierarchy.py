@@ -1,0 +1,49 @@
+"""A hierarchy of objectives (level 0 finest) with transfer operators between them.
+
+Multilevel methods restrict two different things (see shared/METHODS.md, "two restrictions"):
+iterates with ``restrict`` (R_x, with R_x P = I) and gradients with ``restrict_grad``
+(R_g = Pᵀ when the coarse objective approximates f_h(P y) variationally). A problem supplies one
+:class:`Transfer` per pair of neighbouring levels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+
+from ml2bench.core.objective import Objective, WorkCounter
+
+
+class Transfer(Protocol):
+    """Linear maps between the flat parameter vectors of level l (fine) and l+1 (coarse)."""
+
+    def prolongate(self, x_coarse: Tensor) -> Tensor:
+        """P: coarse → fine (corrections and iterates)."""
+
+    def restrict(self, x_fine: Tensor) -> Tensor:
+        """R_x: fine → coarse for iterates; R_x P = I."""
+
+    def restrict_grad(self, g_fine: Tensor) -> Tensor:
+        """R_g: fine → coarse for gradients (Pᵀ for variational coarse models)."""
+
+
+@dataclass
+class Hierarchy:
+    """Objectives per level and ``transfers[l]`` between level l and level l+1."""
+
+    objectives: list[Objective]
+    transfers: list[Transfer]
+    counter: WorkCounter
+
+    def __post_init__(self) -> None:
+        if len(self.transfers) != len(self.objectives) - 1:
+            raise ValueError("a hierarchy of L levels needs L-1 transfers")
+
+    @property
+    def levels(self) -> int:
+        return len(self.objectives)
+
+    @property
+    def fine(self) -> Objective:
+        return self.objectives[0]

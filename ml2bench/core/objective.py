@@ -1,0 +1,252 @@
+"""The loss of one model on one level as a function of a flat parameter vector.
+
+Every method in ml2bench, single- or multilevel, optimises a flat vector ``x`` (a 1-D tensor).
+:class:`Objective` evaluates the problem's loss at ``x`` on a batch by swapping views of ``x``
+into the module for one call (as ``torch.func.functional_call`` does), so the optimiser owns a
+plain vector, autograd flows to it, and several levels can be evaluated side by side. Each evaluation is charged to a shared :class:`WorkCounter`, which is
+the single place where gradient evaluations and fine-level-equivalent work are counted.
+
+Loss+gradient evaluations (the bulk of all work) take a faster path: the module's parameters are
+bound once as views of one flat buffer, their ``.grad`` as views of one flat gradient buffer, so
+an evaluation copies ``x`` in, runs forward and backward on the module as it is, and the gradient
+is accumulated in place into the flat buffer (no per-call views, swaps or concatenation; issue 14:
+the harness was 1.10x a plain PyTorch loop on small networks). The same static buffers let
+:class:`~ml2bench.core.cost.graphs.StaticEvaluation` capture an evaluation as a CUDA graph and replay it
+(``graphs`` = ``"cuda"``); ``"static"`` runs the same static-buffer code eagerly (CPU tests).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import Tensor, nn
+
+
+class Batch(Protocol):
+    """What a problem hands to its loss: anything with the number of samples it holds."""
+
+    size: int
+
+
+FModel = Callable[[Tensor], Tensor]
+LossFn = Callable[[FModel, Any], Tensor]
+
+
+@dataclass
+class WorkCounter:
+    """Counts evaluations in units of one full-batch fine-level gradient evaluation.
+
+    ``grad_evals`` adds ``batch_size / n_train`` per evaluation on any level (function-only
+    evaluations are charged like gradient evaluations: conservative, and what line searches
+    report). ``work_units`` weights each evaluation by its level's measured cost ratio
+    (FLOPs of forward+backward relative to the finest level), so a coarse step is not free.
+    """
+
+    grad_evals: float = 0.0
+    work_units: float = 0.0
+    by_level: dict[int, float] = field(default_factory=dict)
+
+    def charge(self, level: int, batch_fraction: float, cost_ratio: float) -> None:
+        self.grad_evals += batch_fraction
+        self.work_units += batch_fraction * cost_ratio
+        self.by_level[level] = self.by_level.get(level, 0.0) + batch_fraction
+
+
+class Objective:
+    """f_l(x) = problem loss of ``model`` with parameters ``x`` on a batch; counted."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        counter: WorkCounter,
+        n_train: int,
+        level: int = 0,
+        cost_ratio: float = 1.0,
+    ) -> None:
+        self.model = model
+        self.loss_fn = loss_fn
+        self.counter = counter
+        self.n_train = n_train
+        self.level = level
+        self.cost_ratio = cost_ratio
+        named = [(n, p) for n, p in model.named_parameters()]
+        self.names = [n for n, _ in named]
+        self.shapes = [p.shape for _, p in named]
+        self.numels = [p.numel() for _, p in named]
+        # where each parameter lives, resolved once: swapping views into these slots is what
+        # torch.func.functional_call does, without re-walking the module tree on every call
+        # (measured: that walk was a third of an SGD step's overhead on small networks)
+        self._slots = [self._slot(model, n) for n in self.names]
+        self._flat: Tensor | None = None       # parameter buffer the module's parameters view
+        self._flat_grad: Tensor | None = None  # gradient buffer their .grad views
+        self._params: list[nn.Parameter] = []
+        #: "off": eager; "static": static input buffers, eager (CPU path of the graph code);
+        #: "cuda": captured once per batch shape as CUDA graphs and replayed (see ml2bench.core.cost.graphs)
+        self.graphs = "off"
+        self._static: dict[tuple, Any] = {}
+
+    @property
+    def n(self) -> int:
+        """Number of parameters (length of the flat vector)."""
+        return sum(self.numels)
+
+    def initial_x(self) -> Tensor:
+        """The module's current parameters as one flat, detached vector (a copy)."""
+        return torch.cat([module._parameters[attr].detach().reshape(-1) for module, attr in self._slots]).clone()
+
+    def unflatten(self, x: Tensor) -> dict[str, Tensor]:
+        return {n: t.view(s) for n, t, s in zip(self.names, torch.split(x, self.numels), self.shapes)}
+
+    @staticmethod
+    def _slot(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+        owner, _, attr = name.rpartition(".")
+        return (model.get_submodule(owner) if owner else model), attr
+
+    def fmodel(self, x: Tensor) -> FModel:
+        """The network as a function of its input, with parameters ``x`` (views of it).
+
+        Like ``torch.func.functional_call``: the module's parameters are replaced by the views for
+        the duration of one forward call and restored afterwards, so autograd flows to ``x``.
+        Not for concurrent use of one objective from several threads.
+        """
+        views = [t.view(s) for t, s in zip(torch.split(x, self.numels), self.shapes)]
+        slots = self._slots
+
+        def f(inp: Tensor) -> Tensor:
+            saved = [module._parameters[attr] for module, attr in slots]
+            try:
+                for (module, attr), view in zip(slots, views):
+                    module._parameters[attr] = view
+                return self.model(inp)
+            finally:
+                for (module, attr), param in zip(slots, saved):
+                    module._parameters[attr] = param
+
+        return f
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (pickle for Schwarz workers, deepcopy) rebinds on first use: pickling does not
+        keep the parameters as views of ``_flat``, so a copied binding would load ``x`` into a
+        buffer the module no longer reads. Captured graphs are per process as well."""
+        state = self.__dict__.copy()
+        state.update(_flat=None, _flat_grad=None, _params=[], _static={})
+        return state
+
+    # --- the flat-buffer path -------------------------------------------------------------
+    def _bind(self) -> None:
+        """Make the module's parameters views of one flat buffer (and their grads of another).
+
+        Re-done when something else rebound the module (another Objective on the same model)."""
+        params = [module._parameters[attr] for module, attr in self._slots]
+        if self._params and all(a is b for a, b in zip(params, self._params)):
+            return
+        flat = torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
+        grad = torch.zeros_like(flat)
+        self._params = []
+        for (module, attr), t, g, shape in zip(self._slots, torch.split(flat, self.numels),
+                                               torch.split(grad, self.numels), self.shapes):
+            param = nn.Parameter(t.view(shape))
+            param.grad = g.view(shape)
+            module._parameters[attr] = param
+            self._params.append(param)
+        self._flat, self._flat_grad = flat, grad
+        self._static.clear()
+
+    def _load(self, x: Tensor) -> None:
+        """Put ``x`` into the parameter buffer (the module then computes f at ``x``)."""
+        self._bind()
+        assert self._flat is not None
+        if x.data_ptr() != self._flat.data_ptr():
+            with torch.no_grad():
+                self._flat.copy_(x.detach())
+
+    def _value_and_grad_in_place(self, batch: Batch) -> Tensor:
+        """Loss at the loaded parameters; its gradient accumulated into the zeroed flat buffer."""
+        assert self._flat_grad is not None
+        self._flat_grad.zero_()
+        with torch.enable_grad():
+            value = self.loss_fn(self.model, batch)
+            torch.autograd.backward(value, inputs=self._params)
+        return value.detach()
+
+    def _value_in_place(self, batch: Batch) -> Tensor:
+        """Loss at the loaded parameters (grad mode on: PINN losses differentiate w.r.t. inputs)."""
+        with torch.enable_grad():
+            return self.loss_fn(self.model, batch).detach()
+
+    def _hvp_in_place(self, batch: Batch, v: Tensor) -> Tensor:
+        """∇²f v at the loaded parameters by double backward through the module's parameters
+        (the static-buffer form of :meth:`hvp`; ``v`` flat). Returns a new flat tensor."""
+        vs = [t.view(s) for t, s in zip(torch.split(v, self.numels), self.shapes)]
+        with torch.enable_grad():
+            value = self.loss_fn(self.model, batch)
+            grads = torch.autograd.grad(value, self._params, create_graph=True, allow_unused=True)
+            terms = [(g * w).sum() for g, w in zip(grads, vs) if g is not None and g.requires_grad]
+            if not terms:  # the gradient does not depend on the parameters: the loss is linear
+                return torch.zeros_like(v)
+            hv = torch.autograd.grad(torch.stack(terms).sum(), self._params, allow_unused=True)
+        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                          for h, p in zip(hv, self._params)]).detach()
+
+    def _check_grads_in_place(self) -> None:
+        grad = self._params[0].grad if self._params else None
+        if self._params and (grad is None or self._flat_grad is None
+                             or grad.data_ptr() != self._flat_grad.data_ptr()):
+            raise RuntimeError("ml2bench.core.objective: autograd replaced a parameter's .grad instead of "
+                               "accumulating into the flat buffer")
+
+    def _charge(self, batch: Batch) -> None:
+        self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio)
+
+    def loss(self, x: Tensor, batch: Batch) -> float:
+        """f(x) on ``batch`` (charged as one evaluation)."""
+        self._charge(batch)
+        self._load(x)
+        if self.graphs != "off":
+            from ml2bench.core.cost.graphs import StaticEvaluation
+
+            return float(StaticEvaluation.for_batch(self, batch, "loss").run(batch))
+        return float(self._value_in_place(batch))
+
+    def loss_grad(self, x: Tensor, batch: Batch) -> tuple[float, Tensor]:
+        """f(x) and ∇f(x) on ``batch`` (charged as one evaluation)."""
+        self._charge(batch)
+        self._load(x)
+        if self.graphs != "off":
+            from ml2bench.core.cost.graphs import StaticEvaluation
+
+            value = StaticEvaluation.for_batch(self, batch).run(batch)
+        else:
+            value = self._value_and_grad_in_place(batch)
+            self._check_grads_in_place()
+        assert self._flat_grad is not None
+        return float(value), self._flat_grad.clone()
+
+    def hvp(self, x: Tensor, v: Tensor, batch: Batch) -> Tensor:
+        """∇²f(x) v on ``batch`` by double backward (the gradient is built with ``create_graph``
+        and differentiated once more along ``v``; forward-over-reverse would be the same).
+
+        Charged as one evaluation weighted by its measured cost relative to :meth:`loss_grad`
+        (:func:`ml2bench.core.cost.opcount.hvp_cost_ratio`, measured at the first call and kept; about 2 on
+        networks): ``grad_evals`` counts it once, ``work_units`` at that ratio.
+        Computed by :meth:`_hvp_in_place` on the flat parameter buffer: eagerly (``graphs ==
+        "off"``, the autograd graph rebuilt at every call), or on static buffers, captured as a
+        CUDA graph per batch shape and replayed with ``graphs == "cuda"`` (:mod:`ml2bench.core.cost.graphs`);
+        both equal a double backward with ``x`` as the leaf (tests/test_graphs.py)."""
+        if getattr(self, "_hvp_ratio", None) is None:
+            from ml2bench.core.cost.opcount import hvp_cost_ratio
+            self._hvp_ratio = hvp_cost_ratio(self, x, v, batch)
+        self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio * self._hvp_ratio)
+        self._load(x)
+        if self.graphs != "off":
+            from ml2bench.core.cost.graphs import StaticEvaluation
+
+            return StaticEvaluation.for_batch(self, batch, "hvp").run(batch, v).clone()
+        return self._hvp_in_place(batch, v.detach().to(self._flat))
+
+
+def is_finite(value: float) -> bool:
+    return math.isfinite(value)

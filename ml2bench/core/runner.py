@@ -1,0 +1,291 @@
+"""The training loop shared by all methods: budgets, evaluation points, records.
+
+One run = one (problem, method, seed, hyper-parameters). The loop times only training (the
+clock is paused, and CUDA synchronised, around evaluations), stops at the first budget reached,
+records a diverging run as ``diverged`` and an exception as ``failed`` instead of crashing the
+caller (a sweep goes on), and returns tidy tables (see :mod:`ml2bench.core.records`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ml2bench.core.cost import provenance
+from ml2bench.core.cost.capacity import check_model_fits
+from ml2bench.core.config import RunConfig
+from ml2bench.core.cost.energy import EnergyMeter
+from ml2bench.methods import METHODS, Method
+from ml2bench.core.objective import WorkCounter
+from ml2bench.problems import PROBLEMS, Problem
+
+DIVERGENCE_FACTOR = 1e8  # a loss this many times above the initial one counts as diverged
+
+
+@dataclass
+class RunResult:
+    history: pd.DataFrame
+    summary: pd.DataFrame
+
+    @property
+    def status(self) -> str:
+        return str(self.summary["status"].iloc[0])
+
+
+def derive_seeds(seed: int) -> dict[str, int]:
+    """Independent seeds per purpose, so changing e.g. the batch order never changes the init."""
+    children = np.random.SeedSequence(seed).spawn(3)
+    names = ("data", "init", "order")
+    return {n: int(c.generate_state(1, dtype=np.uint32)[0]) for n, c in zip(names, children)}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        from ml2bench.core.params import ConfigError
+        raise ConfigError("device 'cuda' requested but torch.cuda.is_available() is False; allowed here: cpu, auto")
+    return torch.device(name)
+
+
+class _Clock:
+    """Accumulates training time; synchronises CUDA before each reading so kernels are counted."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.total = 0.0
+        self._t0: float | None = None
+
+    def _now(self) -> float:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    def start(self) -> None:
+        self._t0 = self._now()
+
+    def stop(self) -> None:
+        assert self._t0 is not None
+        self.total += self._now() - self._t0
+        self._t0 = None
+
+
+def full_train_loss(problem: Problem, method: Method) -> float:
+    """Mean training loss over the whole training set (not charged as work)."""
+    objective = method.hierarchy.fine
+    f = objective.fmodel(method.x.detach())
+    total, n = 0.0, 0
+    for batch in problem.train_batches(None, torch.Generator().manual_seed(0)):
+        with torch.enable_grad():
+            total += float(problem.loss(f, batch).detach()) * batch.size
+        n += batch.size
+    return total / n
+
+
+def run(config: RunConfig, progress: bool = False) -> RunResult:
+    """Train once as ``config`` says; never raises for a diverged or failing method."""
+    device = resolve_device(config.device)
+    threads_before = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(config, device, progress)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
+    dtype = getattr(torch, config.dtype)
+    seeds = derive_seeds(config.seed)
+    problem_cls = PROBLEMS.get(config.problem)
+    method_cls = METHODS.get(config.method)
+    started = time.time()
+    wall0 = time.perf_counter()
+
+    problem = problem_cls(config.problem_params, seed=seeds["data"], device=device, dtype=dtype)
+    check_model_fits(problem, device, dtype)  # bad input (ConfigError), before any allocation
+    counter = WorkCounter()
+    levels = method_cls.levels_required(config.method_params)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seeds["init"])
+        hierarchy = problem.hierarchy(levels, counter)
+    graphs = _graph_mode(config, device)
+    for objective in hierarchy.objectives:
+        objective.graphs = graphs
+    x0 = hierarchy.fine.initial_x()
+    method = method_cls(hierarchy, x0, config.method_params)
+    if config.budget.get("work_units") is not None:
+        method.work_limit = float(config.budget["work_units"])
+    if hasattr(method, "set_sampler"):  # a method that draws its own (growing) batches: rmtr batch_growth
+        from ml2bench.numerics.sampling import BatchSampler
+        method.set_sampler(BatchSampler(problem.train_batches, problem.n_train,
+                                        torch.Generator().manual_seed(seeds["order"] + 1)))
+    batch_size = config.batch_size
+    if batch_size is None and not method_cls.full_batch:
+        batch_size = problem_cls.default_batch_size
+    if batch_size is not None:  # a batch never exceeds the data: record the size actually used
+        batch_size = min(batch_size, problem.n_train)
+    order = torch.Generator().manual_seed(seeds["order"])
+    budget = config.budget
+
+    rows: list[dict[str, Any]] = []
+    clock = _Clock(device)
+    meter = EnergyMeter.for_device(device)
+    energy_train = {"energy_cpu_j": 0.0, "energy_dram_j": 0.0, "energy_gpu_j": 0.0, "energy_j": 0.0}
+    state = {"iteration": 0, "samples": 0, "step_loss": math.nan}
+
+    def record() -> dict[str, Any]:
+        reading = meter.read()
+        for key in energy_train:  # accumulate the energy of the training segment just ended
+            energy_train[key] += reading[key]
+        f = hierarchy.fine.fmodel(method.x.detach())
+        metrics = problem.evaluate(f)
+        row = {
+            "problem": config.problem, "method": config.method, "seed": config.seed,
+            "epoch": state["samples"] / problem.n_train, "iteration": state["iteration"],
+            "grad_evals": counter.grad_evals, "work_units": counter.work_units,
+            "train_time_s": clock.total, **energy_train,
+            "train_loss": full_train_loss(problem, method), "step_loss": state["step_loss"],
+            "test_loss": metrics["test_loss"], "test_metric": metrics["test_metric"],
+        }
+        rows.append(row)
+        meter.start()  # the next segment starts after evaluation
+        return row
+
+    status, error, stop_reason = None, "", ""
+    bar = _progress_bar(progress, config, budget)
+    try:
+        meter.start()
+        initial = record()["train_loss"]
+        if not math.isfinite(initial):
+            status, stop_reason = "diverged", "diverged"
+        next_eval = config.eval_interval
+        while status is None:
+            for batch in problem.train_batches(batch_size, order):
+                charged = counter.grad_evals
+                clock.start()
+                result = method.step(batch)
+                clock.stop()
+                state["iteration"] += 1
+                state["samples"] += int(result.info.get("samples", batch.size))  # own batches: what the method drew
+                state["step_loss"] = result.loss
+                if not math.isfinite(result.loss) or abs(result.loss) > DIVERGENCE_FACTOR * max(1.0, abs(initial)):
+                    status, stop_reason = "diverged", "diverged"
+                elif result.converged:
+                    status, stop_reason = "ok", result.stop_reason or "converged"
+                elif result.stop_reason:
+                    status, stop_reason = "stopped", result.stop_reason
+                elif counter.grad_evals == charged:
+                    # a step that evaluated nothing cannot move: stop instead of looping forever
+                    status, stop_reason = "stopped", "no_evaluation"
+                elif (reached := _budget_reached(budget, state, counter, clock.total, problem.n_train)):
+                    status, stop_reason = "budget_exhausted", f"budget:{reached}"
+                if status is not None or counter.work_units >= next_eval:
+                    row = record()
+                    next_eval = (math.floor(counter.work_units / config.eval_interval) + 1) * config.eval_interval
+                    if status is None and not math.isfinite(row["train_loss"]):
+                        status, stop_reason = "diverged", "diverged"
+                    bar.update(_bar_position(budget, state, counter, clock.total, problem.n_train) - bar.n)
+                    bar.set_postfix(loss=f"{row['train_loss']:.3g}", metric=f"{row['test_metric']:.3g}")
+                if status is not None:
+                    break
+    except Exception as exc:  # recorded, not raised: one failing run must not stop a sweep
+        status, stop_reason = "failed", "failed"
+        error = "".join(traceback.format_exception_only(exc)).strip()
+        if progress:
+            traceback.print_exc(file=sys.stderr)
+    finally:
+        bar.close()
+        method.close()
+
+    history = pd.DataFrame(rows, columns=list(_history_columns()))
+    summary = _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels,
+                       batch_size, device, meter, started, time.perf_counter() - wall0, state)
+    # cost of each level relative to the finest (objective.cost_ratio; 1.0 first): where depth coarsening pays
+    summary["level_cost_ratios"] = json.dumps([round(float(o.cost_ratio), 6) for o in hierarchy.objectives])
+    return RunResult(history, summary)
+
+
+def _graph_mode(config: RunConfig, device: torch.device) -> str:
+    """Objective.graphs for this run: CUDA graphs by default on CUDA (``cuda_graphs: false`` turns
+    them off); never on CPU, where there is nothing to capture."""
+    if config.cuda_graphs is None:
+        return "cuda" if device.type == "cuda" else "off"
+    if config.cuda_graphs and device.type != "cuda":
+        from ml2bench.core.params import ConfigError
+        raise ConfigError(f"cuda_graphs=true needs device cuda, got device {device.type!r}; allowed on cpu: "
+                          "false or null")
+    return "cuda" if config.cuda_graphs else "off"
+
+
+def _history_columns():
+    from ml2bench.core.records import HISTORY_COLUMNS
+    return HISTORY_COLUMNS.keys()
+
+
+def _budget_reached(budget: dict, state: dict, counter: WorkCounter, train_time: float, n_train: int) -> str:
+    """The first budget key that is reached ('' while none is)."""
+    checks = {
+        "epochs": state["samples"] / n_train,
+        "grad_evals": counter.grad_evals,
+        "work_units": counter.work_units,
+        "time_s": train_time,
+        "iterations": state["iteration"],
+    }
+    return next((k for k, v in checks.items() if budget.get(k) is not None and v >= budget[k]), "")
+
+
+def _bar_position(budget, state, counter, train_time, n_train) -> float:
+    """Progress in percent of the budget that is closest to being reached."""
+    fractions = [0.0]
+    for key, value in (("epochs", state["samples"] / n_train), ("grad_evals", counter.grad_evals),
+                       ("work_units", counter.work_units), ("time_s", train_time),
+                       ("iterations", state["iteration"])):
+        if budget.get(key):
+            fractions.append(value / budget[key])
+    return min(100.0, 100.0 * max(fractions))
+
+
+def _progress_bar(enabled: bool, config: RunConfig, budget: dict):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=100.0, desc=f"{config.problem}/{config.method}/seed{config.seed}", unit="%",
+                disable=not enabled, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]")
+
+
+def _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels, batch_size,
+             device, meter, started, wall, state) -> pd.DataFrame:
+    last = history.iloc[-1] if len(history) else None
+    higher = problem_cls.metric_higher_is_better
+    metric = history["test_metric"]
+    best_metric = (metric.max() if higher else metric.min()) if len(history) else math.nan
+    row: dict[str, Any] = {
+        "problem": config.problem, "method": config.method, "seed": config.seed,
+        "status": status, "stop_reason": stop_reason, "error": error,
+        "metric_name": problem_cls.metric_name, "metric_higher_is_better": higher,
+        "final_train_loss": last["train_loss"] if last is not None else math.nan,
+        "final_test_loss": last["test_loss"] if last is not None else math.nan,
+        "final_test_metric": last["test_metric"] if last is not None else math.nan,
+        "best_train_loss": history["train_loss"].min() if len(history) else math.nan,
+        "best_test_metric": best_metric,
+        "iterations": state["iteration"], "epochs": last["epoch"] if last is not None else 0.0,
+        "grad_evals": counter.grad_evals, "work_units": counter.work_units,
+        "train_time_s": clock.total, "wall_time_s": wall,
+        "energy_j": last["energy_j"] if last is not None else math.nan,
+        "energy_source": meter.source,
+        "levels": levels, "batch_size": batch_size if batch_size is not None else -1,
+        "dtype": config.dtype, "budget": json.dumps(config.budget, sort_keys=True),
+        "problem_params": json.dumps(config.problem_params, sort_keys=True),
+        "method_params": json.dumps(config.method_params, sort_keys=True),
+        "config_hash": config.hash(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+    }
+    row.update(provenance.collect(device))
+    return pd.DataFrame([row])

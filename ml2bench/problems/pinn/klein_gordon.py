@@ -1,0 +1,67 @@
+"""``pinn_klein_gordon``: u_tt - u_xx + u³ = f on (x, t) ∈ [0, 1]², manufactured solution.
+
+Exact u = x cos(5πt) + (x t)³ (Wang, Teng & Perdikaris 2021); f, the initial data u = x,
+u_t = 0 at t = 0 and the Dirichlet data at x = 0, 1 come from the exact solution
+(:mod:`ml2bench.problems.pinn.reference.klein_gordon`). The second-order-in-time PDE needs two initial terms; the
+u_t term is a derivative condition, evaluated by autograd like the residual.
+"""
+from __future__ import annotations
+
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from ml2bench.core.objective import FModel
+from ml2bench.core.params import Param, spec
+from ml2bench.problems.pinn.reference import klein_gordon
+from ml2bench.problems import register
+from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, input_points, network_params, sampling_param, exact_grid
+
+
+@register
+class PinnKleinGordon(PINNProblem):
+    name = "pinn_klein_gordon"
+    description = "PINN, Klein–Gordon u_tt - u_xx + u³ = f on [0,1]², exact u = x cos(5πt) + (xt)³"
+    domain = klein_gordon.DOMAIN
+    condition_weights = {"initial": "w_initial", "initial_t": "w_initial", "boundary": "w_boundary"}
+    params = spec(
+        *network_params(),
+        Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),
+        Param("n_initial", int, 200, "points on t = 0 (used for u and for u_t)", low=1),
+        Param("n_boundary", int, 200, "points on x = 0 and x = 1 (half on each side)", low=2),
+        Param("w_initial", float, 1.0, "weight of both initial terms (Wang et al. 2021: 1)", low=0.0),
+        Param("w_boundary", float, 1.0, "weight of the boundary term (Wang et al. 2021: 1)", low=0.0),
+        sampling_param(),
+        Param("n_test", int, 101, "test grid points per direction (n_test² in all)", low=2),
+    )
+
+    def sample_conditions(self, gen: torch.Generator) -> dict[str, PointSet]:
+        init = self.sample_initial(gen, self.hp["n_initial"])
+        nb = self.hp["n_boundary"]
+        bnd = self.sample_sides(gen, nb)
+        return {
+            "initial": PointSet(init, klein_gordon.initial_u(init[:, 0])),
+            "initial_t": PointSet(init, klein_gordon.initial_ut(init[:, 0])),
+            "boundary": PointSet(bnd, klein_gordon.exact(bnd[:, 0], bnd[:, 1])),
+        }
+
+    def forcing_at(self, p: Tensor) -> Tensor:
+        return klein_gordon.forcing(p[:, 0], p[:, 1])
+
+    def condition_residual(self, f: FModel, name: str, points: PointSet) -> Tensor:
+        if name != "initial_t":
+            return super().condition_residual(f, name, points)
+        q = input_points(points.x)
+        return d(f(q).reshape(-1), q)[:, 1] - points.target
+
+    def pde_residual(self, f: FModel, p: Tensor, forcing: Tensor) -> Tensor:
+        u = f(p).reshape(-1)
+        g = d(u, p)
+        u_xx = d(g[:, 0], p)[:, 0]
+        u_tt = d(g[:, 1], p)[:, 1]
+        return u_tt - u_xx + u**3 - forcing
+
+    def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return exact_grid(klein_gordon.exact, self.hp["n_test"])

@@ -1,0 +1,296 @@
+"""Sweep enumeration for the ml2bench Snakemake workflow (imported by workflow/rules/common.smk).
+
+A sweep config (workflow/config/*.yaml, schema in ml2bench/sweep/config.schema.yaml) is turned
+into one job per (problem instance, method, hyper-parameter point, seed). This is the
+``snakemake.utils.Paramspace`` pattern generalised to per-method parameter spaces: every
+hyper-parameter point gets a directory name built like Paramspace's ``filename_params``
+(``key~value`` joined by ``_``, ``default`` for the method's defaults), and the job table is a
+pandas DataFrame whose rows give the wildcards of ``results/runs/{problem}/{method}/{point}/seed{seed}``.
+
+Checks, all before any job runs: problem and method names against the live registries (a typo
+names the bad value and the allowed ones), then every resolved run config through
+``ml2bench.core.config.RunConfig.from_dict`` (bad hyper-parameters, budgets or run options).
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"  # package data
+# the workflow's default sweep, for configs without 'sweeps' (found in a source checkout only)
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "config" / "default.yaml"
+RUN_DEFAULTS = {"threads": 1}  # one torch thread per job: two jobs share two cores fairly
+QUANTITIES = ("train_loss", "test_loss", "test_metric")
+
+
+class SweepError(ValueError):
+    """A sweep config names something unknown or resolves to an invalid run."""
+
+
+@dataclass
+class Job:
+    problem_id: str          # sweep entry id (directory name; one "problem" of the comparison)
+    problem: str             # registered problem name
+    method: str
+    point: str               # hyper-parameter point name
+    seed: int
+    problem_params: dict[str, Any]
+    method_params: dict[str, Any]  # only the values set by the config (defaults resolved by ml2bench)
+    budget: dict[str, Any]
+    run: dict[str, Any]
+    resolved: dict[str, Any] = field(default_factory=dict)  # RunConfig.to_dict()
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.problem_id, self.method, self.point, self.seed)
+
+    @property
+    def outdir(self) -> str:
+        return run_dir(self.problem_id, self.method, self.point, self.seed)
+
+    @property
+    def device(self) -> str:
+        return self.run.get("device", "cpu")
+
+    def identity(self) -> dict[str, Any]:
+        """What the run's summary must record (compared by aggregation and ``ml2bench verify``)."""
+        from ml2bench.core.config import RunConfig
+
+        return {"problem": self.problem, "method": self.method, "seed": self.seed,
+                "config_hash": RunConfig(**self.resolved).hash()}
+
+    def cli_args(self) -> str:
+        """Arguments of ``ml2bench run`` (without --out/--quiet), shell-quoted."""
+        args = ["--problem", self.problem, "--method", self.method, "--seed", str(self.seed)]
+        sets = [f"{k}={_yaml_scalar(v)}" for k, v in sorted(self.run.items())]
+        sets += [f"problem.{k}={_yaml_scalar(v)}" for k, v in sorted(self.problem_params.items())]
+        sets += [f"method.{k}={_yaml_scalar(v)}" for k, v in sorted(self.method_params.items())]
+        sets += [f"budget.{k}={_yaml_scalar(v)}" for k, v in sorted(self.budget.items())]
+        for s in sets:
+            args += ["--set", s]
+        return " ".join(shlex.quote(a) for a in args)
+
+
+def check_finite(value: Any, where: str = "config") -> None:
+    """Reject NaN and ±inf anywhere in the config: every comparison with NaN is False, so they
+    slip through range checks (YAML reads ``.nan``/``.inf``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SweepError(f"{where} = {value!r} is not a finite number; allowed: finite numbers")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_finite(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, f"{where}[{i}]")
+
+
+def validate_schema(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> None:
+    """The first schema violation as one line naming the offending key (never the whole schema)."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    where = "config" + error.json_path[1:]
+    if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
+        allowed = sorted((error.schema.get("properties") or {}).keys())
+        unknown = sorted(k for k in error.instance if k not in allowed and not str(k).startswith("_"))
+        raise SweepError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
+                         f"allowed: {', '.join(allowed) or '(none)'}")
+    message = " ".join(error.message.split())
+    raise SweepError(f"{where}: {message[:300]}")
+
+
+def load_config(configfile: str | Path | None) -> dict[str, Any]:
+    """A sweep config as the workflow reads it: ``default.yaml`` when the file has no 'sweeps'."""
+    from ml2bench.core.config import load_yaml
+    from ml2bench.core.params import ConfigError
+
+    try:
+        given = load_yaml(configfile) if configfile is not None else {}
+    except ConfigError as err:
+        raise SweepError(str(err)) from None
+    if "sweeps" in given:
+        return given
+    if not DEFAULT_CONFIG.is_file():
+        raise SweepError(f"config {str(configfile)!r} has no 'sweeps' and the default sweep ({DEFAULT_CONFIG}) is "
+                         f"not here (an installed package has no workflow/); allowed: a config with 'sweeps'")
+    config = load_yaml(DEFAULT_CONFIG)
+    config.update(given)
+    return config
+
+
+def load_jobs(configfile: str | Path | None) -> list[Job]:
+    """Every job of a sweep config file, after all the checks the workflow makes."""
+    config = load_config(configfile)
+    validate_schema(config)
+    return expand(config)
+
+
+def run_dir(problem_id: str, method: str, point: str, seed: int | str) -> str:
+    return f"results/runs/{problem_id}/{method}/{point}/seed{seed}"
+
+
+def _yaml_scalar(value: Any) -> str:
+    """JSON text is a YAML scalar that ``ml2bench run --set`` parses back to the same value."""
+    return json.dumps(value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value) if value != int(value) or abs(value) >= 1e16 else f"{value:g}"
+    return str(value)
+
+
+def point_name(varying: Mapping[str, Any]) -> str:
+    """Directory name of a hyper-parameter point: ``lr~0.1_momentum~0.9`` or ``default``."""
+    if not varying:
+        return "default"
+    name = "_".join(f"{k}~{_fmt(v)}" for k, v in sorted(varying.items()))
+    return re.sub(r"[^A-Za-z0-9._~+-]", "-", name)
+
+
+def method_points(spec: Mapping[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """(name, params) of every point of a method spec: params x (points or [{}]) x grid.
+
+    The name shows only what varies between the points (fixed ``params`` are left out).
+    """
+    spec = spec or {}
+    fixed = dict(spec.get("params") or {})
+    points = [dict(p) for p in spec.get("points") or [{}]]
+    grid = dict(spec.get("grid") or {})
+    keys = sorted(grid)
+    combos = [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))] or [{}]
+    out, seen = [], {}
+    for p in points:
+        for g in combos:
+            varying = {**p, **g}
+            name = point_name(varying)
+            if name in seen:
+                raise SweepError(f"hyper-parameter points {seen[name]} and {varying} have the same name {name!r}")
+            seen[name] = varying
+            out.append((name, {**fixed, **varying}))
+    return out
+
+
+def _merge_spec(base: Mapping[str, Any] | None, over: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A sweep's method spec over the catalogue's: params/budget/run merged, grid/points replaced."""
+    out = copy.deepcopy(dict(base or {}))
+    for key, value in (over or {}).items():
+        if key in ("params", "budget", "run"):
+            out[key] = {**(out.get(key) or {}), **(value or {})}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_name(kind: str, name: str, allowed: list[str], where: str) -> None:
+    if name not in allowed:
+        raise SweepError(f"config: unknown {kind} {name!r} in {where}; allowed: {', '.join(allowed) or '(none)'}")
+
+
+def sweep_methods(config: Mapping[str, Any], entry: Mapping[str, Any], where: str) -> dict[str, dict]:
+    catalogue = config.get("methods") or {}
+    given = entry.get("methods")
+    if given is None:
+        if not catalogue:
+            raise SweepError(f"config: {where} names no methods and the 'methods' catalogue is empty")
+        return {m: _merge_spec(catalogue[m], None) for m in catalogue}
+    if isinstance(given, list):
+        return {m: _merge_spec(catalogue.get(m), None) for m in given}
+    return {m: _merge_spec(catalogue.get(m), spec) for m, spec in given.items()}
+
+
+def entry_id(entry: Mapping[str, Any]) -> str:
+    return entry.get("id") or entry["problem"]
+
+
+def expand(config: Mapping[str, Any], problems: list[str] | None = None,
+           methods: list[str] | None = None, validate_runs: bool = True) -> list[Job]:
+    """All jobs of a (schema-validated) sweep config, checked against the registries.
+
+    ``problems``/``methods`` are the allowed names (default: the live registries).
+    """
+    check_finite(config)
+    if problems is None or methods is None:
+        from ml2bench.methods import METHODS
+        from ml2bench.problems import PROBLEMS
+        problems = PROBLEMS.names() if problems is None else problems
+        methods = METHODS.names() if methods is None else methods
+    for name in config.get("methods") or {}:
+        _check_name("method", name, methods, "the 'methods' catalogue")
+    jobs: list[Job] = []
+    ids: set[str] = set()
+    for i, entry in enumerate(config["sweeps"]):
+        pid = entry_id(entry)
+        where = f"sweep {pid!r} (sweeps[{i}])"
+        _check_name("problem", entry["problem"], problems, where)
+        if pid in ids:
+            raise SweepError(f"config: two sweep entries have the id {pid!r}; give them distinct 'id's")
+        ids.add(pid)
+        for m in (entry.get("methods") or []):
+            _check_name("method", m, methods, where)
+        seeds = entry.get("seeds") or config.get("seeds") or [0, 1, 2]
+        for method, spec in sweep_methods(config, entry, where).items():
+            for point, params in method_points(spec):
+                run = {**RUN_DEFAULTS, **(config.get("run") or {}), **(entry.get("run") or {}),
+                       **(spec.get("run") or {})}
+                budget = {**(entry.get("budget") or {}), **(spec.get("budget") or {})}
+                for seed in seeds:
+                    jobs.append(Job(pid, entry["problem"], method, point, int(seed),
+                                    dict(entry.get("params") or {}), params, budget, run))
+    if validate_runs:
+        validate_jobs(jobs)
+    return jobs
+
+
+def validate_jobs(jobs: list[Job]) -> None:
+    """Resolve every job through RunConfig.from_dict; the first bad one raises SweepError."""
+    from ml2bench.core.config import RunConfig
+    from ml2bench.core.params import ConfigError
+
+    cache: dict[str, dict] = {}
+    for job in jobs:
+        raw = {"problem": job.problem, "method": job.method, "seed": job.seed, **job.run,
+               "problem_params": job.problem_params, "method_params": job.method_params, "budget": job.budget}
+        try:
+            job.resolved = RunConfig.from_dict(raw).to_dict()
+        except ConfigError as err:
+            raise SweepError(f"config: run {job.outdir} is invalid: {err}") from None
+
+
+def targets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Target per problem id: {quantity, value, direction} (direction resolved when absent)."""
+    from ml2bench.problems import PROBLEMS
+
+    out = {}
+    for entry in config["sweeps"]:
+        t = dict(entry["target"])
+        if not t.get("direction"):
+            if t["quantity"] == "test_metric":
+                higher = PROBLEMS.get(entry["problem"]).metric_higher_is_better
+                t["direction"] = "above" if higher else "below"
+            else:
+                t["direction"] = "below"
+        out[entry_id(entry)] = t
+    return out
+
+
+def jobs_frame(jobs: list[Job]):
+    import pandas as pd
+
+    return pd.DataFrame([{"problem_id": j.problem_id, "problem": j.problem, "method": j.method,
+                          "point": j.point, "seed": j.seed, "device": j.device, "outdir": j.outdir}
+                         for j in jobs])
