@@ -1,4 +1,5 @@
 """ml2bench: reproducible benchmarks of multilevel and domain-decomposition training."""
+
 from ml2bench.core.params import ConfigError
 
 __all__ = ["ConfigError"]

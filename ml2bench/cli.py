@@ -1,4 +1,5 @@
 """Command line: ``ml2bench list`` and ``ml2bench run`` (see ``ml2bench --help``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="ml2bench",
         description="Benchmark multilevel and domain-decomposition training of neural networks.",
         epilog="Examples:\n"
-               "  ml2bench list\n"
-               "  ml2bench run --problem mlp --method adam --seed 0 --out results/runs/demo\n"
-               "  ml2bench run --problem mlp --method sgd --set method.lr=0.1 --set budget.epochs=5 --out out/\n"
-               "  ml2bench compare old/results/tables new/results/tables --fail-on-regression\n",
+        "  ml2bench list\n"
+        "  ml2bench run --problem mlp --method adam --seed 0 --out results/runs/demo\n"
+        "  ml2bench run --problem mlp --method sgd --set method.lr=0.1 --set budget.epochs=5 --out out/\n"
+        "  ml2bench compare old/results/tables new/results/tables --fail-on-regression\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -44,21 +45,30 @@ def _parser() -> argparse.ArgumentParser:
     p_list.add_argument("what", nargs="?", choices=("problems", "methods"), help="only this registry")
 
     p_run = sub.add_parser(
-        "run", help="train one (problem, method, seed) and write its history and summary tables",
+        "run",
+        help="train one (problem, method, seed) and write its history and summary tables",
         description="Train one (problem, method, seed) under a budget and write history.parquet and "
-                    "summary.parquet atomically into --out.",
+        "summary.parquet atomically into --out.",
         epilog="--set keys: run options (seed, device, dtype, batch_size, eval_interval, threads) or "
-               "problem.KEY, method.KEY, budget.KEY (epochs, grad_evals, work_units, time_s, iterations). "
-               "Values are YAML scalars. Exit status: 0 finished (ok, budget_exhausted or diverged), "
-               "1 failed, 2 bad input.")
-    p_run.add_argument("--config", type=Path, help="YAML run config (keys as in --set, sections "
-                       "problem_params, method_params, budget)")
+        "problem.KEY, method.KEY, budget.KEY (epochs, grad_evals, work_units, time_s, iterations). "
+        "Values are YAML scalars. Exit status: 0 finished (ok, budget_exhausted or diverged), "
+        "1 failed, 2 bad input.",
+    )
+    p_run.add_argument(
+        "--config", type=Path, help="YAML run config (keys as in --set, sections problem_params, method_params, budget)"
+    )
     p_run.add_argument("--problem", help="problem name (see 'ml2bench list problems')")
     p_run.add_argument("--method", help="method name (see 'ml2bench list methods')")
     p_run.add_argument("--seed", type=int, help="run seed (default 0)")
     p_run.add_argument("--device", choices=("cpu", "cuda", "auto"), help="torch device (default cpu)")
-    p_run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. method.lr=0.01 (repeatable)")
+    p_run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. method.lr=0.01 (repeatable)",
+    )
     p_run.add_argument("--out", required=True, help="output directory of this run")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
     for name, (_, help_text) in TOOLS.items():  # listed for --help; main() hands them their argv
@@ -103,14 +113,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             out = write_run(result.history, result.summary, args.out)
         except OSError as err:  # full disk, quota, lost mount: the run happened but has no record
-            print(f"error: {config.problem}/{config.method}/seed {config.seed}: the records could not be written to "
-                  f"{args.out!r} ({err.strerror or err}); no partial summary was left — free space and re-run",
-                  file=sys.stderr)
+            print(
+                f"error: {config.problem}/{config.method}/seed {config.seed}: the records could not be written to "
+                f"{args.out!r} ({err.strerror or err}); no partial summary was left — free space and re-run",
+                file=sys.stderr,
+            )
             return EXIT_RUN_FAILED
     s = result.summary.iloc[0]
-    print(f"{config.problem}/{config.method}/seed {config.seed}: status={s['status']} "
-          f"train_loss={s['final_train_loss']:.4g} {s['metric_name']}={s['final_test_metric']:.4g} "
-          f"work_units={s['work_units']:.1f} time={s['train_time_s']:.2f}s -> {out}")
+    print(
+        f"{config.problem}/{config.method}/seed {config.seed}: status={s['status']} "
+        f"train_loss={s['final_train_loss']:.4g} {s['metric_name']}={s['final_test_metric']:.4g} "
+        f"work_units={s['work_units']:.1f} time={s['train_time_s']:.2f}s -> {out}"
+    )
     if s["status"] == "failed":
         print(f"error: run failed: {s['error']}", file=sys.stderr)
         return EXIT_RUN_FAILED
@@ -125,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         status = delegate(argv, os.environ["ML2BENCH_SERVER"])
         if status is not None:
             return status
-        print(f"note: no ml2bench fork server at {os.environ['ML2BENCH_SERVER']}; running in this process",
-              file=sys.stderr)
+        print(
+            f"note: no ml2bench fork server at {os.environ['ML2BENCH_SERVER']}; running in this process",
+            file=sys.stderr,
+        )
     if argv and argv[0] in TOOLS:
         return importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     args = _parser().parse_args(argv)

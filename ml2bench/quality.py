@@ -1,5 +1,6 @@
-"""``python -m ml2bench.quality``: the quality regression sweep against its reference (kept as an entry point; the code is
-:mod:`ml2bench.sweep.quality`, also ``ml2bench quality``)."""
+"""``python -m ml2bench.quality``: the quality regression sweep against its reference (kept as an
+entry point; the code is :mod:`ml2bench.sweep.quality`, also ``ml2bench quality``)."""
+
 import sys
 
 from ml2bench.sweep.quality import main

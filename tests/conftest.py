@@ -1,4 +1,5 @@
 """Shared fixtures: small, fast configurations of the embedded problems."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """SGD, Adam and L-BFGS on the flat vector behave as torch.optim on the module's parameters."""
+
 from __future__ import annotations
 
 import copy
@@ -7,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from ml2bench.core.config import RunConfig
-from ml2bench.methods import METHODS
 from ml2bench.core.objective import WorkCounter
-from ml2bench.problems import PROBLEMS
 from ml2bench.core.runner import run
+from ml2bench.methods import METHODS
+from ml2bench.problems import PROBLEMS
 
 
 def _problem():
@@ -21,8 +22,10 @@ def _problem():
 
 def test_flat_adam_and_sgd_match_torch_optim_on_module():
     problem = _problem()
-    for name, make in (("adam", lambda p: torch.optim.Adam(p, lr=1e-2)),
-                       ("sgd", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9))):
+    for name, make in (
+        ("adam", lambda p: torch.optim.Adam(p, lr=1e-2)),
+        ("sgd", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9)),
+    ):
         torch.manual_seed(0)
         hierarchy = problem.hierarchy(1, WorkCounter())
         module = copy.deepcopy(hierarchy.fine.model)

@@ -1,12 +1,13 @@
 """The on-disk cache of PDE references: hit, key, atomicity, corruption, opt-out."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from ml2bench.core.cost import cache
-from ml2bench.problems.pinn.reference import allen_cahn, burgers
 from ml2bench.problems.pinn.base import tabulated_grid
+from ml2bench.problems.pinn.reference import allen_cahn, burgers
 
 CALLS = []
 
@@ -72,7 +73,7 @@ def test_failed_write_leaves_no_partial_file(disk, monkeypatch):
 
 def test_reference_from_disk_equals_fresh_solve(disk):
     tabulated_grid.cache_clear()
-    pts, ref = tabulated_grid(allen_cahn.reference_grid, 16, 5)   # solved, stored
+    pts, ref = tabulated_grid(allen_cahn.reference_grid, 16, 5)  # solved, stored
     tabulated_grid.cache_clear()
     allen_cahn._reference_grid_cached.cache_clear()
     allen_cahn._reference_coefficients.cache_clear()

@@ -1,4 +1,5 @@
 """The claims verdict rule (ml2bench.analysis.claims) on synthetic run tables."""
+
 from __future__ import annotations
 
 import math
@@ -7,18 +8,38 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml2bench.analysis.claims import Claim, bootstrap_ratio, combine, evaluate_claims, load_claims, ratio_of_medians, to_markdown, verdict
+from ml2bench.analysis.claims import (
+    Claim,
+    bootstrap_ratio,
+    combine,
+    evaluate_claims,
+    load_claims,
+    ratio_of_medians,
+    to_markdown,
+    verdict,
+)
 from ml2bench.core.params import ConfigError
 
 
 def _runs(values: dict[str, list[float]], metric="work_units_to_target", problem="p") -> pd.DataFrame:
-    rows = [{"problem_id": problem, "method": m, "point": "default", "seed": s, metric: v}
-            for m, vals in values.items() for s, v in enumerate(vals)]
+    rows = [
+        {"problem_id": problem, "method": m, "point": "default", "seed": s, metric: v}
+        for m, vals in values.items()
+        for s, v in enumerate(vals)
+    ]
     return pd.DataFrame(rows)
 
 
-CLAIM = Claim(id="ml_wins", statement="rmtr needs less work than tr", source="paper", problems=("p",),
-              method="rmtr", baselines=("tr",), metric="work_units_to_target", direction="lower")
+CLAIM = Claim(
+    id="ml_wins",
+    statement="rmtr needs less work than tr",
+    source="paper",
+    problems=("p",),
+    method="rmtr",
+    baselines=("tr",),
+    metric="work_units_to_target",
+    direction="lower",
+)
 
 
 def _verdict(values, claim=CLAIM):
@@ -51,8 +72,16 @@ def test_too_few_seeds_is_inconclusive_even_for_a_clear_win():
 
 
 def test_higher_is_better_and_unreached_targets():
-    acc = Claim(id="acc", statement="", source="", problems=("p",), method="a", baselines=("b",),
-                metric="final_test_metric", direction="higher")
+    acc = Claim(
+        id="acc",
+        statement="",
+        source="",
+        problems=("p",),
+        method="a",
+        baselines=("b",),
+        metric="final_test_metric",
+        direction="higher",
+    )
     row, _ = _verdict({"a": [0.9, 0.91, 0.92, 0.9, 0.93], "b": [0.5, 0.52, 0.51, 0.49, 0.5]}, acc)
     assert row["verdict"] == "reproduced"
     # the method reaches the target, the baseline never does (inf): a win; neither does: a tie, not reproduced
@@ -85,8 +114,16 @@ def test_combine_and_rule_edges():
 
 
 def test_multi_pair_claim_and_markdown():
-    claim = Claim(id="c", statement="s", source="src", problems=("p",), method="rmtr", baselines=("tr", "adam"),
-                  metric="work_units_to_target", direction="lower")
+    claim = Claim(
+        id="c",
+        statement="s",
+        source="src",
+        problems=("p",),
+        method="rmtr",
+        baselines=("tr", "adam"),
+        metric="work_units_to_target",
+        direction="lower",
+    )
     runs = _runs({"rmtr": [10, 11, 12, 10.5, 11.5], "tr": [20, 22, 21, 19, 23], "adam": [5, 6, 5, 6, 5]})
     table = evaluate_claims(runs, [claim])
     assert table.set_index("baseline").loc["all", "verdict"] == "not reproduced"
@@ -96,18 +133,47 @@ def test_multi_pair_claim_and_markdown():
 
 def test_config_errors():
     with pytest.raises(ConfigError, match="direction"):
-        load_claims({"claims": [{"id": "x", "statement": "", "source": "", "problems": ["p"], "method": "a",
-                                 "baselines": ["b"], "metric": "m", "direction": "down"}]})
+        load_claims(
+            {
+                "claims": [
+                    {
+                        "id": "x",
+                        "statement": "",
+                        "source": "",
+                        "problems": ["p"],
+                        "method": "a",
+                        "baselines": ["b"],
+                        "metric": "m",
+                        "direction": "down",
+                    }
+                ]
+            }
+        )
     with pytest.raises(ConfigError, match="unknown keys"):
         load_claims({"claims": [{"id": "x", "oops": 1}]})
 
 
 def test_point_selection_and_threshold():
     # level independence: cycles on the fine grid vs the coarse grid, claimed below t = 1.5
-    runs = pd.DataFrame([{"problem_id": "g", "method": "mgopt", "point": f"n~{n}", "seed": s, "cycles": c}
-                         for s in range(5) for n, c in ((31, 9.0), (127, 9.0 + (s % 2)))])
-    claim = Claim(id="li", statement="", source="", problems=("g",), method="mgopt[n~127]", baselines=("mgopt[n~31]",),
-                  metric="cycles", direction="lower", threshold=1.5, table="grid_cycles")
+    runs = pd.DataFrame(
+        [
+            {"problem_id": "g", "method": "mgopt", "point": f"n~{n}", "seed": s, "cycles": c}
+            for s in range(5)
+            for n, c in ((31, 9.0), (127, 9.0 + (s % 2)))
+        ]
+    )
+    claim = Claim(
+        id="li",
+        statement="",
+        source="",
+        problems=("g",),
+        method="mgopt[n~127]",
+        baselines=("mgopt[n~31]",),
+        metric="cycles",
+        direction="lower",
+        threshold=1.5,
+        table="grid_cycles",
+    )
     table = evaluate_claims({"grid_cycles": runs}, [claim])
     row = table.iloc[0]
     assert row["point"] == "n~127" and row["baseline_point"] == "n~31"
@@ -121,13 +187,31 @@ def test_point_selection_and_threshold():
 
 def test_grid_cycles_counts_vcycles_per_size_and_seed():
     from ml2bench.sweep.grid_cycles import grid_cycles
+
     # 2-D Poisson, MG/OPT with 2 GD smoothing steps (lr 0.2): measured 10 cycles on 7², 9 on 15² (seeds 0, 1)
-    spec = {"id": "p2", "kind": "poisson", "dim": 2, "sizes": [7, 15], "method": "mgopt",
-            "params": {"smoother": "gd", "lr": 0.2}, "max_cycles": 40}
+    spec = {
+        "id": "p2",
+        "kind": "poisson",
+        "dim": 2,
+        "sizes": [7, 15],
+        "method": "mgopt",
+        "params": {"smoother": "gd", "lr": 0.2},
+        "max_cycles": 40,
+    }
     t = grid_cycles(spec, [0, 1])
     assert list(t["point"]) == ["n~7", "n~7", "n~15", "n~15"] and list(t["seed"]) == [0, 1, 0, 1]
     assert t["cycles"].between(5, 15).all()
     # a step size too large for the 1-D smoother: no convergence within max_cycles, recorded as inf
-    bad = grid_cycles({"id": "p1", "kind": "poisson", "dim": 1, "sizes": [31], "method": "mgopt",
-                       "params": {"smoother": "gd", "lr": 1 / 48, "lr_level_factor": 2.0}, "max_cycles": 10}, [0])
+    bad = grid_cycles(
+        {
+            "id": "p1",
+            "kind": "poisson",
+            "dim": 1,
+            "sizes": [31],
+            "method": "mgopt",
+            "params": {"smoother": "gd", "lr": 1 / 48, "lr_level_factor": 2.0},
+            "max_cycles": 10,
+        },
+        [0],
+    )
     assert bad["cycles"].iloc[0] == np.inf

@@ -1,11 +1,11 @@
 """The claims sweep as a Snakemake workflow (dry runs; the tiny end-to-end run is in the README)."""
+
 from __future__ import annotations
 
 import importlib.util
 
 import pytest
 import yaml
-
 from test_pipeline import CONFIGS, job_counts, snakemake, sweep
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("snakemake") is None, reason="snakemake not installed")
@@ -20,6 +20,7 @@ def test_claims_config_dry_run(tmp_path):
     assert counts["claims"] == 1 and counts["grid_cycles"] == 1 and counts["report_md"] == 1
     assert len(config["seeds"]) >= 5
     from ml2bench.analysis.claims import load_claims
+
     claims = load_claims(config)
     assert {c.id for c in claims} >= {"rmtr_work", "spqn_error", "schwarz_parallel_speedup", "rmtr_level_independence"}
 

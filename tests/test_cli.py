@@ -1,4 +1,5 @@
 """End-to-end through the command line, as a user runs it."""
+
 from __future__ import annotations
 
 import subprocess
@@ -16,8 +17,23 @@ def _ml2bench(*args: str) -> subprocess.CompletedProcess:
 
 def test_run_end_to_end(tmp_path):
     out = tmp_path / "run"
-    proc = _ml2bench("run", "--problem", "mlp", "--method", "sgd", "--seed", "2", "--set", "budget.epochs=2",
-                     "--set", "problem.n_train=200", "--set", "method.lr=0.1", "--out", str(out))
+    proc = _ml2bench(
+        "run",
+        "--problem",
+        "mlp",
+        "--method",
+        "sgd",
+        "--seed",
+        "2",
+        "--set",
+        "budget.epochs=2",
+        "--set",
+        "problem.n_train=200",
+        "--set",
+        "method.lr=0.1",
+        "--out",
+        str(out),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "status=budget_exhausted" in proc.stdout
     s = pd.read_parquet(out / "summary.parquet")
@@ -28,19 +44,30 @@ def test_run_end_to_end(tmp_path):
 
 def test_config_file_and_override(tmp_path, capsys):
     cfg = tmp_path / "run.yaml"
-    cfg.write_text("problem: mlp\nmethod: adam\nproblem_params: {n_train: 128, n_test: 64}\n"
-                   "method_params: {lr: 1e-2}\nbudget: {epochs: 1}\n")
+    cfg.write_text(
+        "problem: mlp\nmethod: adam\nproblem_params: {n_train: 128, n_test: 64}\n"
+        "method_params: {lr: 1e-2}\nbudget: {epochs: 1}\n"
+    )
     assert main(["run", "--config", str(cfg), "--set", "seed=3", "--out", str(tmp_path / "o"), "--quiet"]) == 0
     s = pd.read_parquet(tmp_path / "o" / "summary.parquet")
     assert s["seed"].iloc[0] == 3 and '"lr": 0.01' in s["method_params"].iloc[0]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--problem", "mlpp", "--method", "sgd"], "unknown problem 'mlpp'; allowed: "),
-    (["--problem", "mlp", "--method", "sgd", "--set", "method.momentum=2"], "parameter 'momentum' = 2.0 is out of range"),
-    (["--problem", "mlp", "--method", "sgd", "--config", "/nonexistent.yaml"], "config file '/nonexistent.yaml' not found"),
-    (["--problem", "mlp", "--method", "sgd", "--set", "problem.dataset=mnist"], "data_dir"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--problem", "mlpp", "--method", "sgd"], "unknown problem 'mlpp'; allowed: "),
+        (
+            ["--problem", "mlp", "--method", "sgd", "--set", "method.momentum=2"],
+            "parameter 'momentum' = 2.0 is out of range",
+        ),
+        (
+            ["--problem", "mlp", "--method", "sgd", "--config", "/nonexistent.yaml"],
+            "config file '/nonexistent.yaml' not found",
+        ),
+        (["--problem", "mlp", "--method", "sgd", "--set", "problem.dataset=mnist"], "data_dir"),
+    ],
+)
 def test_bad_input_exit_2_with_message(tmp_path, capsys, args, fragment):
     assert main(["run", *args, "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -1,4 +1,5 @@
 """``ml2bench.analysis.compare`` on hand-made summary tables with known answers."""
+
 from __future__ import annotations
 
 import math
@@ -12,9 +13,18 @@ from ml2bench.analysis.compare import Thresholds, compare, has_regression, main,
 def _runs(problem, method, times, works, metrics, *, higher=True, metric_name="accuracy", status=None):
     status = status or ["budget_exhausted"] * len(times)
     return [
-        {"problem": problem, "method": method, "seed": s, "status": st, "train_time_s": t, "work_units": w,
-         "final_test_metric": m, "metric_name": metric_name, "metric_higher_is_better": higher,
-         "final_train_loss": 0.1}
+        {
+            "problem": problem,
+            "method": method,
+            "seed": s,
+            "status": st,
+            "train_time_s": t,
+            "work_units": w,
+            "final_test_metric": m,
+            "metric_name": metric_name,
+            "metric_higher_is_better": higher,
+            "final_train_loss": 0.1,
+        }
         for s, (t, w, m, st) in enumerate(zip(times, works, metrics, status))
     ]
 
@@ -56,8 +66,8 @@ def test_medians_over_seeds_and_relative_change():
 
 def test_metric_direction_accuracy_higher_rel_l2_lower_is_better():
     new = _table(
-        _runs("mlp", "sgd", [2.0] * 3, [10] * 3, [0.80] * 3),     # accuracy 0.85 -> 0.80: worse
-        _runs("mlp", "adam", [1.0] * 3, [10] * 3, [0.95] * 3),    # accuracy 0.90 -> 0.95: better
+        _runs("mlp", "sgd", [2.0] * 3, [10] * 3, [0.80] * 3),  # accuracy 0.85 -> 0.80: worse
+        _runs("mlp", "adam", [1.0] * 3, [10] * 3, [0.95] * 3),  # accuracy 0.90 -> 0.95: better
         _runs("pinn_poisson", "lbfgs", [4.0] * 2, [20] * 2, [2e-2] * 2, higher=False, metric_name="rel_l2"),
         _runs("pinn_poisson", "adam", [4.0] * 2, [20] * 2, [5e-3] * 2, higher=False, metric_name="rel_l2"),
     )
@@ -65,7 +75,7 @@ def test_metric_direction_accuracy_higher_rel_l2_lower_is_better():
     assert _row(out, "mlp", "sgd")["flag"] == "worse"
     assert _row(out, "mlp", "adam")["flag"] == "better"
     lb = _row(out, "pinn_poisson", "lbfgs")
-    assert lb["flag"] == "worse" and lb["metric_rel"] == pytest.approx(1.0)   # rel_l2 doubled
+    assert lb["flag"] == "worse" and lb["metric_rel"] == pytest.approx(1.0)  # rel_l2 doubled
     ad = _row(out, "pinn_poisson", "adam")
     assert ad["flag"] == "better" and ad["metric_rel"] == pytest.approx(-0.5)  # rel_l2 halved
 
@@ -83,8 +93,8 @@ def test_metric_direction_read_from_csv_strings(tmp_path):
 
 def test_thresholds_faster_and_within_tolerance():
     new = OLD.copy()
-    new.loc[new["method"] == "adam", "train_time_s"] *= 1.05   # +5 %: under the 10 % default
-    new.loc[new["method"] == "lbfgs", "work_units"] *= 0.5      # half the work: faster
+    new.loc[new["method"] == "adam", "train_time_s"] *= 1.05  # +5 %: under the 10 % default
+    new.loc[new["method"] == "lbfgs", "work_units"] *= 0.5  # half the work: faster
     out = compare(OLD, new)
     assert _row(out, "mlp", "adam")["flag"] == ""
     assert _row(out, "pinn_poisson", "lbfgs")["flag"] == "faster"
@@ -95,7 +105,7 @@ def test_thresholds_faster_and_within_tolerance():
 
 def test_slower_and_better_together_and_more_failures_is_worse():
     new = _table(
-        _runs("mlp", "sgd", [4.0] * 3, [10] * 3, [0.95] * 3),                      # slower, better
+        _runs("mlp", "sgd", [4.0] * 3, [10] * 3, [0.95] * 3),  # slower, better
         _runs("mlp", "adam", [1.0] * 3, [10] * 3, [0.90] * 3, status=["ok", "failed", "ok"]),
     )
     out = compare(OLD, new)
@@ -116,7 +126,7 @@ def test_groups_by_problem_id_and_point_when_both_have_them():
 
 def test_markdown_and_cli_exit_codes(tmp_path, capsys):
     (tmp_path / "old").mkdir()
-    OLD.to_parquet(tmp_path / "old" / "summary.parquet")   # a results/tables folder
+    OLD.to_parquet(tmp_path / "old" / "summary.parquet")  # a results/tables folder
     new = OLD.copy()
     new["train_time_s"] *= 2.0
     new.to_parquet(tmp_path / "new.parquet")

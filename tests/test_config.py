@@ -1,4 +1,5 @@
 """Run configs: YAML files, --set overrides and validation before anything runs."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,18 +19,21 @@ def test_default_budget_comes_from_problem():
     assert cfg.budget["epochs"] == 20.0
 
 
-@pytest.mark.parametrize("raw, fragment", [
-    ({"problem": "mpl", "method": "sgd"}, "unknown problem 'mpl'; allowed: "),
-    ({"problem": "mlp", "method": "sgdd"}, "unknown method 'sgdd'; allowed: "),
-    ({"method": "sgd"}, "'problem' is required"),
-    ({"problem": "mlp", "method": "sgd", "sed": 1}, "unknown parameter(s) 'sed'"),
-    ({"problem": "mlp", "method": "sgd", "budget": {"epoch": 1}}, "budget: unknown parameter(s) 'epoch'"),
-    ({"problem": "mlp", "method": "sgd", "budget": {"epochs": -1}}, "budget: parameter 'epochs' = -1.0 is out"),
-    ({"problem": "mlp", "method": "sgd", "method_params": {"lr": -1}}, "method 'sgd': parameter 'lr'"),
-    ({"problem": "mlp", "method": "sgd", "problem_params": {"width": 0}}, "problem 'mlp': parameter 'width'"),
-    ({"problem": "mlp", "method": "sgd", "method_params": [1]}, "'method_params' must be a mapping"),
-    ({"problem": "mlp", "method": "sgd", "device": "tpu"}, "parameter 'device' = 'tpu' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "raw, fragment",
+    [
+        ({"problem": "mpl", "method": "sgd"}, "unknown problem 'mpl'; allowed: "),
+        ({"problem": "mlp", "method": "sgdd"}, "unknown method 'sgdd'; allowed: "),
+        ({"method": "sgd"}, "'problem' is required"),
+        ({"problem": "mlp", "method": "sgd", "sed": 1}, "unknown parameter(s) 'sed'"),
+        ({"problem": "mlp", "method": "sgd", "budget": {"epoch": 1}}, "budget: unknown parameter(s) 'epoch'"),
+        ({"problem": "mlp", "method": "sgd", "budget": {"epochs": -1}}, "budget: parameter 'epochs' = -1.0 is out"),
+        ({"problem": "mlp", "method": "sgd", "method_params": {"lr": -1}}, "method 'sgd': parameter 'lr'"),
+        ({"problem": "mlp", "method": "sgd", "problem_params": {"width": 0}}, "problem 'mlp': parameter 'width'"),
+        ({"problem": "mlp", "method": "sgd", "method_params": [1]}, "'method_params' must be a mapping"),
+        ({"problem": "mlp", "method": "sgd", "device": "tpu"}, "parameter 'device' = 'tpu' is not allowed"),
+    ],
+)
 def test_bad_configs_fail_with_named_key(raw, fragment):
     with pytest.raises(ConfigError) as err:
         RunConfig.from_dict(raw)
@@ -37,8 +41,10 @@ def test_bad_configs_fail_with_named_key(raw, fragment):
 
 
 def test_overrides_parse_yaml_scalars():
-    raw = apply_overrides({"problem": "mlp"}, ["method=sgd", "method.lr=1e-2", "budget.epochs=2",
-                                               "problem.n_train=null", "method.nesterov=true"])
+    raw = apply_overrides(
+        {"problem": "mlp"},
+        ["method=sgd", "method.lr=1e-2", "budget.epochs=2", "problem.n_train=null", "method.nesterov=true"],
+    )
     cfg = RunConfig.from_dict(raw)
     assert cfg.method_params["lr"] == 0.01 and cfg.method_params["nesterov"] is True
     assert cfg.budget["epochs"] == 2.0 and cfg.problem_params["n_train"] is None

@@ -97,9 +97,7 @@ def test_data_error_is_value_error() -> None:
 # ---------------------------------------------------------------- IDX
 
 
-@pytest.mark.parametrize(
-    "dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
-)
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_round_trip(tmp_path: Path, dtype: type, suffix: str) -> None:
     rng = np.random.default_rng(0)
@@ -312,9 +310,7 @@ def test_load_cifar10_exact(tmp_path: Path, point_at_folder: bool) -> None:
     x = ds.x_train.numpy()
     for n, c, i, j in [(0, 0, 0, 0), (4, 1, 5, 31), (14, 2, 31, 0), (7, 2, 17, 9)]:
         assert x[n, c, i, j] == np.float32(train_data[n, c * 1024 + i * 32 + j]) / np.float32(255)
-    np.testing.assert_allclose(
-        x.reshape(15, -1), train_data.astype(np.float32) / 255, rtol=0, atol=0
-    )
+    np.testing.assert_allclose(x.reshape(15, -1), train_data.astype(np.float32) / 255, rtol=0, atol=0)
     test_data = batches["test_batch"][0]
     assert ds.x_test[2, 1, 3, 4].item() == pytest.approx(test_data[2, 1024 + 3 * 32 + 4] / 255)
 

@@ -1,4 +1,5 @@
 """Parallel additive Schwarz on a real engine: torch.distributed (gloo) over loopback, 2 processes."""
+
 from __future__ import annotations
 
 import time
@@ -7,10 +8,10 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
+from ml2bench.core.runner import run
 from ml2bench.dd.parallel import FAULT_ENV
 from ml2bench.dd.testing import mlp_hierarchy
 from ml2bench.methods import METHODS
-from ml2bench.core.runner import run
 
 Schwarz = METHODS.get("schwarz")
 
@@ -28,11 +29,21 @@ def iterates(parallel: bool, steps: int = 2, **hp):
     return xs, h.counter.grad_evals
 
 
-@pytest.mark.parametrize("hp", [
-    {"globalization": "lbfgs", "decomposition": "layers", "subdomains": 3, "local_steps": 3},
-    {"globalization": "tr", "decomposition": "data", "subdomains": 2, "local_steps": 3, "local_solver": "adam",
-     "local_lr": 0.05},
-], ids=["spqn-layers", "apts-data"])
+@pytest.mark.parametrize(
+    "hp",
+    [
+        {"globalization": "lbfgs", "decomposition": "layers", "subdomains": 3, "local_steps": 3},
+        {
+            "globalization": "tr",
+            "decomposition": "data",
+            "subdomains": 2,
+            "local_steps": 3,
+            "local_solver": "adam",
+            "local_lr": 0.05,
+        },
+    ],
+    ids=["spqn-layers", "apts-data"],
+)
 def test_two_gloo_processes_give_the_sequential_iterates(hp):
     seq, work_seq = iterates(False, **hp)
     par, work_par = iterates(True, **hp)
@@ -46,11 +57,15 @@ def test_two_gloo_processes_give_the_sequential_iterates(hp):
 @pytest.mark.parametrize("how", ["raise", "exit"])
 def test_crashing_worker_fails_the_run_clearly_and_quickly(monkeypatch, how):
     monkeypatch.setenv(FAULT_ENV, "1" if how == "raise" else "1:exit")
-    cfg = RunConfig.from_dict({
-        "problem": "mlp", "method": "schwarz",
-        "problem_params": {"n_train": 100, "n_test": 50, "width": 8},
-        "method_params": {"parallel": True, "processes": 2, "local_steps": 2, "timeout_s": 20.0},
-        "budget": {"iterations": 3}})
+    cfg = RunConfig.from_dict(
+        {
+            "problem": "mlp",
+            "method": "schwarz",
+            "problem_params": {"n_train": 100, "n_test": 50, "width": 8},
+            "method_params": {"parallel": True, "processes": 2, "local_steps": 2, "timeout_s": 20.0},
+            "budget": {"iterations": 3},
+        }
+    )
     t0 = time.monotonic()
     result = run(cfg)
     elapsed = time.monotonic() - t0

@@ -1,5 +1,6 @@
 """Deep ODE-ResNets on the synthetic sets: each coarse level costs about half the level above,
 and the run summary records the measured ratios (``level_cost_ratios``)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ import torch
 
 from ml2bench.core.config import RunConfig
 from ml2bench.core.objective import WorkCounter
-from ml2bench.problems import PROBLEMS
 from ml2bench.core.runner import run
+from ml2bench.problems import PROBLEMS
 
 
 @pytest.mark.parametrize("dataset,width,depth", [("peaks", 8, 64), ("swiss_roll", 4, 128), ("digits", 32, 64)])
@@ -27,10 +28,16 @@ def test_coarse_levels_cost_at_most_055_of_the_level_above(dataset, width, depth
 
 
 def test_summary_records_level_cost_ratios():
-    cfg = RunConfig.from_dict({
-        "problem": "resnet", "method": "rmtr", "seed": 0,
-        "problem_params": {"dataset": "peaks", "width": 4, "depth": 64, "n_train": 100, "n_test": 50},
-        "method_params": {"levels": 3}, "budget": {"iterations": 1}})
+    cfg = RunConfig.from_dict(
+        {
+            "problem": "resnet",
+            "method": "rmtr",
+            "seed": 0,
+            "problem_params": {"dataset": "peaks", "width": 4, "depth": 64, "n_train": 100, "n_test": 50},
+            "method_params": {"levels": 3},
+            "budget": {"iterations": 1},
+        }
+    )
     result = run(cfg)
     assert result.status in ("budget_exhausted", "ok", "stopped"), result.summary["error"].iloc[0]
     ratios = json.loads(result.summary["level_cost_ratios"].iloc[0])

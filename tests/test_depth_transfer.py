@@ -8,6 +8,7 @@
 
 Everything numerical runs in float64 so that "round-off" means ~1e-13.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,10 +17,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.multilevel.depth import KINDS, DepthTransfer, interpolation_matrix
 from ml2bench.nn import ConvODEResNet, DenseODEResNet, depth_levels
-from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.problems import PROBLEMS, Problem
 
 F64 = torch.float64
@@ -55,8 +56,9 @@ def _pair(arch: str, fine_depth: int, T: float = 1.0) -> tuple[nn.Module, nn.Mod
 
 def _block_mask(model: nn.Module) -> Tensor:
     """True for the flat coordinates that belong to a residual block."""
-    return torch.cat([torch.full((p.numel(),), n.startswith("blocks."), dtype=torch.bool)
-                      for n, p in model.named_parameters()])
+    return torch.cat(
+        [torch.full((p.numel(),), n.startswith("blocks."), dtype=torch.bool) for n, p in model.named_parameters()]
+    )
 
 
 def _smooth_vector(names: list[str], shapes: list[torch.Size], depth: int, T: float) -> Tensor:
@@ -223,7 +225,7 @@ def test_resnet_hierarchy_shapes_and_cost_ratios(arch: str) -> None:
     for level, obj in enumerate(hier.objectives):
         model = obj.model
         assert model.depth == len(model.blocks) == 8 >> level
-        assert model.T == 1.0 and model.h == pytest.approx(2 ** level / 8)
+        assert model.T == 1.0 and model.h == pytest.approx(2**level / 8)
         assert obj.n == _flat(model).numel()
         assert next(model.parameters()).dtype == F64
     for level, tr in enumerate(hier.transfers):
@@ -330,7 +332,7 @@ def test_tau_corrected_coarse_model_is_first_order_coherent(arch: str) -> None:
     x_h = fine.initial_x() + 0.1 * torch.randn(fine.n, dtype=F64, generator=torch.Generator().manual_seed(1))
     _, g_h = fine.loss_grad(x_h, batch)
     P = _matrix(tr.prolongate, coarse.n)
-    target = P.T @ g_h                                  # R_g = Pᵀ, built here from P alone
+    target = P.T @ g_h  # R_g = Pᵀ, built here from P alone
     y_expected = torch.linalg.solve(P.T @ P, P.T @ x_h)  # R_x = (PᵀP)⁻¹Pᵀ
     evals, work = counter.grad_evals, counter.work_units
 
@@ -353,7 +355,8 @@ def test_tau_corrected_coarse_model_is_first_order_coherent(arch: str) -> None:
     _, grad_m1 = model.loss_grad(y1, batch)
     assert float((grad_m1 - g_fH1 - shift).norm() / shift.norm()) < 1e-10
     assert model.loss(y1, batch) - model.loss(y0, batch) == pytest.approx(
-        coarse.loss(y1, batch) - coarse.loss(y0, batch) + float(shift @ (y1 - y0)), rel=1e-10)
+        coarse.loss(y1, batch) - coarse.loss(y0, batch) + float(shift @ (y1 - y0)), rel=1e-10
+    )
 
 
 def test_uncorrected_coarse_gradient_is_consistent() -> None:

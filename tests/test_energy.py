@@ -1,4 +1,5 @@
 """Energy counters: units (NVML mJ, RAPL µJ), RAPL wrap-around, absent counters -> NaN/"none"."""
+
 from __future__ import annotations
 
 import math
@@ -38,16 +39,19 @@ class FakeCounter:
 
 def test_rapl_zones_found_and_filtered(tmp_path):
     _zone(tmp_path, "intel-rapl:0", "package-0", 0)
-    _zone(tmp_path, "intel-rapl:0:0", "core", 0)       # part of the package: not counted twice
+    _zone(tmp_path, "intel-rapl:0:0", "core", 0)  # part of the package: not counted twice
     _zone(tmp_path, "intel-rapl:0:1", "dram", 0)
     _zone(tmp_path, "intel-rapl:1", "package-1", 0)
-    _zone(tmp_path, "intel-rapl:2", "psys", 0)          # whole platform: not counted
+    _zone(tmp_path, "intel-rapl:2", "psys", 0)  # whole platform: not counted
     bad = _zone(tmp_path, "intel-rapl:3", "package-3", 0)
     (bad / "energy_uj").unlink()
-    (bad / "energy_uj").mkdir()                          # unreadable counter: skipped
+    (bad / "energy_uj").mkdir()  # unreadable counter: skipped
     zones = find_rapl_zones(tmp_path)
     assert [(z.path.name, z.kind) for z in zones] == [
-        ("intel-rapl:0", "cpu"), ("intel-rapl:0:1", "dram"), ("intel-rapl:1", "cpu")]
+        ("intel-rapl:0", "cpu"),
+        ("intel-rapl:0:1", "dram"),
+        ("intel-rapl:1", "cpu"),
+    ]
 
 
 def test_rapl_microjoules_to_joules_and_sum(tmp_path):
@@ -57,17 +61,17 @@ def test_rapl_microjoules_to_joules_and_sum(tmp_path):
     meter = EnergyMeter(find_rapl_zones(tmp_path), None)
     assert meter.source == "rapl"
     meter.start()
-    _set(p0, 3_500_000)   # +2.5 J
-    _set(p1, 6_000_000)   # +1.0 J
-    _set(d, 250_000)      # +0.25 J
+    _set(p0, 3_500_000)  # +2.5 J
+    _set(p1, 6_000_000)  # +1.0 J
+    _set(d, 250_000)  # +0.25 J
     r = meter.read()
     assert r["energy_cpu_j"] == pytest.approx(3.5)
     assert r["energy_dram_j"] == pytest.approx(0.25)
     assert math.isnan(r["energy_gpu_j"])
     assert r["energy_j"] == pytest.approx(3.75)
-    _set(p0, 4_500_000)   # readings are cumulative since start
+    _set(p0, 4_500_000)  # readings are cumulative since start
     assert meter.read()["energy_cpu_j"] == pytest.approx(4.5)
-    meter.start()         # restart: counts from zero again
+    meter.start()  # restart: counts from zero again
     assert meter.read()["energy_cpu_j"] == pytest.approx(0.0)
 
 
@@ -76,9 +80,9 @@ def test_rapl_wrap_around(tmp_path):
     z = _zone(tmp_path, "intel-rapl:0", "package-0", 900_000, max_uj)
     meter = EnergyMeter(find_rapl_zones(tmp_path), None)
     meter.start()
-    _set(z, 950_000)                   # +0.05 J
+    _set(z, 950_000)  # +0.05 J
     assert meter.read()["energy_cpu_j"] == pytest.approx(0.05)
-    _set(z, 100_000)                   # wrapped: +50_000 to the top, +100_000 after it
+    _set(z, 100_000)  # wrapped: +50_000 to the top, +100_000 after it
     assert meter.read()["energy_cpu_j"] == pytest.approx(0.2)
 
 
@@ -87,7 +91,7 @@ def test_nvml_millijoules(tmp_path):
     meter = EnergyMeter([], NvmlCounter(fake))
     assert meter.source == "nvml"
     meter.start()
-    fake.mj = 12_500                   # +2500 mJ
+    fake.mj = 12_500  # +2500 mJ
     r = meter.read()
     assert r["energy_gpu_j"] == pytest.approx(2.5)
     assert r["energy_j"] == pytest.approx(2.5)
@@ -125,17 +129,20 @@ def test_nvml_without_energy_counter(monkeypatch):
     def unsupported(handle):
         raise RuntimeError("NVML_ERROR_NOT_SUPPORTED")
 
-    fake = types.SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: i,
-                                 nvmlDeviceGetTotalEnergyConsumption=unsupported)
+    fake = types.SimpleNamespace(
+        nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: i, nvmlDeviceGetTotalEnergyConsumption=unsupported
+    )
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     assert find_nvml(torch.device("cuda", 0)) is None
 
 
 def test_absent_counters_nan_and_none(tmp_path, monkeypatch):
     monkeypatch.setattr(energy, "POWERCAP", tmp_path / "no-powercap")
-    for meter in (EnergyMeter.for_device(torch.device("cpu")),
-                  EnergyMeter.for_device(torch.device("cpu"), powercap_root=tmp_path),
-                  EnergyMeter()):
+    for meter in (
+        EnergyMeter.for_device(torch.device("cpu")),
+        EnergyMeter.for_device(torch.device("cpu"), powercap_root=tmp_path),
+        EnergyMeter(),
+    ):
         assert meter.source == "none"
         meter.start()
         r = meter.read()

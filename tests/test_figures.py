@@ -1,6 +1,7 @@
 """Figure functions on small synthetic tables: the plotted series, axis labels and texts are
 checked on the matplotlib artists (captured when ``figures.save`` is called), and the files are
 PDF + PNG. The energy figure is never drawn without an energy counter."""
+
 from __future__ import annotations
 
 import json
@@ -23,15 +24,28 @@ def _history(with_energy: bool) -> pd.DataFrame:
             for i in range(8):
                 wu = i * (1.0 + 0.1 * seed)
                 loss = 2.0 * np.exp(-rate * wu) + 0.01
-                rows.append({
-                    "problem_id": "toy", "problem": "mlp", "method": method, "point": "default", "seed": seed,
-                    "epoch": wu, "iteration": i, "grad_evals": wu, "work_units": wu,
-                    "train_time_s": wu * 0.1 * (1 + 0.05 * rng.random()),
-                    "energy_cpu_j": wu * 3.0 if with_energy else np.nan, "energy_dram_j": np.nan,
-                    "energy_gpu_j": np.nan, "energy_j": wu * 3.0 if with_energy else np.nan,
-                    "train_loss": loss, "step_loss": loss, "test_loss": loss * 1.1,
-                    "test_metric": 1.0 - loss / 2.5,
-                })
+                rows.append(
+                    {
+                        "problem_id": "toy",
+                        "problem": "mlp",
+                        "method": method,
+                        "point": "default",
+                        "seed": seed,
+                        "epoch": wu,
+                        "iteration": i,
+                        "grad_evals": wu,
+                        "work_units": wu,
+                        "train_time_s": wu * 0.1 * (1 + 0.05 * rng.random()),
+                        "energy_cpu_j": wu * 3.0 if with_energy else np.nan,
+                        "energy_dram_j": np.nan,
+                        "energy_gpu_j": np.nan,
+                        "energy_j": wu * 3.0 if with_energy else np.nan,
+                        "train_loss": loss,
+                        "step_loss": loss,
+                        "test_loss": loss * 1.1,
+                        "test_metric": 1.0 - loss / 2.5,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -59,14 +73,20 @@ def drawn(monkeypatch) -> list[Figure]:
 
 def _lines(ax) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """label -> (x, y) of the labelled lines of an axes."""
-    return {ln.get_label(): (np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float))
-            for ln in ax.get_lines() if not ln.get_label().startswith("_")}
+    return {
+        ln.get_label(): (np.asarray(ln.get_xdata(), float), np.asarray(ln.get_ydata(), float))
+        for ln in ax.get_lines()
+        if not ln.get_label().startswith("_")
+    }
 
 
 def _median_over_seeds(history: pd.DataFrame, method: str, xcol: str, ycol: str, at: float) -> float:
     """Median over seeds of the last value at or before ``at`` (the figure's step convention)."""
-    values = [g.loc[g[xcol] <= at, ycol].iloc[-1] for _, g in history[history["method"] == method].groupby("seed")
-              if (g[xcol] <= at).any()]
+    values = [
+        g.loc[g[xcol] <= at, ycol].iloc[-1]
+        for _, g in history[history["method"] == method].groupby("seed")
+        if (g[xcol] <= at).any()
+    ]
     return float(np.median(values))
 
 
@@ -102,8 +122,9 @@ def test_energy_absent_gives_a_note_not_numbers(tmp_path, drawn):
 
 
 def test_seed_band_step_values():
-    grid, med, q25, q75 = fg.seed_band([(np.array([0.0, 2.0]), np.array([1.0, 3.0])),
-                                        (np.array([0.0, 1.0, 4.0]), np.array([2.0, 4.0, 5.0]))])
+    grid, med, q25, q75 = fg.seed_band(
+        [(np.array([0.0, 2.0]), np.array([1.0, 3.0])), (np.array([0.0, 1.0, 4.0]), np.array([2.0, 4.0, 5.0]))]
+    )
     assert list(grid) == [0.0, 1.0, 2.0, 4.0]
     # x=1: run 1 carries 1.0 forward, run 2 has 4.0 -> 2.5; x=4: run 1 finished at 3.0 and keeps it
     assert med[1] == 2.5 and med[3] == 4.0
@@ -129,11 +150,16 @@ def test_time_to_target_and_profiles(tmp_path, drawn):
             assert bars[row] == pytest.approx(float(ttt.loc[ttt["method"] == method, col].median()), rel=1e-12)
         assert any(t.get_text() == "not reached (0/3)" for t in ax.texts)
     # the rmtr data decay fastest: fewer work units to the target than adam
-    assert ttt.loc[ttt["method"] == "rmtr", "work_units_to_target"].median() < \
-        ttt.loc[ttt["method"] == "adam", "work_units_to_target"].median()
+    assert (
+        ttt.loc[ttt["method"] == "rmtr", "work_units_to_target"].median()
+        < ttt.loc[ttt["method"] == "adam", "work_units_to_target"].median()
+    )
 
-    summary = history.groupby(tb.RUN_KEYS).tail(1).assign(
-        status="budget_exhausted", metric_name="accuracy", final_test_metric=0.9, final_train_loss=0.1)
+    summary = (
+        history.groupby(tb.RUN_KEYS)
+        .tail(1)
+        .assign(status="budget_exhausted", metric_name="accuracy", final_test_metric=0.9, final_train_loss=0.1)
+    )
     table = tb.comparison_table(summary, ttt)
     prof = tb.profiles(table)
     _exists(fg.profile_figure(prof, tmp_path / "profiles", 1))
@@ -156,9 +182,18 @@ def test_problem_figures_and_report_from_tables_dir(tmp_path, drawn):
     tables = tmp_path / "results" / "tables"
     tables.mkdir(parents=True)
     history = _history(False)
-    summary = history.groupby(tb.RUN_KEYS).tail(1).assign(
-        status="budget_exhausted", metric_name="accuracy", metric_higher_is_better=True,
-        final_test_metric=0.9, final_train_loss=0.1, energy_source="none")
+    summary = (
+        history.groupby(tb.RUN_KEYS)
+        .tail(1)
+        .assign(
+            status="budget_exhausted",
+            metric_name="accuracy",
+            metric_higher_is_better=True,
+            final_test_metric=0.9,
+            final_train_loss=0.1,
+            energy_source="none",
+        )
+    )
     history.to_parquet(tables / "history.parquet")
     summary.to_parquet(tables / "summary.parquet")
     (tables / "targets.json").write_text(json.dumps({"toy": {"quantity": "train_loss", "value": 0.2}}))

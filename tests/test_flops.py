@@ -1,4 +1,5 @@
 """The analytic FLOP count (ml2bench.core.cost.flops) equals torch's FlopCounterMode, without its imports."""
+
 from __future__ import annotations
 
 import subprocess
@@ -16,9 +17,9 @@ CASES = [
     ("mlp", {"width": 16, "depth": 2, "n_train": 128, "n_test": 32}),
     ("resnet", {"width": 8, "depth": 4, "n_train": 128, "n_test": 32}),
     ("resnet", {"arch": "conv", "width": 3, "depth": 2, "n_train": 64, "n_test": 16}),
-    ("pinn_poisson", {"width": 8, "depth": 4, "n_interior": 64}),          # loss uses 2nd derivatives only
+    ("pinn_poisson", {"width": 8, "depth": 4, "n_interior": 64}),  # loss uses 2nd derivatives only
     ("pinn_burgers", {"width": 8, "depth": 4, "n_interior": 64}),
-    ("pinn_allen_cahn", {"width": 8, "depth": 2, "n_interior": 64}),       # periodic input features
+    ("pinn_allen_cahn", {"width": 8, "depth": 2, "n_interior": 64}),  # periodic input features
     ("pinn_klein_gordon", {"width": 8, "depth": 2, "n_interior": 64}),
 ]
 
@@ -54,17 +55,19 @@ def test_unsupported_product_raises():
     model = torch.nn.Linear(3, 3)
     obj = Objective(model, lambda f, b: torch.bmm(f(b)[None], f(b)[None].transpose(1, 2)).sum(), WorkCounter(), 4)
     with pytest.raises(NotImplementedError, match="BmmBackward0"):
-        flops.forward_backward_flops(model, lambda xr: obj.loss_fn(obj.fmodel(xr), torch.randn(4, 3)),
-                                     obj.initial_x())
+        flops.forward_backward_flops(model, lambda xr: obj.loss_fn(obj.fmodel(xr), torch.randn(4, 3)), obj.initial_x())
 
 
 def test_hierarchy_does_not_import_the_compiler_stack():
-    code = ("import sys, torch\n"
-            "from ml2bench.problems import PROBLEMS\n"
-            "from ml2bench.core.objective import WorkCounter\n"
-            "p = PROBLEMS.get('pinn_burgers')({'width': 8, 'depth': 4, 'n_interior': 64}, seed=0, device=torch.device('cpu'))\n"
-            "h = p.hierarchy(3, WorkCounter())\n"
-            "assert 0 < h.objectives[2].cost_ratio < h.objectives[1].cost_ratio < 1\n"
-            "print('torch._dynamo' in sys.modules)\n")
+    code = (
+        "import sys, torch\n"
+        "from ml2bench.problems import PROBLEMS\n"
+        "from ml2bench.core.objective import WorkCounter\n"
+        "p = PROBLEMS.get('pinn_burgers')({'width': 8, 'depth': 4, 'n_interior': 64}, seed=0, "
+        "device=torch.device('cpu'))\n"
+        "h = p.hierarchy(3, WorkCounter())\n"
+        "assert 0 < h.objectives[2].cost_ratio < h.objectives[1].cost_ratio < 1\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

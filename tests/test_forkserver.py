@@ -1,4 +1,5 @@
 """The fork server: a run handed to it equals a run in a fresh process; statuses pass through."""
+
 from __future__ import annotations
 
 import os
@@ -12,10 +13,32 @@ import pytest
 from ml2bench.sweep import forkserver
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = ["run", "--problem", "pinn_burgers", "--method", "adam", "--seed", "3", "--set", "problem.width=8",
-       "--set", "problem.depth=2", "--set", "problem.n_interior=64", "--set", "problem.n_test_x=16",
-       "--set", "problem.n_test_t=8", "--set", "budget.iterations=5", "--set", "eval_interval=0.5",
-       "--set", "threads=1", "--quiet"]
+RUN = [
+    "run",
+    "--problem",
+    "pinn_burgers",
+    "--method",
+    "adam",
+    "--seed",
+    "3",
+    "--set",
+    "problem.width=8",
+    "--set",
+    "problem.depth=2",
+    "--set",
+    "problem.n_interior=64",
+    "--set",
+    "problem.n_test_x=16",
+    "--set",
+    "problem.n_test_t=8",
+    "--set",
+    "budget.iterations=5",
+    "--set",
+    "eval_interval=0.5",
+    "--set",
+    "threads=1",
+    "--quiet",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +55,9 @@ def _cli(args, cwd, server_path=None):
     env.pop(forkserver.ENV, None)
     if server_path:
         env[forkserver.ENV] = server_path
-    return subprocess.run([sys.executable, "-m", "ml2bench", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "ml2bench", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_run_through_server_equals_fresh_process(server, tmp_path):

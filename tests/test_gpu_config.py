@@ -1,4 +1,5 @@
 """workflow/config/gpu.yaml (GPU smoke sweep) is valid and asks for one GPU per run: a dry run."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -31,15 +32,36 @@ def test_every_method_on_every_pinn_and_a_deep_resnet_at_paper_sizes():
             assert job.problem_params["n_interior"] == 10000
         else:
             assert job.problem_params["arch"] == "conv" and job.problem_params["depth"] == 16
-    assert by_problem == {p: methods for p in ("resnet", "pinn_poisson", "pinn_burgers", "pinn_allen_cahn",
-                                                  "pinn_klein_gordon")}
+    assert by_problem == {
+        p: methods for p in ("resnet", "pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
+    }
 
 
 def test_dry_run_one_gpu(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    res = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path),
-                          "-n", "--cores", "4", "--resources", "gpu=1", "--configfile", str(CONFIG)],
-                         capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "-n",
+            "--cores",
+            "4",
+            "--resources",
+            "gpu=1",
+            "--configfile",
+            str(CONFIG),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     m = re.search(r"^train\s+(\d+)$", out, re.M)

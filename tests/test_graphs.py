@@ -1,4 +1,5 @@
 """Flat parameter/gradient buffers, static-buffer (CUDA graph) evaluations, flat SGD/Adam."""
+
 from __future__ import annotations
 
 import copy
@@ -7,16 +8,18 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
-from ml2bench.methods import METHODS
 from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.core.params import ConfigError
-from ml2bench.problems import PROBLEMS
 from ml2bench.core.runner import run
+from ml2bench.methods import METHODS
+from ml2bench.problems import PROBLEMS
 
-SIZES = {"mlp": {"width": 16, "n_train": 128, "n_test": 32},
-         "resnet": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32},
-         "pinn_burgers": {"width": 8, "depth": 4, "n_interior": 64, "n_initial": 16, "n_boundary": 16},
-         "pinn_allen_cahn": {"width": 8, "depth": 2, "n_interior": 64, "n_initial": 16}}
+SIZES = {
+    "mlp": {"width": 16, "n_train": 128, "n_test": 32},
+    "resnet": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32},
+    "pinn_burgers": {"width": 8, "depth": 4, "n_interior": 64, "n_initial": 16, "n_boundary": 16},
+    "pinn_allen_cahn": {"width": 8, "depth": 2, "n_interior": 64, "n_initial": 16},
+}
 
 
 def _problem(name, device="cpu", dtype=torch.float32):
@@ -74,11 +77,14 @@ def _loss_hvp_sequence(name, mode, device="cpu"):
     obj = problem.hierarchy(1, WorkCounter()).fine
     obj.graphs = mode
     x = obj.initial_x()
-    batches = list(problem.train_batches(32 if not name.startswith("pinn") else None,
-                                         torch.Generator().manual_seed(1)))[:2]
+    batches = list(
+        problem.train_batches(32 if not name.startswith("pinn") else None, torch.Generator().manual_seed(1))
+    )[:2]
     v = torch.randn(obj.n, generator=torch.Generator().manual_seed(2)).to(x)
-    out = [(obj.loss(x + 0.01 * k, batch), obj.hvp(x + 0.01 * k, v, batch), obj.loss_grad(x + 0.01 * k, batch)[0])
-           for k, batch in enumerate(batches * 2)]
+    out = [
+        (obj.loss(x + 0.01 * k, batch), obj.hvp(x + 0.01 * k, v, batch), obj.loss_grad(x + 0.01 * k, batch)[0])
+        for k, batch in enumerate(batches * 2)
+    ]
     reference = [_reference_loss_hvp(obj, x + 0.01 * k, v, batch) for k, batch in enumerate(batches * 2)]
     return out, obj, reference
 
@@ -119,7 +125,11 @@ def test_another_objective_on_the_same_model_does_not_break_the_first():
     problem = _problem("mlp")
     torch.manual_seed(0)
     obj = problem.hierarchy(1, WorkCounter()).fine
-    batch = problem.full_batch() if hasattr(problem, "full_batch") else next(iter(problem.train_batches(None, torch.Generator())))
+    batch = (
+        problem.full_batch()
+        if hasattr(problem, "full_batch")
+        else next(iter(problem.train_batches(None, torch.Generator())))
+    )
     x = obj.initial_x()
     first = obj.loss_grad(x, batch)
     other = Objective(obj.model, obj.loss_fn, WorkCounter(), obj.n_train)
@@ -140,13 +150,16 @@ def test_returned_gradient_is_not_overwritten_by_the_next_evaluation():
     assert torch.equal(g1, kept)
 
 
-@pytest.mark.parametrize("method,hp", [
-    ("sgd", {"lr": 0.1, "momentum": 0.9}),
-    ("sgd", {"lr": 0.05, "momentum": 0.5, "nesterov": True, "weight_decay": 1e-3}),
-    ("sgd", {"lr": 0.1, "momentum": 0.0}),
-    ("adam", {"lr": 0.01}),
-    ("adam", {"lr": 0.003, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 1e-2}),
-])
+@pytest.mark.parametrize(
+    "method,hp",
+    [
+        ("sgd", {"lr": 0.1, "momentum": 0.9}),
+        ("sgd", {"lr": 0.05, "momentum": 0.5, "nesterov": True, "weight_decay": 1e-3}),
+        ("sgd", {"lr": 0.1, "momentum": 0.0}),
+        ("adam", {"lr": 0.01}),
+        ("adam", {"lr": 0.003, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 1e-2}),
+    ],
+)
 def test_flat_update_equals_torch_optim(method, hp):
     """Bit-identical iterates to torch.optim on the module's own parameters."""
     problem = _problem("mlp")
@@ -181,14 +194,26 @@ def test_cuda_graph_iterates_equal_eager(method):
     """Burgers PINN on the GPU: replayed CUDA graphs vs eager, same iterates to float32 round-off."""
     results = {}
     for graphs in (False, True):
-        cfg = RunConfig.from_dict({"problem": "pinn_burgers", "method": method, "device": "cuda",
-                                   "cuda_graphs": graphs, "problem_params": SIZES["pinn_burgers"],
-                                   "budget": {"iterations": 20}, "eval_interval": 1e9})
+        cfg = RunConfig.from_dict(
+            {
+                "problem": "pinn_burgers",
+                "method": method,
+                "device": "cuda",
+                "cuda_graphs": graphs,
+                "problem_params": SIZES["pinn_burgers"],
+                "budget": {"iterations": 20},
+                "eval_interval": 1e9,
+            }
+        )
         results[graphs] = run(cfg).history
     eager, graphed = results[False], results[True]
     assert list(eager["grad_evals"]) == list(graphed["grad_evals"])
-    torch.testing.assert_close(torch.tensor(graphed["train_loss"].to_numpy()),
-                               torch.tensor(eager["train_loss"].to_numpy()), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        torch.tensor(graphed["train_loss"].to_numpy()),
+        torch.tensor(eager["train_loss"].to_numpy()),
+        rtol=1e-4,
+        atol=1e-6,
+    )
 
 
 @pytest.mark.gpu

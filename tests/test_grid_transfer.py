@@ -1,5 +1,6 @@
 """Grid transfers of the classical test problems: R_x P = I, R_g = Pᵀ, interpolation exactness,
 Galerkin property of the h-weighted 1-D energy, coarse-correction length with full weighting in 2-D."""
+
 import numpy as np
 import pytest
 import torch
@@ -15,22 +16,22 @@ def dense(f, n):
 
 def hessian(kind, n, dim):
     energy = energy_fn(kind, n, dim)
-    return torch.autograd.functional.hessian(energy, torch.zeros(n ** dim, dtype=torch.float64))
+    return torch.autograd.functional.hessian(energy, torch.zeros(n**dim, dtype=torch.float64))
 
 
 @pytest.mark.parametrize("dim,nc", [(1, 7), (2, 3)])
 def test_injection_is_left_inverse_and_restrict_grad_is_transpose(dim, nc):
     t = GridTransfer(nc, dim)
     P = t.matrix()
-    assert P.shape == ((2 * nc + 1) ** dim, nc ** dim)
+    assert P.shape == ((2 * nc + 1) ** dim, nc**dim)
     Rx = dense(t.restrict, (2 * nc + 1) ** dim)
     Rg = dense(t.restrict_grad, (2 * nc + 1) ** dim)
-    assert torch.equal(Rx @ P, torch.eye(nc ** dim, dtype=torch.float64))
+    assert torch.equal(Rx @ P, torch.eye(nc**dim, dtype=torch.float64))
     assert torch.allclose(Rg, P.T, atol=0, rtol=0)
     fw = GridTransfer(nc, dim, "full_weighting")
-    assert torch.allclose(dense(fw.restrict_grad, (2 * nc + 1) ** dim), P.T / 2 ** dim)
+    assert torch.allclose(dense(fw.restrict_grad, (2 * nc + 1) ** dim), P.T / 2**dim)
     # Rx is injection: a 0/1 matrix with one 1 per row
-    assert torch.equal(Rx.sum(dim=1), torch.ones(nc ** dim, dtype=torch.float64))
+    assert torch.equal(Rx.sum(dim=1), torch.ones(nc**dim, dtype=torch.float64))
 
 
 def test_prolongation_reproduces_piecewise_linear_functions():
@@ -107,7 +108,11 @@ def test_sizes_and_hierarchy():
         grid_sizes(64, 2)
     H, batch = grid_hierarchy("poisson", 15, 2)
     assert H.levels == 4 and [o.n for o in H.objectives] == [225, 49, 9, 1]
-    assert [round(o.cost_ratio, 6) for o in H.objectives] == [1.0, round(49 / 225, 6), round(9 / 225, 6),
-                                                              round(1 / 225, 6)]
+    assert [round(o.cost_ratio, 6) for o in H.objectives] == [
+        1.0,
+        round(49 / 225, 6),
+        round(9 / 225, 6),
+        round(1 / 225, 6),
+    ]
     H.objectives[1].loss_grad(torch.zeros(49, dtype=torch.float64), batch)
     assert H.counter.grad_evals == 1.0 and abs(H.counter.work_units - 49 / 225) < 1e-12

@@ -1,5 +1,6 @@
 """Moré–Garbow–Hillstrom badly scaled problems: no false convergence, and L-BFGS against scipy's
 L-BFGS-B as an independent peer (``python -m ml2bench.bench.mgh`` prints the full table)."""
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,11 @@ MINIMISERS = {  # MGH (1981) and the problems' definitions; Powell's to the publ
     "wood": (1.0, 1.0, 1.0, 1.0),
 }
 STARTS = {  # f(x₀) at the standard starting points (Powell's by hand: 1 + (e⁻¹ − 0.0001)²)
-    "rosenbrock": 24.2, "powell_badly_scaled": 1 + (math.exp(-1) - 1e-4) ** 2, "brown_badly_scaled": 999998000003.0,
-    "beale": 14.203125, "wood": 19192.0,
+    "rosenbrock": 24.2,
+    "powell_badly_scaled": 1 + (math.exp(-1) - 1e-4) ** 2,
+    "brown_badly_scaled": 999998000003.0,
+    "beale": 14.203125,
+    "wood": 19192.0,
 }
 
 
@@ -111,9 +115,17 @@ def test_a_start_where_the_loss_overflows_stops_as_nonfinite(method, hp):
 
 
 FULL_STARTS = {  # f(x₀) published by Moré, Garbow & Hillstrom (1981) for some of the 35 problems
-    "rosenbrock": 24.2, "freudenstein_roth": 400.5, "beale": 14.203125, "helical_valley": 2500.0,
-    "powell_singular": 215.0, "wood": 19192.0, "watson_n6": 30.0, "watson_n9": 30.0,
-    "ext_rosenbrock_n10": 121.0, "broyden_tridiag_n10": 21.0, "broyden_banded_n10": 360.0,
+    "rosenbrock": 24.2,
+    "freudenstein_roth": 400.5,
+    "beale": 14.203125,
+    "helical_valley": 2500.0,
+    "powell_singular": 215.0,
+    "wood": 19192.0,
+    "watson_n6": 30.0,
+    "watson_n9": 30.0,
+    "ext_rosenbrock_n10": 121.0,
+    "broyden_tridiag_n10": 21.0,
+    "broyden_banded_n10": 360.0,
     "linear_full_rank_n10": 50.0,
 }
 

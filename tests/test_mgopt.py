@@ -1,18 +1,19 @@
 """MG/OPT: coherence on a depth hierarchy of ODE-ResNets, the fine line search, monotonicity."""
+
 from dataclasses import dataclass
 
 import pytest
 import torch
 
 from ml2bench.core.hierarchy import Hierarchy
+from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.methods import METHODS
 from ml2bench.methods.mgopt import armijo
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.multilevel.depth import DepthTransfer
 from ml2bench.multilevel.norms import prolongation_T
-from ml2bench.problems.grid.testproblems import grid_hierarchy
 from ml2bench.nn.odenet import DenseODEResNet
-from ml2bench.core.objective import Objective, WorkCounter
+from ml2bench.problems.grid.testproblems import grid_hierarchy
 
 D = torch.float64
 
@@ -27,12 +28,12 @@ class XY:
 def resnet_hierarchy(kind="constant", levels=3, depth=8):
     torch.manual_seed(0)
     counter = WorkCounter()
-    models = [DenseODEResNet(3, 5, 2, depth // 2 ** l).double() for l in range(levels)]
+    models = [DenseODEResNet(3, 5, 2, depth // 2**l).double() for l in range(levels)]
 
     def loss(f, batch):
         return ((f(batch.x) - batch.y) ** 2).mean()
 
-    objectives = [Objective(m, loss, counter, n_train=16, level=l, cost_ratio=0.5 ** l) for l, m in enumerate(models)]
+    objectives = [Objective(m, loss, counter, n_train=16, level=l, cost_ratio=0.5**l) for l, m in enumerate(models)]
     transfers = [DepthTransfer(models[l], models[l + 1], kind) for l in range(levels - 1)]
     x = torch.randn(16, 3, dtype=D)
     batch = XY(x, torch.stack([x.sum(1).sin(), x[:, 0] * x[:, 1]], 1), 16)
@@ -83,7 +84,7 @@ def test_armijo_decides_on_the_decrease_not_on_round_off():
     n = H.fine.n
     h = 1.0 / (n + 1)
     A = sp.diags([-np.ones(n - 1), 2 * np.ones(n), -np.ones(n - 1)], [-1, 0, 1]) / h
-    b = h * np.pi ** 2 * np.sin(np.pi * np.arange(1, n + 1) * h)
+    b = h * np.pi**2 * np.sin(np.pi * np.arange(1, n + 1) * h)
     x_star = torch.tensor(spla.spsolve(A.tocsc(), b))
     accepted = 0
     for seed in range(20):  # raw comparisons of f accepted 12 of these 20 steps (measured)
@@ -119,6 +120,7 @@ def test_mgopt_without_coarse_levels_is_gradient_descent():
 
 def test_radius0_beyond_radius_max_is_a_clear_error():
     from ml2bench.core.params import ConfigError
+
     H, _ = grid_hierarchy("poisson", 7, 1)
     with pytest.raises(ConfigError, match=r"radius0=10.0 exceeds radius_max=1.0"):
         METHODS.get("mgopt")(H, H.fine.initial_x(), {"levels": 2, "radius0": 10.0, "radius_max": 1.0})

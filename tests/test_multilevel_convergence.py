@@ -89,12 +89,12 @@ to ‖g₀‖, Δ_max = 1e10), and ``curvature_scaling`` tells which R_g a user-
 Before the RMTR coarse region was decoupled from rejected fine smoothing steps and the coarsest
 level solved to a relative tolerance, RMTR with L-BFGS grew 17 → 67 cycles from 31² to 255².
 """
+
 import numpy as np
 import pytest
 import torch
 
 from ml2bench.bench.multilevel import grid_cycles
-
 from ml2bench.methods import METHODS
 from ml2bench.problems.grid.testproblems import exact_solution, grid_hierarchy, newton_solve_fas
 from ml2bench.problems.grid.twogrid import discrete_minimiser, two_grid_rate
@@ -112,8 +112,10 @@ def cycles(kind, n, dim, hp, tol=1e-8, maxit=40, grad_restriction="variational")
 
 
 def test_mgopt_level_independent_1d_poisson():
-    counts = [cycles("poisson", n, 1, {"smoother": "gd", "lr": 1 / (3 * (n + 1)), "lr_level_factor": 2.0})[0]
-              for n in (63, 127, 255, 511)]
+    counts = [
+        cycles("poisson", n, 1, {"smoother": "gd", "lr": 1 / (3 * (n + 1)), "lr_level_factor": 2.0})[0]
+        for n in (63, 127, 255, 511)
+    ]
     assert None not in counts, counts
     assert max(counts) <= 10 and max(counts) - min(counts) <= 1, counts  # measured 9 / 9 / 9 / 9
 
@@ -122,8 +124,9 @@ def test_mgopt_level_independent_2d_poisson_and_full_weighting_stalls():
     counts = [cycles("poisson", n, 2, {"smoother": "gd", "lr": 0.2})[0] for n in (31, 63, 127)]
     assert None not in counts, counts
     assert max(counts) <= 13 and max(counts) - min(counts) <= 1, counts  # measured 12 / 12 / 12
-    k_fw, _ = cycles("poisson", 31, 2, {"smoother": "gd", "lr": 0.2}, maxit=3 * max(counts),
-                     grad_restriction="full_weighting")
+    k_fw, _ = cycles(
+        "poisson", 31, 2, {"smoother": "gd", "lr": 0.2}, maxit=3 * max(counts), grad_restriction="full_weighting"
+    )
     assert k_fw is None  # the pitfall: coarse curvature 4× off, the cycle stalls
 
 
@@ -162,8 +165,14 @@ def test_discretisation_error_falls_like_h_squared(kind):
 
 
 # measured cycles at 31² / 63² / 127² with the defaults (module docstring)
-DEFAULT_CYCLES = {("mgopt", "poisson"): (7, 7, 7), ("mgopt", "fas"): (7, 7, 7), ("mgopt", "cubic"): (7, 7, 7),
-                  ("rmtr", "poisson"): (7, 6, 6), ("rmtr", "fas"): (7, 7, 6), ("rmtr", "cubic"): (7, 6, 6)}
+DEFAULT_CYCLES = {
+    ("mgopt", "poisson"): (7, 7, 7),
+    ("mgopt", "fas"): (7, 7, 7),
+    ("mgopt", "cubic"): (7, 7, 7),
+    ("rmtr", "poisson"): (7, 6, 6),
+    ("rmtr", "fas"): (7, 7, 6),
+    ("rmtr", "cubic"): (7, 6, 6),
+}
 
 
 @pytest.mark.parametrize("method,kind", sorted(DEFAULT_CYCLES))
@@ -309,15 +318,21 @@ def test_defaults_level_independent_on_moderately_steep_minimal_surface(method, 
     assert max(r["work_units"] for r in runs) <= 100, [r["work_units"] for r in runs]
 
 
-def scaled_poisson(n: int, c: float = 1.0, s: float = 1.0, unweighted: bool = False,
-                   grad_restriction: str = "variational", kind: str = "poisson"):
+def scaled_poisson(
+    n: int,
+    c: float = 1.0,
+    s: float = 1.0,
+    unweighted: bool = False,
+    grad_restriction: str = "variational",
+    kind: str = "poisson",
+):
     """2-D Poisson with energy c·s²·E(u/s): the same problem in other units (f scaled by c, the
     minimiser by s, the Hessian by c), as a user's own hierarchy would state it. ``unweighted``:
     every level's energy divided by its h² (not weighted by h^d as the package's energies)."""
     from ml2bench.core.hierarchy import Hierarchy
+    from ml2bench.core.objective import Objective, WorkCounter
     from ml2bench.multilevel.grid import GridTransfer, grid_sizes, max_grid_levels
     from ml2bench.problems.grid.testproblems import GridFunction, UnitBatch, energy_fn
-    from ml2bench.core.objective import Objective, WorkCounter
 
     sizes = grid_sizes(n, max_grid_levels(n))
     counter = WorkCounter()
@@ -326,8 +341,9 @@ def scaled_poisson(n: int, c: float = 1.0, s: float = 1.0, unweighted: bool = Fa
         energy = energy_fn(kind, m, 2)
         w = c * s * s * ((m + 1) ** 2 if unweighted else 1.0)
         loss = (lambda e, w: lambda fmodel, batch: w * e(fmodel(batch.x) / s))(energy, w)
-        objectives.append(Objective(GridFunction(m * m), loss, counter, n_train=1, level=level,
-                                    cost_ratio=(m / n) ** 2))
+        objectives.append(
+            Objective(GridFunction(m * m), loss, counter, n_train=1, level=level, cost_ratio=(m / n) ** 2)
+        )
     transfers = [GridTransfer(sizes[l + 1], 2, grad_restriction) for l in range(len(sizes) - 1)]
     return Hierarchy(objectives, transfers, counter), UnitBatch(torch.zeros(1, dtype=torch.float64))
 

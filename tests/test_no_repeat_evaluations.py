@@ -7,17 +7,18 @@ more expensive than it is. The objective is instrumented, every method runs a fe
 small problem, and every pair of consecutive ``loss``/``loss_grad`` calls per objective is
 checked (Hessian-vector products at the iterate are a different quantity and not compared).
 """
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
+from ml2bench.core.objective import Objective
+from ml2bench.core.runner import run
 from ml2bench.methods import METHODS
 from ml2bench.multilevel.coarse import same_batch
 from ml2bench.problems.grid.testproblems import grid_hierarchy
-from ml2bench.core.objective import Objective
-from ml2bench.core.runner import run
 
 
 class RepeatLog:
@@ -55,6 +56,8 @@ RUNNER_METHODS = {
     "tr-hessian": {"model": "hessian", "cg_max_iter": 3},
     "schwarz": {"subdomains": 3, "local_steps": 5},
 }
+
+
 @pytest.mark.parametrize("label", sorted(RUNNER_METHODS))
 def test_single_level_and_schwarz_never_repeat_a_point(label, small_mlp, monkeypatch):
     log = RepeatLog(monkeypatch)

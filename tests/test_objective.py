@@ -1,13 +1,14 @@
 """``Objective.hvp``: Hessian-vector products by double backward, against finite differences of the
 gradient, against the explicit matrices of the grid problems, and their work accounting."""
+
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.multilevel.coarse import ShiftedObjective
 from ml2bench.problems.grid.testproblems import GAMMA, grid_hierarchy, laplacian_2d
-from ml2bench.core.objective import Objective, WorkCounter
 
 D = torch.float64
 
@@ -43,8 +44,11 @@ def test_hvp_matches_finite_differences_of_the_gradient_on_a_network():
 def test_hvp_reproduces_the_poisson_matrices():
     H1, batch = grid_hierarchy("poisson", 15, 1, levels=1)
     n, h = 15, 1 / 16
-    A1 = (2 * torch.eye(n, dtype=D) - torch.diag(torch.ones(n - 1, dtype=D), 1)
-          - torch.diag(torch.ones(n - 1, dtype=D), -1)) / h
+    A1 = (
+        2 * torch.eye(n, dtype=D)
+        - torch.diag(torch.ones(n - 1, dtype=D), 1)
+        - torch.diag(torch.ones(n - 1, dtype=D), -1)
+    ) / h
     x = torch.randn(n, dtype=D)
     cols = torch.stack([H1.fine.hvp(x, e, batch) for e in torch.eye(n, dtype=D)], dim=1)
     assert torch.allclose(cols, A1, atol=1e-12)

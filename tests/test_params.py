@@ -1,4 +1,5 @@
 """Hyper-parameter declarations reject bad input with one message naming key and allowed values."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,16 +22,19 @@ def test_defaults_and_overrides():
     assert out["lr"] == 1.0 and isinstance(out["lr"], float) and out["cap"] == 2.0
 
 
-@pytest.mark.parametrize("given, fragment", [
-    ({"lrr": 1.0}, "unknown parameter(s) 'lrr'; allowed: lr, steps, kind, flag, cap"),
-    ({"lr": 0.0}, "parameter 'lr' = 0.0 is out of range; allowed: float > 0.0"),
-    ({"lr": "fast"}, "parameter 'lr' = 'fast' has the wrong type (str); allowed: float > 0.0"),
-    ({"steps": 11}, "parameter 'steps' = 11 is out of range; allowed: int >= 1 and <= 10"),
-    ({"steps": 2.5}, "parameter 'steps' = 2.5 has the wrong type"),
-    ({"steps": True}, "parameter 'steps' = True has the wrong type (bool)"),
-    ({"kind": "c"}, "parameter 'kind' = 'c' is not allowed; allowed: one of 'a', 'b'"),
-    ({"lr": None}, "parameter 'lr' must not be null"),
-])
+@pytest.mark.parametrize(
+    "given, fragment",
+    [
+        ({"lrr": 1.0}, "unknown parameter(s) 'lrr'; allowed: lr, steps, kind, flag, cap"),
+        ({"lr": 0.0}, "parameter 'lr' = 0.0 is out of range; allowed: float > 0.0"),
+        ({"lr": "fast"}, "parameter 'lr' = 'fast' has the wrong type (str); allowed: float > 0.0"),
+        ({"steps": 11}, "parameter 'steps' = 11 is out of range; allowed: int >= 1 and <= 10"),
+        ({"steps": 2.5}, "parameter 'steps' = 2.5 has the wrong type"),
+        ({"steps": True}, "parameter 'steps' = True has the wrong type (bool)"),
+        ({"kind": "c"}, "parameter 'kind' = 'c' is not allowed; allowed: one of 'a', 'b'"),
+        ({"lr": None}, "parameter 'lr' must not be null"),
+    ],
+)
 def test_bad_values_are_named(given, fragment):
     with pytest.raises(ConfigError) as err:
         SPEC.validate(given, "method 'x'")
@@ -49,6 +53,7 @@ def test_registry_lookup_lists_allowed_names():
     with pytest.raises(ConfigError, match=r"unknown method 'beta'; allowed: alpha"):
         reg.get("beta")
     with pytest.raises(TypeError):
+
         @reg.register
         class B:
             name = "alpha"

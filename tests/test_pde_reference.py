@@ -1,6 +1,7 @@
 """Checks of the PINN reference solutions in ml2bench.problems.pinn.reference (tolerances are stated inline;
 the measured values they guard are recorded in the module docstrings).  No test here
 depends on a stopwatch: speed belongs to the benchmarks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -104,9 +105,9 @@ def test_burgers_quadrature_convergence():
     x, t = np.meshgrid(np.linspace(-1, 1, 257), np.linspace(0.01, 1, 60))
     ref = burgers.reference(x, t, n_quad=300)
     errs = [np.max(np.abs(burgers.reference(x, t, n_quad=n) - ref)) for n in (40, 60, 80, 100)]
-    assert errs[0] > errs[1] > errs[2]     # measured 3e-5, 1e-9, 9e-14, 3e-15
+    assert errs[0] > errs[1] > errs[2]  # measured 3e-5, 1e-9, 9e-14, 3e-15
     assert 1e-7 < errs[0] < 1e-3 and errs[1] < 1e-7
-    assert errs[3] < 1e-13                # default n_quad = 100: round-off level
+    assert errs[3] < 1e-13  # default n_quad = 100: round-off level
     with pytest.raises(ValueError):
         burgers.reference(0.0, 0.5, n_quad=1000)
 
@@ -170,8 +171,8 @@ def test_allen_cahn_reference_grid_and_space_convergence():
     _, _, U512 = allen_cahn.solve(512, t_eval=t)
     e1024 = np.max(np.abs(U1024[1:, ::2] - U[1:]))
     e512 = np.max(np.abs(U512[1:] - U[1:]))
-    assert e1024 < 1e-9           # measured 3e-11
-    assert 1e-8 < e512 < 1e-5     # measured 1.4e-6 (sharp interfaces at t = 1)
+    assert e1024 < 1e-9  # measured 3e-11
+    assert 1e-8 < e512 < 1e-5  # measured 1.4e-6 (sharp interfaces at t = 1)
     # structure: u0 is even, so u stays even; |u| <= 1 and metastable plateaus ±1 by t = 1
     assert np.max(np.abs(U[:, 1:] - U[:, :0:-1])) < 1e-12
     assert np.max(np.abs(U)) < 1 + 1e-6 and U[-1].max() > 0.99 and U[-1].min() < -0.999
@@ -191,10 +192,7 @@ def test_allen_cahn_time_convergence_order():
     """ETDRK4 is 4th order: errors at dt = 0.01, 0.005, 0.0025 vs dt = 1e-3 drop ~16x."""
     te = [0.5, 1.0]
     _, _, ref = allen_cahn.solve(256, dt=1e-3, t_eval=te)
-    errs = [
-        np.max(np.abs(allen_cahn.solve(256, dt=dt, t_eval=te)[2] - ref))
-        for dt in (0.01, 0.005, 0.0025)
-    ]
+    errs = [np.max(np.abs(allen_cahn.solve(256, dt=dt, t_eval=te)[2] - ref)) for dt in (0.01, 0.005, 0.0025)]
     orders = np.log2(np.array(errs[:-1]) / np.array(errs[1:]))
     assert np.all((orders > 3.5) & (orders < 4.6)), (errs, orders)
     # halving the default dt changes nothing visible (measured ~1e-11)

@@ -1,6 +1,7 @@
 """The PINN problems (pinn_poisson, pinn_burgers, pinn_allen_cahn, pinn_klein_gordon): data,
 residuals (checked on exact/manufactured solutions), metric definition, batching, determinism,
 levels and training through the runner. Sizes are tiny so the file runs in seconds."""
+
 from __future__ import annotations
 
 import math
@@ -13,10 +14,10 @@ from torch import Tensor, nn
 from ml2bench.core.config import RunConfig
 from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.core.params import ConfigError
-from ml2bench.problems.pinn.reference import allen_cahn, burgers, klein_gordon, poisson
+from ml2bench.core.runner import run
 from ml2bench.problems import PROBLEMS
 from ml2bench.problems.pinn.base import PINNBatch, PINNNet, PINNProblem
-from ml2bench.core.runner import run
+from ml2bench.problems.pinn.reference import allen_cahn, burgers, klein_gordon, poisson
 
 NAMES = ("pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
 NET = {"width": 8, "depth": 4}
@@ -66,8 +67,12 @@ def test_construction_shapes_and_dtype(name, dtype):
     assert p.default_batch_size is None
     model = p.build_model().to(dtype)
     assert model(p.interior).shape == (p.n_train, 1)
-    value = p.loss(Objective(model, p.loss, WorkCounter(), p.n_train).fmodel(
-        torch.cat([q.detach().reshape(-1) for q in model.parameters()])), p.full_batch())
+    value = p.loss(
+        Objective(model, p.loss, WorkCounter(), p.n_train).fmodel(
+            torch.cat([q.detach().reshape(-1) for q in model.parameters()])
+        ),
+        p.full_batch(),
+    )
     assert value.dtype == dtype and value.ndim == 0 and math.isfinite(float(value.detach()))
 
 
@@ -84,8 +89,11 @@ def test_condition_sets_lie_on_the_boundary():
         xb = q.conditions["boundary"].x[:, 0]
         lo, hi = q.domain[0]
         assert int((xb == lo).sum()) == int((xb == hi).sum()) == 10
-    np.testing.assert_allclose(q.conditions["boundary"].target.numpy(),
-                               klein_gordon.exact(*q.conditions["boundary"].x.double().T).numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        q.conditions["boundary"].target.numpy(),
+        klein_gordon.exact(*q.conditions["boundary"].x.double().T).numpy(),
+        atol=1e-6,
+    )
 
 
 # ----------------------------------------------------------------------------- residuals
@@ -109,8 +117,10 @@ def test_poisson_loss_charges_a_boundary_offset_by_its_weight():
 
 
 EXPECTED_TERMS = {
-    "pinn_poisson": {"pde", "boundary"}, "pinn_burgers": {"pde", "initial", "boundary"},
-    "pinn_allen_cahn": {"pde", "initial"}, "pinn_klein_gordon": {"pde", "initial", "initial_t", "boundary"},
+    "pinn_poisson": {"pde", "boundary"},
+    "pinn_burgers": {"pde", "initial", "boundary"},
+    "pinn_allen_cahn": {"pde", "initial"},
+    "pinn_klein_gordon": {"pde", "initial", "initial_t", "boundary"},
 }
 
 
@@ -142,6 +152,7 @@ def test_klein_gordon_residual_and_conditions_of_exact_solution_vanish():
 
 def test_burgers_and_allen_cahn_residuals_on_manufactured_functions():
     """u = t² sin(3x) + x: the residual must match the hand-computed operator."""
+
     def u(x, t):
         return t**2 * torch.sin(3 * x) + x
 
@@ -250,8 +261,9 @@ def test_minibatches_cover_every_point_once_per_epoch(name):
         parts = [b.conditions[cname] for b in batches]
         assert rows(torch.cat([q.x for q in parts])) == rows(ps.x)
         assert max(len(q) for q in parts) - min(len(q) for q in parts) <= 1
-        assert rows(torch.cat([torch.cat([q.x, q.target[:, None]], 1) for q in parts])) == \
-            rows(torch.cat([ps.x, ps.target[:, None]], 1))
+        assert rows(torch.cat([torch.cat([q.x, q.target[:, None]], 1) for q in parts])) == rows(
+            torch.cat([ps.x, ps.target[:, None]], 1)
+        )
     # full batch by default; tiny condition sets still give every batch a point
     (full,) = p.train_batches(None, gen)
     assert full.size == p.n_train
@@ -297,13 +309,16 @@ def test_hierarchy_builds_with_transfers(name):
     assert make(name, depth=3).max_levels() == 1
 
 
-@pytest.mark.parametrize("bad, key", [
-    ({"n_interiour": 10}, "n_interiour"),
-    ({"activation": "relu"}, "activation"),
-    ({"width": 0}, "width"),
-    ({"interpolation": "cubic"}, "interpolation"),
-    ({"sampling": "grid"}, "sampling"),
-])
+@pytest.mark.parametrize(
+    "bad, key",
+    [
+        ({"n_interiour": 10}, "n_interiour"),
+        ({"activation": "relu"}, "activation"),
+        ({"width": 0}, "width"),
+        ({"interpolation": "cubic"}, "interpolation"),
+        ({"sampling": "grid"}, "sampling"),
+    ],
+)
 def test_bad_hyper_parameters_name_the_key(bad, key):
     raw = {"problem": "pinn_burgers", "method": "adam", "problem_params": bad}
     with pytest.raises(ConfigError, match=key):
@@ -337,10 +352,18 @@ ADAM_LEARNS = {
 
 def _adam_run(name: str):
     lr, iterations, _, _ = ADAM_LEARNS[name]
-    cfg = RunConfig.from_dict({
-        "problem": name, "method": "adam", "seed": 1, "problem_params": SMALL[name], "threads": 1,
-        "method_params": {"lr": lr}, "budget": {"iterations": iterations}, "eval_interval": 1000,
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "problem": name,
+            "method": "adam",
+            "seed": 1,
+            "problem_params": SMALL[name],
+            "threads": 1,
+            "method_params": {"lr": lr},
+            "budget": {"iterations": iterations},
+            "eval_interval": 1000,
+        }
+    )
     threads = torch.get_num_threads()
     try:
         return run(cfg)
@@ -365,17 +388,26 @@ def test_adam_learns_through_the_runner(name):
         assert h["test_metric"].iloc[-1] < l2_bound, h["test_metric"].tolist()
 
 
-@pytest.mark.xfail(strict=True, reason="Klein-Gordon is not learned at this size: the loss falls, the "
-                   "rel. L2 error grows to ~6.5 (measured); strict, so learning it turns this into a pass to act on")
+@pytest.mark.xfail(
+    strict=True,
+    reason="Klein-Gordon is not learned at this size: the loss falls, the "
+    "rel. L2 error grows to ~6.5 (measured); strict, so learning it turns this into a pass to act on",
+)
 def test_adam_learns_klein_gordon_solution():
     assert _adam_run("pinn_klein_gordon").history["test_metric"].iloc[-1] < 1.0
 
 
 def test_lbfgs_float64_decreases_poisson_loss():
-    cfg = RunConfig.from_dict({
-        "problem": "pinn_poisson", "method": "lbfgs", "dtype": "float64", "problem_params": SMALL["pinn_poisson"],
-        "budget": {"iterations": 5}, "eval_interval": 1000,
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "problem": "pinn_poisson",
+            "method": "lbfgs",
+            "dtype": "float64",
+            "problem_params": SMALL["pinn_poisson"],
+            "budget": {"iterations": 5},
+            "eval_interval": 1000,
+        }
+    )
     result = run(cfg)
     h = result.history
     assert result.status in ("budget_exhausted", "ok"), result.summary["error"].iloc[0]
@@ -383,11 +415,16 @@ def test_lbfgs_float64_decreases_poisson_loss():
 
 
 def test_minibatch_adam_run_counts_epochs():
-    cfg = RunConfig.from_dict({
-        "problem": "pinn_klein_gordon", "method": "adam", "batch_size": 32,
-        "problem_params": SMALL["pinn_klein_gordon"],
-        "budget": {"epochs": 2}, "eval_interval": 100,
-    })
+    cfg = RunConfig.from_dict(
+        {
+            "problem": "pinn_klein_gordon",
+            "method": "adam",
+            "batch_size": 32,
+            "problem_params": SMALL["pinn_klein_gordon"],
+            "budget": {"epochs": 2},
+            "eval_interval": 100,
+        }
+    )
     result = run(cfg)
     assert result.status == "budget_exhausted", result.summary["error"].iloc[0]
     assert result.summary["iterations"].iloc[0] == 2 * 3

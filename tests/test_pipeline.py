@@ -4,6 +4,7 @@ after an interrupted job, the HTML report and dry runs of the default, paper and
 Snakemake runs as a subprocess with ``-s <repo>/Snakefile -d <tmp_path>``, so every output (and
 Snakemake's own ``.snakemake`` state) lands in a temporary directory.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -53,12 +54,13 @@ def load(name: str) -> dict:
 def test_point_names_and_grid():
     pts = sweep.method_points({"params": {"momentum": 0.9}, "grid": {"lr": [0.1, 0.01], "nesterov": [True, False]}})
     names = [n for n, _ in pts]
-    assert names == ["lr~0.1_nesterov~true", "lr~0.1_nesterov~false", "lr~0.01_nesterov~true",
-                     "lr~0.01_nesterov~false"]
+    assert names == ["lr~0.1_nesterov~true", "lr~0.1_nesterov~false", "lr~0.01_nesterov~true", "lr~0.01_nesterov~false"]
     assert all(p["momentum"] == 0.9 for _, p in pts)
     assert sweep.method_points(None) == [("default", {})]
     assert [n for n, _ in sweep.method_points({"points": [{"lr": 1e-3}, {"lr": 3e-4, "eps": 1e-6}]})] == [
-        "lr~0.001", "eps~1e-06_lr~0.0003"]
+        "lr~0.001",
+        "eps~1e-06_lr~0.0003",
+    ]
 
 
 def test_expand_ci_config_and_cli_args_round_trip():
@@ -70,6 +72,7 @@ def test_expand_ci_config_and_cli_args_round_trip():
     assert job.outdir == f"results/runs/{job.problem_id}/sgd/default/seed{job.seed}"
     assert job.run["threads"] == 1
     import shlex
+
     args = shlex.split(job.cli_args())
     sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
     raw = apply_overrides({"problem": job.problem, "method": job.method, "seed": job.seed}, sets)
@@ -142,8 +145,16 @@ def test_dry_run(tmp_path, name):
 
 def test_slurm_profile_dry_run(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm")
-    res = snakemake(tmp_path, "-n", "--executor", "slurm", "--workflow-profile",
-                    str(REPO / "workflow" / "profiles" / "slurm"), "--configfile", str(CONFIGS / "paper.yaml"))
+    res = snakemake(
+        tmp_path,
+        "-n",
+        "--executor",
+        "slurm",
+        "--workflow-profile",
+        str(REPO / "workflow" / "profiles" / "slurm"),
+        "--configfile",
+        str(CONFIGS / "paper.yaml"),
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     out = res.stdout + res.stderr
     assert job_counts(out)["train"] == len(sweep.expand(load("paper.yaml")))
@@ -185,8 +196,9 @@ def test_ci_sweep_reproduces_the_committed_baseline_exactly(ci_run):
     assert new[keys].equals(base[keys]), (new[keys], base[keys])
     assert list(new["status"]) == list(base["status"])
     for col in ("work_units", "final_train_loss", "final_test_metric"):
-        assert (new[col].to_numpy(float) == base[col].to_numpy(float)).all(), \
-            pd.DataFrame({"new": new[col], "baseline": base[col]}).to_string()
+        assert (new[col].to_numpy(float) == base[col].to_numpy(float)).all(), pd.DataFrame(
+            {"new": new[col], "baseline": base[col]}
+        ).to_string()
 
 
 def test_ci_sweep_tables_and_figures(ci_run):
@@ -195,8 +207,21 @@ def test_ci_sweep_tables_and_figures(ci_run):
     history = pd.read_parquet(tables / "history.parquet")
     assert len(summary) == 10
     assert not summary.duplicated(["problem_id", "method", "point", "seed"]).any()
-    for col in ("problem_id", "problem", "method", "point", "seed", "status", "final_test_metric",
-                "work_units", "train_time_s", "energy_source", "config_hash", "bench_s", "bench_max_rss_mb"):
+    for col in (
+        "problem_id",
+        "problem",
+        "method",
+        "point",
+        "seed",
+        "status",
+        "final_test_metric",
+        "work_units",
+        "train_time_s",
+        "energy_source",
+        "config_hash",
+        "bench_s",
+        "bench_max_rss_mb",
+    ):
         assert col in summary, col
     assert summary["bench_s"].notna().all()
     cols = ["problem_id", "method", "seed", "status", "final_train_loss", "final_test_metric", "work_units"]
@@ -209,8 +234,7 @@ def test_ci_sweep_tables_and_figures(ci_run):
     # measured: RMTR 21.37 on both seeds, 37.5 and 41.0 before)
     assert summary["work_units"].between(20.0, 23.0).all(), summary[cols].to_string()
     assert (summary["train_time_s"] > 0).all()
-    for col in ("problem_id", "point", "epoch", "work_units", "train_time_s", "energy_j", "train_loss",
-                "test_metric"):
+    for col in ("problem_id", "point", "epoch", "work_units", "train_time_s", "energy_j", "train_loss", "test_metric"):
         assert col in history, col
     for key, run in history.groupby(["problem_id", "method", "seed"]):
         run = run.sort_values("work_units")
@@ -222,8 +246,15 @@ def test_ci_sweep_tables_and_figures(ci_run):
     assert pd.read_csv(tables / "summary.csv").shape[0] == 10
     comp = pd.read_csv(tables / "comparison.csv")
     assert len(comp) == 5 and set(comp["problem_id"]) == {"mlp_small", "resnet_tiny"}
-    for col in ("success_rate", "final_metric_median", "final_metric_q25", "final_metric_q75",
-                "work_units_to_target_median", "time_to_target_s_median", "energy_to_target_j_median"):
+    for col in (
+        "success_rate",
+        "final_metric_median",
+        "final_metric_q25",
+        "final_metric_q75",
+        "work_units_to_target_median",
+        "time_to_target_s_median",
+        "energy_to_target_j_median",
+    ):
         assert col in comp, col
     # the comparison table's cells are the seed statistics of the summary
     for _, row in comp.iterrows():
@@ -237,8 +268,10 @@ def test_ci_sweep_tables_and_figures(ci_run):
             assert row["work_units_to_target_median"] == float("inf")
     # success rate = fraction of seeds whose history meets the target (train loss ≤ 0.5 on mlp_small,
     # accuracy ≥ 0.8 on resnet_tiny), recomputed here from the history
-    reached = {"mlp_small": lambda r: (r["train_loss"] <= 0.5).any(),
-               "resnet_tiny": lambda r: (r["test_metric"] >= 0.8).any()}
+    reached = {
+        "mlp_small": lambda r: (r["train_loss"] <= 0.5).any(),
+        "resnet_tiny": lambda r: (r["test_metric"] >= 0.8).any(),
+    }
     for _, row in comp.iterrows():
         runs = history[(history["problem_id"] == row["problem_id"]) & (history["method"] == row["method"])]
         hits = [reached[row["problem_id"]](r) for _, r in runs.groupby("seed")]
@@ -248,8 +281,13 @@ def test_ci_sweep_tables_and_figures(ci_run):
     assert (tables / "comparison.md").read_text().count("### ") == 2
     assert r"\begin{tabular}" in (tables / "comparison.tex").read_text()
     for pid in ("mlp_small", "resnet_tiny"):
-        for name in ("convergence_epochs", "convergence_work_units", "convergence_time",
-                     "convergence_energy", "time_to_target"):
+        for name in (
+            "convergence_epochs",
+            "convergence_work_units",
+            "convergence_time",
+            "convergence_energy",
+            "time_to_target",
+        ):
             for ext in (".pdf", ".png"):
                 assert (ci_run / "figures" / pid / (name + ext)).stat().st_size > 0
     assert (ci_run / "figures" / "performance_profiles.pdf").is_file()
@@ -273,7 +311,7 @@ def test_interrupted_job_only_it_reruns(ci_run):
     res = snakemake(ci_run, "--cores", "2", "--configfile", str(CONFIGS / "ci.yaml"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in before} == before  # nothing else re-ran
-    pd.read_parquet(victim / "history.parquet")               # the partial file was replaced
+    pd.read_parquet(victim / "history.parquet")  # the partial file was replaced
     summary = pd.read_parquet(ci_run / "results" / "tables" / "summary.parquet")
     assert len(summary) == 10 and not summary.duplicated(["problem_id", "method", "point", "seed"]).any()
 

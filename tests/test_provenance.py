@@ -1,4 +1,5 @@
 """Provenance names ml2bench's own commit, never that of a repository the package was copied into."""
+
 from __future__ import annotations
 
 import shutil
@@ -25,8 +26,9 @@ def _repo(root: Path, project: str) -> Path:
 
 
 def _head(root: Path) -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_copy_inside_another_repository_records_no_commit(tmp_path):
@@ -61,12 +63,15 @@ def test_source_hash_changes_with_any_source_file(tmp_path):
     assert provenance.source_hash(pkg) != before
 
 
-@pytest.mark.parametrize("text,expected", [
-    ('[project]\nname = "ml2bench"\nversion = "1"\n', True),
-    ('[project]\nname = "ml2bench-fork"\n', False),
-    ('[tool.x]\nname = "ml2bench"\n[project]\nname = "other"\n', False),
-    ("not toml [", False),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('[project]\nname = "ml2bench"\nversion = "1"\n', True),
+        ('[project]\nname = "ml2bench-fork"\n', False),
+        ('[tool.x]\nname = "ml2bench"\n[project]\nname = "other"\n', False),
+        ("not toml [", False),
+    ],
+)
 def test_names_ml2bench(tmp_path, text, expected):
     (tmp_path / "pyproject.toml").write_text(text)
     assert provenance.names_ml2bench(tmp_path / "pyproject.toml") is expected

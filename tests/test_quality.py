@@ -3,6 +3,7 @@ independent of the code: accuracy ≥ 0.5 on 10 classes, PINN rel. L2 ≤ 0.9 < 
 and the sweep reproduces the committed reference ``ml2bench/sweep/quality_reference.csv`` row for row
 (regenerate with ``python -m ml2bench.sweep.quality --write`` when a change of a method's numerics is
 intended, and say in the commit message which numbers moved; see the module docstring)."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -21,7 +22,7 @@ def test_sweep_matches_reference(current):
     report = quality.check(quality.read_reference(), current)
     if report.notes:
         print(report.text())  # shown with -rP / on failure: runs not in the reference are reported only
-    assert report.ok, "quality regression (tolerance: relative %g):\n%s" % (quality.RTOL, report.text())
+    assert report.ok, f"quality regression (tolerance: relative {quality.RTOL:g}):\n{report.text()}"
 
 
 def test_no_run_fails(current):
@@ -46,41 +47,108 @@ def test_reference_learned_and_covers_the_sweep():
 
 
 def test_floors_reject_chance_level_runs():
-    rows = pd.DataFrame([
-        {"problem": "mlp", "method": "sgd", "seed": 0, "status": "budget_exhausted", "metric_name": "accuracy",
-         "final_test_metric": 0.16},
-        {"problem": "pinn_poisson", "method": "tr", "seed": 0, "status": "budget_exhausted", "metric_name": "rel_l2",
-         "final_test_metric": 3.22},
-        {"problem": "pinn_poisson", "method": "adam", "seed": 0, "status": "budget_exhausted",
-         "metric_name": "rel_l2", "final_test_metric": 0.95},
-        {"problem": "resnet", "method": "adam", "seed": 0, "status": "diverged", "metric_name": "accuracy",
-         "final_test_metric": float("nan"), "error": ""},
-        {"problem": "resnet", "method": "tr", "seed": 0, "status": "budget_exhausted", "metric_name": "accuracy",
-         "final_test_metric": 0.7},
-        {"problem": "pinn_burgers", "method": "lbfgs", "seed": 0, "status": "ok", "metric_name": "rel_l2",
-         "final_test_metric": 0.72},
-    ])
+    rows = pd.DataFrame(
+        [
+            {
+                "problem": "mlp",
+                "method": "sgd",
+                "seed": 0,
+                "status": "budget_exhausted",
+                "metric_name": "accuracy",
+                "final_test_metric": 0.16,
+            },
+            {
+                "problem": "pinn_poisson",
+                "method": "tr",
+                "seed": 0,
+                "status": "budget_exhausted",
+                "metric_name": "rel_l2",
+                "final_test_metric": 3.22,
+            },
+            {
+                "problem": "pinn_poisson",
+                "method": "adam",
+                "seed": 0,
+                "status": "budget_exhausted",
+                "metric_name": "rel_l2",
+                "final_test_metric": 0.95,
+            },
+            {
+                "problem": "resnet",
+                "method": "adam",
+                "seed": 0,
+                "status": "diverged",
+                "metric_name": "accuracy",
+                "final_test_metric": float("nan"),
+                "error": "",
+            },
+            {
+                "problem": "resnet",
+                "method": "tr",
+                "seed": 0,
+                "status": "budget_exhausted",
+                "metric_name": "accuracy",
+                "final_test_metric": 0.7,
+            },
+            {
+                "problem": "pinn_burgers",
+                "method": "lbfgs",
+                "seed": 0,
+                "status": "ok",
+                "metric_name": "rel_l2",
+                "final_test_metric": 0.72,
+            },
+        ]
+    )
     failures = quality.floor_failures(rows)
-    assert [f.split(":")[0] for f in failures] == ["mlp/sgd/seed0", "pinn_poisson/tr/seed0",
-                                                   "pinn_poisson/adam/seed0", "resnet/adam/seed0"]
+    assert [f.split(":")[0] for f in failures] == [
+        "mlp/sgd/seed0",
+        "pinn_poisson/tr/seed0",
+        "pinn_poisson/adam/seed0",
+        "resnet/adam/seed0",
+    ]
     assert not quality.check(rows, rows).ok  # the floors are part of the check
 
 
 def _reference() -> pd.DataFrame:
-    return pd.DataFrame([
-        {"problem": "mlp", "method": "sgd", "seed": 0, "status": "budget_exhausted", "iterations": 12,
-         "metric_name": "accuracy", "final_train_loss": 2.0, "final_test_loss": 2.1, "final_test_metric": 0.5, "grad_evals": 3.0,
-         "work_units": 3.0, "method_params": '{"lr": 0.05}'},
-        {"problem": "resnet", "method": "tr", "seed": 1, "status": "budget_exhausted", "iterations": 8,
-         "metric_name": "accuracy", "final_train_loss": 1.0, "final_test_loss": 1.1, "final_test_metric": 0.6, "grad_evals": 9.0,
-         "work_units": 7.5, "method_params": "{}"},
-    ])
+    return pd.DataFrame(
+        [
+            {
+                "problem": "mlp",
+                "method": "sgd",
+                "seed": 0,
+                "status": "budget_exhausted",
+                "iterations": 12,
+                "metric_name": "accuracy",
+                "final_train_loss": 2.0,
+                "final_test_loss": 2.1,
+                "final_test_metric": 0.5,
+                "grad_evals": 3.0,
+                "work_units": 3.0,
+                "method_params": '{"lr": 0.05}',
+            },
+            {
+                "problem": "resnet",
+                "method": "tr",
+                "seed": 1,
+                "status": "budget_exhausted",
+                "iterations": 8,
+                "metric_name": "accuracy",
+                "final_train_loss": 1.0,
+                "final_test_loss": 1.1,
+                "final_test_metric": 0.6,
+                "grad_evals": 9.0,
+                "work_units": 7.5,
+                "method_params": "{}",
+            },
+        ]
+    )
 
 
 def test_check_names_what_moved_and_by_how_much():
     ref = _reference()
     cur = ref.copy()
-    cur.loc[1, "final_train_loss"] = 1.001          # +1e-3 relative: beyond 1e-4
+    cur.loc[1, "final_train_loss"] = 1.001  # +1e-3 relative: beyond 1e-4
     cur.loc[0, "final_test_metric"] = 0.5 * (1 + 1e-6)  # within tolerance
     report = quality.check(ref, cur)
     assert len(report.failures) == 1

@@ -1,5 +1,6 @@
 """tools/readme_results.py: the README's results block is rebuilt from results/tables, and --check
 notices a README that differs."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,16 +20,25 @@ INF = math.inf
 
 
 def _row(pid, method, point, wu, success, final, n=3, metric="accuracy"):
-    return {"problem_id": pid, "problem": pid, "solver": method, "method": method, "point": point,
-            "metric_name": metric, "n_runs": n, "success_rate": success,
-            "work_units_to_target_median": wu, "final_metric_median": final}
+    return {
+        "problem_id": pid,
+        "problem": pid,
+        "solver": method,
+        "method": method,
+        "point": point,
+        "metric_name": metric,
+        "n_runs": n,
+        "success_rate": success,
+        "work_units_to_target_median": wu,
+        "final_metric_median": final,
+    }
 
 
 @pytest.fixture
 def tables(tmp_path):
     rows = [
         _row("mlp", "sgd", "lr~0.02", 12.0, 1.0, 0.97),
-        _row("mlp", "sgd", "lr~0.1", 5.0, 2 / 3, 0.98),      # best point: fewer work units
+        _row("mlp", "sgd", "lr~0.1", 5.0, 2 / 3, 0.98),  # best point: fewer work units
         _row("mlp", "tr", "default", INF, 1 / 3, 0.9),
         _row("pinn_poisson", "lbfgs", "default", 600.0, 1.0, 0.0021, metric="rel_l2"),
         _row("pinn_poisson", "rmtr", "default", INF, 0.0, 0.11, metric="rel_l2"),
@@ -36,9 +46,14 @@ def tables(tmp_path):
     d = tmp_path / "tables"
     d.mkdir()
     pd.DataFrame(rows).to_csv(d / "comparison.csv", index=False)
-    (d / "targets.json").write_text(json.dumps({
-        "mlp": {"quantity": "test_metric", "value": 0.96, "direction": "above"},
-        "pinn_poisson": {"quantity": "test_metric", "value": 0.05, "direction": "below"}}))
+    (d / "targets.json").write_text(
+        json.dumps(
+            {
+                "mlp": {"quantity": "test_metric", "value": 0.96, "direction": "above"},
+                "pinn_poisson": {"quantity": "test_metric", "value": 0.05, "direction": "below"},
+            }
+        )
+    )
     return d
 
 
@@ -53,7 +68,8 @@ def test_block_is_generated_from_the_tables(tmp_path, tables):
     assert readme_results.main(["--tables", str(tables), "--readme", str(readme), "--figures", "none"]) == 0
     text = readme.read_text()
     assert text.startswith("# x\n\nbefore\n<!-- results:default:begin -->\n") and text.endswith(
-        "<!-- results:default:end -->\nafter\n")
+        "<!-- results:default:end -->\nafter\n"
+    )
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("| problem"))
     assert header == "| problem (target) | sgd | lbfgs | tr | rmtr |"
@@ -72,7 +88,7 @@ def test_check_fails_on_a_stale_readme(tmp_path, tables):
     assert readme_results.main(["--tables", str(tables), "--readme", str(readme), "--figures", "none", "--check"]) == 1
     assert "(run tools/readme_results.py)" in readme.read_text()  # --check never writes
     readme_results.main(["--tables", str(tables), "--readme", str(readme), "--figures", "none"])
-    readme.write_text(readme.read_text().replace("5 · 2/3", "4 · 2/3"))   # a hand-edited number
+    readme.write_text(readme.read_text().replace("5 · 2/3", "4 · 2/3"))  # a hand-edited number
     assert readme_results.main(["--tables", str(tables), "--readme", str(readme), "--figures", "none", "--check"]) == 1
 
 
@@ -88,7 +104,7 @@ def test_figures_are_copied_and_checked(tmp_path, tables):
     assert readme_results.main(args + ["--check"]) == 0
     (figures / "performance_profiles.png").write_bytes(b"new sweep")
     assert readme_results.main(args + ["--check"]) == 1
-    assert (img / "performance_profiles.png").read_bytes() != b"new sweep"   # --check never writes
+    assert (img / "performance_profiles.png").read_bytes() != b"new sweep"  # --check never writes
 
 
 def test_missing_markers_or_tables_are_bad_input(tmp_path, tables):
@@ -96,4 +112,6 @@ def test_missing_markers_or_tables_are_bad_input(tmp_path, tables):
     readme.write_text("no markers\n")
     assert readme_results.main(["--tables", str(tables), "--readme", str(readme), "--figures", "none"]) == 2
     readme = _readme(tmp_path)
-    assert readme_results.main(["--tables", str(tmp_path / "nowhere"), "--readme", str(readme), "--figures", "none"]) == 2
+    assert (
+        readme_results.main(["--tables", str(tmp_path / "nowhere"), "--readme", str(readme), "--figures", "none"]) == 2
+    )

@@ -1,4 +1,5 @@
 """Result files are written atomically and a failed run never replaces a finished one."""
+
 from __future__ import annotations
 
 import pandas as pd

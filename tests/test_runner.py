@@ -1,4 +1,5 @@
 """The training loop: budgets, determinism, divergence, failures and work accounting."""
+
 from __future__ import annotations
 
 import math
@@ -8,10 +9,10 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
-from ml2bench.methods import METHODS, Method, StepResult
 from ml2bench.core.params import spec
 from ml2bench.core.records import HISTORY_COLUMNS
 from ml2bench.core.runner import derive_seeds, run
+from ml2bench.methods import METHODS, Method, StepResult
 
 
 def test_history_and_summary_schema(small_mlp):
@@ -140,6 +141,7 @@ def test_lbfgs_counts_line_search_evaluations(small_mlp, monkeypatch):
         def wrapped(obj, x, batch):
             made["calls"] += made["inside"]
             return fn(obj, x, batch)
+
         return wrapped
 
     monkeypatch.setattr(lbfgs, "step", counting_step)
@@ -157,6 +159,7 @@ def test_cuda_request_without_cuda_is_a_clear_error(small_mlp):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     from ml2bench.core.params import ConfigError
+
     small_mlp["device"] = "cuda"
     with pytest.raises(ConfigError, match="device 'cuda' requested"):
         run(RunConfig.from_dict(small_mlp))

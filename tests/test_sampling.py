@@ -1,4 +1,5 @@
 """Batch-growth rules (ml2bench.numerics.sampling) and RMTR's hybrid stochastic–deterministic mode."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,15 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
-from ml2bench.numerics.sampling import (AdaptiveBatch, BatchSampler, estimate_variance, next_batch_size,
-                                          required_size, split_batch)
 from ml2bench.core.runner import run
+from ml2bench.numerics.sampling import (
+    AdaptiveBatch,
+    BatchSampler,
+    estimate_variance,
+    next_batch_size,
+    required_size,
+    split_batch,
+)
 
 
 @dataclass
@@ -35,7 +42,7 @@ class NoisyQuadratic:
             return
         perm = torch.randperm(self.n, generator=generator)
         for a in range(0, self.n, size):
-            idx = perm[a:a + size]
+            idx = perm[a : a + size]
             yield Points(self.c[idx], idx.numel())
 
     def loss_grad(self, x, batch):
@@ -53,13 +60,15 @@ def test_norm_test_threshold_closed_form():
         delta = torch.tensor([0.0, delta_norm], dtype=torch.float64)
         est = estimate_variance(torch.stack([g + delta, g - delta]), [b, b])
         assert torch.allclose(est.grad, g)
-        assert est.var_norm == pytest.approx(2 * b * delta_norm ** 2)
+        assert est.var_norm == pytest.approx(2 * b * delta_norm**2)
         new = next_batch_size("norm_test", 2 * b, est, theta, n_train=10_000)
         assert (new > 2 * b) == grows
         if grows:  # the size at which the test would hold: Var_i / (θ²‖g‖²)
-            assert new == math.ceil(2 * b * delta_norm ** 2 / theta ** 2)
+            assert new == math.ceil(2 * b * delta_norm**2 / theta**2)
     # δ orthogonal to g: the inner-product test sees no variance along g (only the orthogonality test, ν ≈ 5.67)
-    est = estimate_variance(torch.stack([g + torch.tensor([0.0, 0.51]), g - torch.tensor([0.0, 0.51])]).double(), [b, b])
+    est = estimate_variance(
+        torch.stack([g + torch.tensor([0.0, 0.51]), g - torch.tensor([0.0, 0.51])]).double(), [b, b]
+    )
     assert est.var_inner == pytest.approx(0.0, abs=1e-12)
     assert next_batch_size("inner_product", 2 * b, est, theta, n_train=10_000) == 2 * b
     # the same spread along g fails the inner-product test too
@@ -105,17 +114,27 @@ def test_split_batch_rejects_pinn_like_batches():
         x: torch.Tensor
         conditions: dict
         size: int
+
     with pytest.raises(TypeError, match="conditions"):
         split_batch(Odd(torch.zeros(4, 2), {}, 4), 2)
     parts = split_batch(Points(torch.arange(10.0)[:, None], 10), 3)
-    assert [p.size for p in parts] == [3, 4, 3] and torch.equal(torch.cat([p.c for p in parts]), torch.arange(10.0)[:, None])
+    assert [p.size for p in parts] == [3, 4, 3] and torch.equal(
+        torch.cat([p.c for p in parts]), torch.arange(10.0)[:, None]
+    )
 
 
 def _cfg(**method_params):
-    return RunConfig.from_dict({
-        "problem": "resnet", "method": "rmtr", "seed": 0,
-        "problem_params": {"dataset": "peaks", "width": 4, "depth": 16, "n_train": 512, "n_test": 128},
-        "method_params": {"levels": 2, **method_params}, "budget": {"iterations": 12}, "eval_interval": 100.0})
+    return RunConfig.from_dict(
+        {
+            "problem": "resnet",
+            "method": "rmtr",
+            "seed": 0,
+            "problem_params": {"dataset": "peaks", "width": 4, "depth": 16, "n_train": 512, "n_test": 128},
+            "method_params": {"levels": 2, **method_params},
+            "budget": {"iterations": 12},
+            "eval_interval": 100.0,
+        }
+    )
 
 
 def test_rmtr_hybrid_mode_runs_and_charges_its_own_batches():
@@ -135,10 +154,12 @@ def test_deterministic_mode_unchanged_and_never_samples(monkeypatch):
     # to one where no sampler is attached at all
     def boom(self, size):
         raise AssertionError("deterministic RMTR drew from the sampler")
+
     monkeypatch.setattr(BatchSampler, "draw", boom)
     a = run(_cfg(batch_growth="none"))
     assert a.status == "budget_exhausted", a.summary["error"].iloc[0]
     from ml2bench.methods.rmtr import RMTR
+
     monkeypatch.delattr(RMTR, "set_sampler")
     b = run(_cfg())
     cols = ["train_loss", "test_metric", "grad_evals", "work_units", "epoch"]

@@ -1,4 +1,5 @@
 """Schwarz methods: linear-algebra limits, reduction to the local solver, monotonicity, accounting."""
+
 from __future__ import annotations
 
 import math
@@ -7,16 +8,22 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
+from ml2bench.core.params import ConfigError
+from ml2bench.core.runner import run
 from ml2bench.dd import decomposition as ddec
 from ml2bench.dd.core import combine
 from ml2bench.dd.testing import UnitBatch, mlp_hierarchy, quadratic_hierarchy, spd_matrix
 from ml2bench.methods import METHODS
-from ml2bench.core.params import ConfigError
-from ml2bench.core.runner import run
 
 Schwarz = METHODS.get("schwarz")
-EXACT = {"globalization": "none", "local_solver": "lbfgs", "local_steps": 40, "history_size": 20,
-         "tolerance_grad": 1e-13, "tolerance_change": 1e-30}
+EXACT = {
+    "globalization": "none",
+    "local_solver": "lbfgs",
+    "local_steps": 40,
+    "history_size": 20,
+    "tolerance_grad": 1e-13,
+    "tolerance_change": 1e-30,
+}
 
 
 def make(hierarchy, x0, **hp):
@@ -41,6 +48,7 @@ def blocks(sizes):
 
 
 # --- decompositions ---------------------------------------------------------------------------
+
 
 def test_layer_decomposition_groups_layers_and_overlap_counts():
     h, _, _ = mlp_hierarchy()
@@ -68,6 +76,7 @@ def test_combine_divides_by_overlap_count():
 
 
 # --- linear-algebra limits --------------------------------------------------------------------
+
 
 def test_separable_quadratic_converges_in_one_additive_step():
     sizes = (2, 3)
@@ -112,8 +121,16 @@ def test_one_subdomain_is_the_local_solver(solver):
         m.step(batch)
         # the reference: the plain torch optimiser on the whole vector, fresh state per outer step
         if solver == "lbfgs":
-            opt = torch.optim.LBFGS([p], lr=lr, max_iter=steps, max_eval=steps + 1, history_size=10,
-                                    tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+            opt = torch.optim.LBFGS(
+                [p],
+                lr=lr,
+                max_iter=steps,
+                max_eval=steps + 1,
+                history_size=10,
+                tolerance_grad=1e-9,
+                tolerance_change=1e-12,
+                line_search_fn="strong_wolfe",
+            )
         else:
             opt = torch.optim.SGD([p], lr=lr) if solver == "sgd" else torch.optim.Adam([p], lr=lr)
 
@@ -130,13 +147,25 @@ def test_one_subdomain_is_the_local_solver(solver):
 
 # --- globalisation ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("variant,decomposition", [("additive", "layers"), ("multiplicative", "random"),
-                                                   ("additive", "data")])
+
+@pytest.mark.parametrize(
+    "variant,decomposition", [("additive", "layers"), ("multiplicative", "random"), ("additive", "data")]
+)
 def test_trust_region_globalisation_never_increases_f(variant, decomposition):
     h, x0, batch = mlp_hierarchy(seed=5)
     # a large radius and aggressive local SGD provoke rejected steps, which must not increase f
-    m = make(h, x0, variant=variant, decomposition=decomposition, subdomains=3 if decomposition != "data" else 2,
-             globalization="tr", local_solver="sgd", local_lr=2.0, local_steps=3, radius=5.0)
+    m = make(
+        h,
+        x0,
+        variant=variant,
+        decomposition=decomposition,
+        subdomains=3 if decomposition != "data" else 2,
+        globalization="tr",
+        local_solver="sgd",
+        local_lr=2.0,
+        local_steps=3,
+        radius=5.0,
+    )
     losses, rejected = [], 0
     for _ in range(7):
         res = m.step(batch)
@@ -159,16 +188,17 @@ def test_spqn_decreases_and_beats_its_start():
 
 # --- work accounting -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("decomposition,expected", [("layers", 2 * 3 * 1.0), ("data", 2 * 3 * 0.5)])
 def test_local_work_is_charged_per_evaluation(decomposition, expected):
     h, x0, batch = mlp_hierarchy(n=64)
-    m = make(h, x0, decomposition=decomposition, subdomains=2, globalization="none", local_solver="sgd",
-             local_steps=3)
+    m = make(h, x0, decomposition=decomposition, subdomains=2, globalization="none", local_solver="sgd", local_steps=3)
     m.step(batch)
     assert h.counter.grad_evals == pytest.approx(expected)
 
 
 # --- configuration and the runner --------------------------------------------------------------
+
 
 def test_bad_hyper_parameters_are_rejected():
     with pytest.raises(ConfigError, match="variant"):
@@ -181,11 +211,17 @@ def test_bad_hyper_parameters_are_rejected():
 
 
 def test_runs_on_mlp_through_the_runner():
-    cfg = RunConfig.from_dict({
-        "problem": "mlp", "method": "schwarz", "seed": 0,
-        "problem_params": {"n_train": 200, "n_test": 100, "width": 16},
-        "method_params": {"subdomains": 3, "local_steps": 5},
-        "budget": {"work_units": 40}, "eval_interval": 10.0})
+    cfg = RunConfig.from_dict(
+        {
+            "problem": "mlp",
+            "method": "schwarz",
+            "seed": 0,
+            "problem_params": {"n_train": 200, "n_test": 100, "width": 16},
+            "method_params": {"subdomains": 3, "local_steps": 5},
+            "budget": {"work_units": 40},
+            "eval_interval": 10.0,
+        }
+    )
     result = run(cfg)
     s = result.summary.iloc[0]
     assert s["status"] == "budget_exhausted", s["error"]
@@ -210,6 +246,7 @@ def test_local_evals_counts_only_evaluations_made(variant):
 
 
 # --- stopping ----------------------------------------------------------------------------------
+
 
 def test_apts_radius_collapse_is_a_stop_not_a_convergence():
     """A radius below radius_min far from a minimiser (here: started there) ends the run as

@@ -16,6 +16,7 @@ says. Without that setting the plugin's default (sacct) makes such a sweep hang 
 ML2BENCH_SLURM_ACCOUNTING=1 runs the same tests on a cluster with accounting (MariaDB + slurmdbd,
 `local-cluster.sh start --accounting`; packages slurmdbd mariadb-server).
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -39,7 +40,7 @@ PROFILE = REPO / "workflow" / "profiles" / "slurm"
 CLUSTER = PROFILE / "local-cluster.sh"
 SWEEP = PROFILE / "run_sweep.py"
 CI_CONFIG = REPO / "workflow" / "config" / "ci.yaml"
-LOCK = Path("/tmp/ml2bench-slurm.lock")   # one local cluster per machine: ports 6817/6818, /etc/slurm
+LOCK = Path("/tmp/ml2bench-slurm.lock")  # one local cluster per machine: ports 6817/6818, /etc/slurm
 TABLES = ("summary", "history", "comparison")
 # A hang (the failure mode this profile exists to avoid) must fail the test, not block CI. The
 # slowest SLURM sweep measured here took 152 s (2 cores at load average 12): 600 s leaves ~4x.
@@ -96,16 +97,18 @@ def local_slurm():
             assert stopped.returncode == 0, stopped.stderr
 
 
-def _start_snakemake(workdir: Path, *args: str, wrapper: tuple[str, ...] | None = None,
-                     path_prefix: Path | None = None) -> subprocess.Popen:
+def _start_snakemake(
+    workdir: Path, *args: str, wrapper: tuple[str, ...] | None = None, path_prefix: Path | None = None
+) -> subprocess.Popen:
     """Snakemake itself, or (wrapper=its options) through the profile's run_sweep.py, the recommended way."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     if path_prefix is not None:
         env["PATH"] = f"{path_prefix}{os.pathsep}{env['PATH']}"
     head = [sys.executable, "-m", "snakemake"] if wrapper is None else [sys.executable, str(SWEEP), *wrapper]
     cmd = [*head, "-s", str(SNAKEFILE), "-d", str(workdir), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir, start_new_session=True
+    )
 
 
 def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
@@ -130,8 +133,16 @@ def _slurm_args(config: Path) -> list[str]:
     the test does not wait on it. The profile's memory requests (up to
     16 GB, sized for paper.yaml) are lowered to 1 GB only on a node with less memory than that:
     SLURM rejects a request no node can satisfy."""
-    args = ["--executor", "slurm", "--workflow-profile", str(PROFILE), "--configfile", str(config),
-            "--slurm-init-seconds-before-status-checks", "2"]
+    args = [
+        "--executor",
+        "slurm",
+        "--workflow-profile",
+        str(PROFILE),
+        "--configfile",
+        str(config),
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+    ]
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     requests = {rule: res["mem_mb"] for rule, res in profile["set-resources"].items() if "mem_mb" in res}
     if max(requests.values()) > _node_memory_mb():
@@ -161,8 +172,7 @@ def _comparable(table: pd.DataFrame) -> pd.DataFrame:
     from ml2bench.core.cost import provenance
 
     prov = set(provenance.collect(torch.device("cpu"))) | {"started_at"}
-    drop = [c for c in table.columns
-            if c in prov or "time" in c or "energy" in c or c.startswith("bench_")]
+    drop = [c for c in table.columns if c in prov or "time" in c or "energy" in c or c.startswith("bench_")]
     keys = [c for c in ("problem_id", "method", "point", "seed", "iteration") if c in table.columns]
     return table.drop(columns=drop).sort_values(keys).reset_index(drop=True)
 
@@ -191,7 +201,7 @@ def test_sweep_through_slurm_equals_local_run(local_slurm, tmp_path):
     assert "Falling back to 'sacct'" not in res.stdout
     assert "slurm-sweep: snakemake exited with 0; longest stall seen" in res.stdout, res.stdout[-2000:]
     slurm_logs = sorted((on_slurm / "results" / "logs" / "slurm").rglob("*.log"))
-    assert len(slurm_logs) == submitted   # per-job logs kept where the profile puts them
+    assert len(slurm_logs) == submitted  # per-job logs kept where the profile puts them
 
     for name in TABLES:
         a = pd.read_parquet(on_slurm / "results" / "tables" / f"{name}.parquet")
@@ -217,7 +227,7 @@ def test_failing_run_is_reported_failed(local_slurm, tmp_path):
     """A run whose command exits 1 (ml2bench_cmd replaced by a failing one): the SLURM job is
     reported failed, Snakemake exits non-zero, the run
     leaves no outputs, and its log and the per-job SLURM log stay for the user."""
-    config = _one_run_config(tmp_path, "fail", "raise SystemExit(\"ml2bench test: failing on purpose\")")
+    config = _one_run_config(tmp_path, "fail", 'raise SystemExit("ml2bench test: failing on purpose")')
     workdir = tmp_path / "fail"
     workdir.mkdir()
 
@@ -238,10 +248,16 @@ def test_failing_run_is_reported_failed(local_slurm, tmp_path):
 # only the plugin's query fails (a short outage that the watchdog's own squeue did not see: the job,
 # 10 s, is then seen running and ending, and the stall counts from there)
 STATUS_FAILURES = {
-    "squeue_down": (300, "echo 'squeue: error: Unable to contact slurm controller (connect failure)' >&2\nexit 1",
-                    "squeue fails"),
-    "plugin_query_fails": (10, 'case "$*" in *--states=all*) exit 1;; esac\nexec {squeue} "$@"',
-                           "no job of the run is pending or running"),
+    "squeue_down": (
+        300,
+        "echo 'squeue: error: Unable to contact slurm controller (connect failure)' >&2\nexit 1",
+        "squeue fails",
+    ),
+    "plugin_query_fails": (
+        10,
+        'case "$*" in *--states=all*) exit 1;; esac\nexec {squeue} "$@"',
+        "no job of the run is pending or running",
+    ),
 }
 
 
@@ -262,21 +278,34 @@ def test_broken_status_query_fails_the_sweep(local_slurm, tmp_path, case):
 
     t0 = time.monotonic()
     # --latency-wait 1: the job's own Snakemake would wait 60 s for the outputs the sleep never writes
-    res = _finish(_start_snakemake(workdir, "results/tables/summary.parquet", *_slurm_args(config), "--verbose",
-                                   "--latency-wait", "1", wrapper=("--stall-s", "15", "--poll-s", "1", "--grace-s", "5"),
-                                   path_prefix=shim))
+    res = _finish(
+        _start_snakemake(
+            workdir,
+            "results/tables/summary.parquet",
+            *_slurm_args(config),
+            "--verbose",
+            "--latency-wait",
+            "1",
+            wrapper=("--stall-s", "15", "--poll-s", "1", "--grace-s", "5"),
+            path_prefix=shim,
+        )
+    )
     took_s = time.monotonic() - t0
     assert res.returncode == 3, res.stdout[-4000:]
     assert res.stdout.count("has been submitted with SLURM jobid") == 1, res.stdout[-4000:]
     assert "could not check status of job" in res.stdout and "No active jobs; skipping status query." in res.stdout
     assert f"slurm-sweep: FAILED: Snakemake stalled: for 15 s {reason}" in res.stdout, res.stdout[-4000:]
     assert "--unlock" in res.stdout and "--rerun-incomplete" in res.stdout
-    assert list((workdir / ".snakemake" / "locks").iterdir())   # what --unlock is for
+    assert list((workdir / ".snakemake" / "locks").iterdir())  # what --unlock is for
     run_id = re.search(r"SLURM run ID: (\S+)", res.stdout).group(1)
     assert f"were cancelled (scancel --name {run_id})" in res.stdout, res.stdout[-4000:]
-    for _ in range(20):   # scancel signals the job; give SLURM up to 10 s to end it
-        left = subprocess.run(["squeue", "--noheader", "--format=%i %T", "--states=all", "--name", run_id],
-                              capture_output=True, text=True, timeout=30)
+    for _ in range(20):  # scancel signals the job; give SLURM up to 10 s to end it
+        left = subprocess.run(
+            ["squeue", "--noheader", "--format=%i %T", "--states=all", "--name", run_id],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert left.returncode == 0, left.stderr
         if "CANCELLED" in left.stdout or "FAILED" in left.stdout:
             break

@@ -1,4 +1,5 @@
 """The recipes of the synthetic 2-D classification sets (ml2bench.data.synthetic)."""
+
 from __future__ import annotations
 
 import math
@@ -7,14 +8,24 @@ import numpy as np
 import pytest
 import torch
 
-from ml2bench.data.synthetic import (PEAKS_CLASSES, SYNTHETIC_NAMES, class_counts, flip_labels, make_synthetic,
-                                     peaks, peaks_grid)
+from ml2bench.data.synthetic import (
+    PEAKS_CLASSES,
+    SYNTHETIC_NAMES,
+    class_counts,
+    flip_labels,
+    make_synthetic,
+    peaks,
+    peaks_grid,
+)
 
 
 def _peaks_closed_form(x: float, y: float) -> float:
     """MATLAB's documented peaks formula, written out independently of the module."""
-    return (3 * (1 - x) ** 2 * math.exp(-x * x - (y + 1) ** 2) - 10 * (x / 5 - x ** 3 - y ** 5) * math.exp(-x * x - y * y)
-            - math.exp(-(x + 1) ** 2 - y * y) / 3)
+    return (
+        3 * (1 - x) ** 2 * math.exp(-x * x - (y + 1) ** 2)
+        - 10 * (x / 5 - x**3 - y**5) * math.exp(-x * x - y * y)
+        - math.exp(-((x + 1) ** 2) - y * y) / 3
+    )
 
 
 @pytest.mark.parametrize("name", SYNTHETIC_NAMES)
@@ -70,8 +81,9 @@ def test_swiss_roll_and_ellipses_geometry():
     # on the spiral: r = r_min + θ_total / (4π) with θ_total ≡ θ (mod 2π)
     for c, r0 in ((0, 0.0), (1, 0.2)):
         turns = (r[y == c] - r0) * 4 * math.pi
-        assert torch.allclose(torch.remainder(turns - theta[y == c] + 1e-4, 2 * math.pi), torch.tensor(1e-4, dtype=x.dtype),
-                              atol=1e-3)
+        assert torch.allclose(
+            torch.remainder(turns - theta[y == c] + 1e-4, 2 * math.pi), torch.tensor(1e-4, dtype=x.dtype), atol=1e-3
+        )
     e = make_synthetic("ellipses", 1000, 10, seed=2)
     u = e.x_train.double()
     rho = torch.sqrt(u[:, 0] ** 2 + (u[:, 1] / 0.4) ** 2)  # the radius r of (r cos θ, 0.4 r sin θ)
@@ -93,6 +105,7 @@ def test_label_noise_fraction(fraction):
 
 def test_problem_option():
     from ml2bench.problems import PROBLEMS
+
     cls = PROBLEMS.get("mlp")
     hp = cls.params.validate({"dataset": "ellipses", "n_train": 200, "n_test": 50, "label_noise": 0.1}, "mlp")
     prob = cls(hp, seed=0, device=torch.device("cpu"), dtype=torch.float32)

@@ -1,4 +1,5 @@
 """Comparison-table and performance-profile math on hand-made tables with known answers."""
+
 from __future__ import annotations
 
 import math
@@ -15,23 +16,44 @@ INF = math.inf
 def _history(problem_id, method, seed, losses, metrics=None, point="default", energy=None):
     n = len(losses)
     wu = np.arange(n, dtype=float)
-    return pd.DataFrame({
-        "problem_id": problem_id, "problem": "mlp", "method": method, "point": point, "seed": seed,
-        "epoch": wu / 2, "iteration": np.arange(n) * 10, "grad_evals": wu, "work_units": wu,
-        "train_time_s": wu * 0.5, "energy_j": energy if energy is not None else np.full(n, np.nan),
-        "train_loss": losses, "test_loss": losses,
-        "test_metric": metrics if metrics is not None else np.linspace(0.1, 0.9, n),
-    })
+    return pd.DataFrame(
+        {
+            "problem_id": problem_id,
+            "problem": "mlp",
+            "method": method,
+            "point": point,
+            "seed": seed,
+            "epoch": wu / 2,
+            "iteration": np.arange(n) * 10,
+            "grad_evals": wu,
+            "work_units": wu,
+            "train_time_s": wu * 0.5,
+            "energy_j": energy if energy is not None else np.full(n, np.nan),
+            "train_loss": losses,
+            "test_loss": losses,
+            "test_metric": metrics if metrics is not None else np.linspace(0.1, 0.9, n),
+        }
+    )
 
 
 def _summary(history):
     rows = []
     for (pid, m, pt, s), h in history.groupby(tb.RUN_KEYS):
         last = h.iloc[-1]
-        rows.append({"problem_id": pid, "problem": "mlp", "method": m, "point": pt, "seed": s,
-                     "status": "budget_exhausted", "metric_name": "accuracy",
-                     "metric_higher_is_better": True, "final_test_metric": last["test_metric"],
-                     "final_train_loss": last["train_loss"]})
+        rows.append(
+            {
+                "problem_id": pid,
+                "problem": "mlp",
+                "method": m,
+                "point": pt,
+                "seed": s,
+                "status": "budget_exhausted",
+                "metric_name": "accuracy",
+                "metric_higher_is_better": True,
+                "final_test_metric": last["test_metric"],
+                "final_train_loss": last["train_loss"],
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -39,10 +61,10 @@ def _summary(history):
 def test_quantile_linear_and_inf():
     assert tb.quantile([1.0, 3.0], 0.5) == 2.0
     assert tb.quantile([4.0, 1.0, 2.0, 3.0], 0.25) == pytest.approx(1.75)
-    assert tb.quantile([1.0, 2.0, INF], 0.5) == 2.0          # median of a finite middle
-    assert tb.quantile([1.0, 2.0, INF], 0.75) == INF         # touches inf
+    assert tb.quantile([1.0, 2.0, INF], 0.5) == 2.0  # median of a finite middle
+    assert tb.quantile([1.0, 2.0, INF], 0.75) == INF  # touches inf
     assert tb.quantile([1.0, INF], 0.5) == INF
-    assert tb.quantile([INF, INF], 0.5) == INF               # not nan (inf - inf)
+    assert tb.quantile([INF, INF], 0.5) == INF  # not nan (inf - inf)
     assert math.isnan(tb.quantile([math.nan, math.nan], 0.5))  # not measured stays not measured
     assert tb.quantile([math.nan, 5.0], 0.5) == 5.0
     assert tb.median_iqr([1.0, 2.0, 3.0, 4.0, 5.0]) == (3.0, 2.0, 4.0)
@@ -54,15 +76,15 @@ def test_first_crossing_below_is_first_not_interpolated():
     t = tb.time_to_target(h, {"p": {"quantity": "train_loss", "value": 0.5, "direction": "below"}})
     row = t.iloc[0]
     assert bool(row["reached"])
-    assert row["work_units_to_target"] == 2.0                # 0.5 <= 0.5 at the third point
+    assert row["work_units_to_target"] == 2.0  # 0.5 <= 0.5 at the third point
     assert row["time_to_target_s"] == 1.0
     assert row["epochs_to_target"] == 1.0
-    assert math.isnan(row["energy_to_target_j"])             # no counter: not measured, never 0/inf
+    assert math.isnan(row["energy_to_target_j"])  # no counter: not measured, never 0/inf
 
 
 def test_first_crossing_above_and_unsorted_history():
     h = _history("p", "adam", 0, [2.0, 1.0, 0.9, 0.8], metrics=[0.1, 0.5, 0.95, 0.97])
-    h = h.iloc[::-1]                                          # order must not matter
+    h = h.iloc[::-1]  # order must not matter
     t = tb.time_to_target(h, {"p": {"quantity": "test_metric", "value": 0.9, "direction": "above"}})
     assert t.iloc[0]["work_units_to_target"] == 2.0
 
@@ -88,9 +110,9 @@ def test_missing_target_is_an_error():
 def test_comparison_table_median_iqr_success():
     target = {"p": {"quantity": "train_loss", "value": 0.5, "direction": "below"}}
     hs = [
-        _history("p", "sgd", 0, [2.0, 0.4, 0.3]),             # reached at wu 1
-        _history("p", "sgd", 1, [2.0, 1.0, 0.5]),             # reached at wu 2
-        _history("p", "sgd", 2, [2.0, 1.0, 0.9]),             # not reached
+        _history("p", "sgd", 0, [2.0, 0.4, 0.3]),  # reached at wu 1
+        _history("p", "sgd", 1, [2.0, 1.0, 0.5]),  # reached at wu 2
+        _history("p", "sgd", 2, [2.0, 1.0, 0.9]),  # not reached
         _history("p", "adam", 0, [2.0, 1.0, 1.0]),
         _history("p", "adam", 1, [2.0, 1.0, 1.0]),
     ]
@@ -101,12 +123,12 @@ def test_comparison_table_median_iqr_success():
     assert sgd["n_runs"] == 3 and adam["n_runs"] == 2
     assert sgd["success_rate"] == pytest.approx(2 / 3)
     assert adam["success_rate"] == 0.0
-    assert sgd["work_units_to_target_median"] == 2.0          # sorted [1, 2, inf]
+    assert sgd["work_units_to_target_median"] == 2.0  # sorted [1, 2, inf]
     assert sgd["work_units_to_target_q25"] == 1.5
     assert sgd["work_units_to_target_q75"] == INF
     assert adam["work_units_to_target_median"] == INF
     assert sgd["final_train_loss_median"] == 0.5
-    assert math.isnan(sgd["energy_to_target_j_median"])      # no counter anywhere
+    assert math.isnan(sgd["energy_to_target_j_median"])  # no counter anywhere
     md = tb.to_markdown(table.reset_index(), target)
     assert "| sgd | 3 | 67% |" in md and "∞" in md and "n/a" in md and "train_loss ≤ 0.5" in md
     tex = tb.to_latex(table.reset_index(), target)
@@ -121,8 +143,10 @@ def test_solver_labels_with_points():
 # --- performance profiles ----------------------------------------------------------------------
 def _costs():
     # t[p, s]: A best on p1, B best on p2 and p3; nobody solves p4.
-    return pd.DataFrame({"A": [1.0, 4.0, INF, INF], "B": [2.0, 2.0, 3.0, INF]},
-                        index=pd.Index(["p1", "p2", "p3", "p4"], name="problem_id"))
+    return pd.DataFrame(
+        {"A": [1.0, 4.0, INF, INF], "B": [2.0, 2.0, 3.0, INF]},
+        index=pd.Index(["p1", "p2", "p3", "p4"], name="problem_id"),
+    )
 
 
 def test_performance_ratios():
@@ -135,7 +159,7 @@ def test_rho_steps():
     r = tb.performance_ratios(_costs())
     rho = tb.rho(r, [1.0, 1.5, 2.0, 100.0])
     assert list(rho["A"]) == [0.25, 0.25, 0.5, 0.5]
-    assert list(rho["B"]) == [0.5, 0.5, 0.75, 0.75]           # p4 unsolved by anyone: never counts
+    assert list(rho["B"]) == [0.5, 0.5, 0.75, 0.75]  # p4 unsolved by anyone: never counts
     taus = tb.profile_taus(r)
     assert taus[0] == 1.0 and 2.0 in taus and taus[-1] > 2.0
 
@@ -144,14 +168,18 @@ def test_zero_cost_and_ties():
     costs = pd.DataFrame({"A": [0.0, 3.0], "B": [0.0, 3.0], "C": [1.0, INF]}, index=["p1", "p2"])
     r = tb.performance_ratios(costs)
     assert list(r["A"]) == [1.0, 1.0] and list(r["B"]) == [1.0, 1.0]
-    assert list(r["C"]) == [INF, INF]                          # worse than a zero-cost best
+    assert list(r["C"]) == [INF, INF]  # worse than a zero-cost best
 
 
 def test_profiles_from_table_missing_solver_counts_as_failure():
-    table = pd.DataFrame({
-        "problem_id": ["p1", "p1", "p2"], "solver": ["A", "B", "A"],
-        "work_units_to_target_median": [1.0, 3.0, 2.0], "time_to_target_s_median": [1.0, 0.5, 1.0],
-    })
+    table = pd.DataFrame(
+        {
+            "problem_id": ["p1", "p1", "p2"],
+            "solver": ["A", "B", "A"],
+            "work_units_to_target_median": [1.0, 3.0, 2.0],
+            "time_to_target_s_median": [1.0, 0.5, 1.0],
+        }
+    )
     prof = tb.profiles(table)
     wu = prof[prof["cost"] == "work_units_to_target"].pivot(index="tau", columns="solver", values="rho")
     assert wu.loc[1.0, "A"] == 1.0
@@ -161,14 +189,16 @@ def test_profiles_from_table_missing_solver_counts_as_failure():
 
 
 def test_profiles_use_each_methods_best_point():
-    table = pd.DataFrame({
-        "problem_id": ["p1", "p1", "p1", "p2", "p2"],
-        "method": ["sgd", "sgd", "adam", "sgd", "adam"],
-        "point": ["lr~0.1", "lr~0.01", "default", "default", "default"],
-        "solver": ["sgd[lr~0.1]", "sgd[lr~0.01]", "adam", "sgd", "adam"],
-        "work_units_to_target_median": [8.0, 2.0, 4.0, INF, 1.0],
-        "time_to_target_s_median": [1.0, 1.0, 1.0, 1.0, 1.0],
-    })
+    table = pd.DataFrame(
+        {
+            "problem_id": ["p1", "p1", "p1", "p2", "p2"],
+            "method": ["sgd", "sgd", "adam", "sgd", "adam"],
+            "point": ["lr~0.1", "lr~0.01", "default", "default", "default"],
+            "solver": ["sgd[lr~0.1]", "sgd[lr~0.01]", "adam", "sgd", "adam"],
+            "work_units_to_target_median": [8.0, 2.0, 4.0, INF, 1.0],
+            "time_to_target_s_median": [1.0, 1.0, 1.0, 1.0, 1.0],
+        }
+    )
     costs = tb.cost_matrix(table, "work_units_to_target")
     assert costs.loc["p1", "sgd"] == 2.0 and costs.loc["p2", "sgd"] == INF
     labels = tb.solver_labels(table)

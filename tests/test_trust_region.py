@@ -1,5 +1,6 @@
 """Trust-region building blocks: Steihaug–Toint CG, ρ-rules, monotonicity, quasi-Newton secant
 equations; and the registered ``tr`` method on Rosenbrock."""
+
 import math
 from dataclasses import dataclass
 
@@ -7,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from ml2bench.core.objective import Objective, WorkCounter
+from ml2bench.core.params import ConfigError
 from ml2bench.methods import METHODS
 from ml2bench.numerics.quasi_newton import LBFGS, LSR1, make_qn
 from ml2bench.numerics.trust_region import TRConfig, steihaug_cg, tr_iteration
-from ml2bench.core.objective import Objective, WorkCounter
-from ml2bench.core.params import ConfigError
 
 D = torch.float64
 

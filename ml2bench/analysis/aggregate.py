@@ -9,13 +9,15 @@ run). Both gain the columns ``problem_id`` (the sweep entry: one "problem" of th
 
     python -m ml2bench.analysis.aggregate --runs-root results/runs --out results/tables
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -53,12 +55,16 @@ def read_benchmark(path: str | Path | None) -> dict[str, float]:
     if not len(bench):
         return {}
     row = bench.iloc[-1]
-    return {out: pd.to_numeric(row.get(col), errors="coerce") for col, out in BENCH_COLUMNS.items()
-            if col in bench.columns}
+    return {
+        out: pd.to_numeric(row.get(col), errors="coerce") for col, out in BENCH_COLUMNS.items() if col in bench.columns
+    }
 
 
-def aggregate(run_dirs: Iterable[str | Path], benchmarks: dict[str, str] | None = None,
-              identities: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def aggregate(
+    run_dirs: Iterable[str | Path],
+    benchmarks: dict[str, str] | None = None,
+    identities: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(history, summary) of all ``run_dirs``; ``benchmarks`` maps a run dir to its TSV.
 
     Every directory is checked first (:func:`ml2bench.sweep.verify.require_intact`): readable files,
@@ -98,8 +104,9 @@ def aggregate(run_dirs: Iterable[str | Path], benchmarks: dict[str, str] | None 
     return history, summary
 
 
-def write_tables(history: pd.DataFrame, summary: pd.DataFrame, out: str | Path,
-                 targets: dict | None = None) -> dict[str, Path]:
+def write_tables(
+    history: pd.DataFrame, summary: pd.DataFrame, out: str | Path, targets: dict | None = None
+) -> dict[str, Path]:
     out = Path(out)
     paths = {name: out / name for name in ("history.parquet", "summary.parquet", "history.csv", "summary.csv")}
     write_parquet_atomic(history, paths["history.parquet"])
@@ -116,21 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ml2bench.analysis.aggregate",
         description="Aggregate run directories (results/runs/<problem_id>/<method>/<point>/seed<k>) "
-                    "into history/summary tables (parquet + CSV).")
+        "into history/summary tables (parquet + CSV).",
+    )
     parser.add_argument("runs", nargs="*", type=Path, help="run directories (default: all under --runs-root)")
     parser.add_argument("--runs-root", type=Path, default=Path("results/runs"), help="default: results/runs")
-    parser.add_argument("--benchmarks-root", type=Path, default=Path("results/benchmarks/runs"),
-                        help="Snakemake benchmark TSVs <root>/<problem_id>/<method>/<point>/seed<k>.tsv")
-    parser.add_argument("--targets", type=Path, help="JSON {problem_id: {quantity, value, direction}} "
-                        "copied to <out>/targets.json")
+    parser.add_argument(
+        "--benchmarks-root",
+        type=Path,
+        default=Path("results/benchmarks/runs"),
+        help="Snakemake benchmark TSVs <root>/<problem_id>/<method>/<point>/seed<k>.tsv",
+    )
+    parser.add_argument(
+        "--targets", type=Path, help="JSON {problem_id: {quantity, value, direction}} copied to <out>/targets.json"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/tables"), help="default: results/tables")
     args = parser.parse_args(argv)
     runs = args.runs or find_runs(args.runs_root)
     bench = {}
     for d in runs:
         k = run_key(d)
-        bench[str(d)] = str(args.benchmarks_root / k["problem_id"] / str(k["method"]) / str(k["point"])
-                            / f"seed{k['seed']}.tsv")
+        bench[str(d)] = str(
+            args.benchmarks_root / k["problem_id"] / str(k["method"]) / str(k["point"]) / f"seed{k['seed']}.tsv"
+        )
     try:
         history, summary = aggregate(runs, bench)
         targets = json.loads(args.targets.read_text()) if args.targets else None

@@ -6,9 +6,9 @@ e.g. ``final_test_metric``, or of the time-to-target table, e.g. ``work_units_to
 ``direction`` says which way is better (``lower`` or ``higher``). ``name[point]`` picks one
 hyper-parameter point of a method (e.g. ``schwarz[parallel~True]`` against ``schwarz[parallel~False]``
 for a parallel speed-up in ``train_time_s``). ``table: grid_cycles`` reads V-cycle counts on the grid
-test problems instead of the sweep's runs (:func:`ml2bench.sweep.grid_cycles.grid_cycles`; point ``n~<size>``): the
-level-independence claim compares the finest grid against the coarsest with a threshold t > 1. For each (problem, baseline) pair
-this module computes, over the seeds of the sweep:
+test problems instead of the sweep's runs (:func:`ml2bench.sweep.grid_cycles.grid_cycles`; point
+``n~<size>``): the level-independence claim compares the finest grid against the coarsest with a
+threshold t > 1. For each (problem, baseline) pair this module computes, over the seeds of the sweep:
 
 * the measured median [q25, q75] of the metric per method (a method run with several
   hyper-parameter points enters with its best point by median);
@@ -29,6 +29,7 @@ The verdict rule, stated once (README "Claims" repeats it):
 
     python -m ml2bench.analysis.claims --tables results/tables --config workflow/config/claims.yaml
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,9 +37,10 @@ import json
 import math
 import sys
 import zlib
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,9 +72,20 @@ class Claim:
     notes: str = ""
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Claim":
-        allowed = {"id", "statement", "source", "problems", "method", "baselines", "metric", "direction", "threshold",
-                   "table", "notes"}
+    def from_dict(cls, d: Mapping[str, Any]) -> Claim:
+        allowed = {
+            "id",
+            "statement",
+            "source",
+            "problems",
+            "method",
+            "baselines",
+            "metric",
+            "direction",
+            "threshold",
+            "table",
+            "notes",
+        }
         unknown = set(d) - allowed
         where = f"claim {d.get('id', '?')!r}"
         if unknown:
@@ -90,10 +103,19 @@ class Claim:
             raise ConfigError(f"{where}: threshold = {threshold}; allowed: a number > 0")
         if d.get("table", "runs") not in TABLES:
             raise ConfigError(f"{where}: table = {d['table']!r}; allowed: {', '.join(TABLES)}")
-        return cls(id=str(d["id"]), statement=str(d["statement"]), source=str(d["source"]),
-                   problems=tuple(problems), method=str(d["method"]), baselines=tuple(baselines),
-                   metric=str(d["metric"]), direction=str(d["direction"]), threshold=threshold,
-                   table=str(d.get("table", "runs")), notes=str(d.get("notes", "")))
+        return cls(
+            id=str(d["id"]),
+            statement=str(d["statement"]),
+            source=str(d["source"]),
+            problems=tuple(problems),
+            method=str(d["method"]),
+            baselines=tuple(baselines),
+            metric=str(d["metric"]),
+            direction=str(d["direction"]),
+            threshold=threshold,
+            table=str(d.get("table", "runs")),
+            notes=str(d.get("notes", "")),
+        )
 
 
 # --- statistics ---------------------------------------------------------------------------------
@@ -108,8 +130,9 @@ def ratio_of_medians(a: float, b: float) -> float:
     return a / b
 
 
-def bootstrap_ratio(a: Sequence[float], b: Sequence[float], seed: int, samples: int = BOOTSTRAP_SAMPLES,
-                    level: float = 0.95) -> tuple[float, float, float]:
+def bootstrap_ratio(
+    a: Sequence[float], b: Sequence[float], seed: int, samples: int = BOOTSTRAP_SAMPLES, level: float = 0.95
+) -> tuple[float, float, float]:
     """Ratio of medians and its percentile bootstrap interval (seeds resampled per method)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.size == 0 or b.size == 0:
@@ -123,8 +146,15 @@ def bootstrap_ratio(a: Sequence[float], b: Sequence[float], seed: int, samples: 
     return ratio_of_medians(float(np.median(a)), float(np.median(b))), float(lo), float(hi)
 
 
-def verdict(lo: float, hi: float, direction: str, n_method: int, n_baseline: int, min_seeds: int = MIN_SEEDS,
-            threshold: float = 1.0) -> str:
+def verdict(
+    lo: float,
+    hi: float,
+    direction: str,
+    n_method: int,
+    n_baseline: int,
+    min_seeds: int = MIN_SEEDS,
+    threshold: float = 1.0,
+) -> str:
     """The rule of the module docstring for one (problem, baseline) pair (``threshold`` t, default 1)."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
@@ -155,8 +185,9 @@ def run_table(tables_dir: str | Path) -> pd.DataFrame:
     ttt_path = tables_dir / "time_to_target.csv"
     if ttt_path.is_file():
         ttt = pd.read_csv(ttt_path)
-        summary = summary.merge(ttt.drop(columns=[c for c in ttt.columns if c in summary and c not in RUN_KEYS]),
-                                on=RUN_KEYS, how="left")
+        summary = summary.merge(
+            ttt.drop(columns=[c for c in ttt.columns if c in summary and c not in RUN_KEYS]), on=RUN_KEYS, how="left"
+        )
     return summary
 
 
@@ -172,8 +203,10 @@ def _values(runs: pd.DataFrame, problem: str, method: str, metric: str, directio
     if rows.empty:
         return "", np.array([])
     if metric not in rows:
-        raise ConfigError(f"claim metric {metric!r} is not a column of the run tables; "
-                          f"e.g. final_test_metric, work_units_to_target, time_to_target_s")
+        raise ConfigError(
+            f"claim metric {metric!r} is not a column of the run tables; "
+            f"e.g. final_test_metric, work_units_to_target, time_to_target_s"
+        )
     best, best_med = "", math.nan
     for point, g in rows.groupby("point"):
         vals = pd.to_numeric(g[metric], errors="coerce").fillna(math.inf).to_numpy(float)
@@ -195,13 +228,17 @@ def _fmt(x: float) -> str:
 def _measured(vals: np.ndarray) -> str:
     if vals.size == 0:
         return "no runs"
-    q25, q50, q75 = np.quantile(vals, [0.25, 0.5, 0.75]) if np.isfinite(vals).all() else (
-        np.quantile(np.where(np.isinf(vals), np.inf, vals), [0.25, 0.5, 0.75], method="lower"))
+    q25, q50, q75 = (
+        np.quantile(vals, [0.25, 0.5, 0.75])
+        if np.isfinite(vals).all()
+        else (np.quantile(np.where(np.isinf(vals), np.inf, vals), [0.25, 0.5, 0.75], method="lower"))
+    )
     return f"{_fmt(q50)} [{_fmt(q25)}, {_fmt(q75)}]"
 
 
-def evaluate_claims(runs: pd.DataFrame | Mapping[str, pd.DataFrame], claims: Sequence[Claim],
-                    min_seeds: int = MIN_SEEDS) -> pd.DataFrame:
+def evaluate_claims(
+    runs: pd.DataFrame | Mapping[str, pd.DataFrame], claims: Sequence[Claim], min_seeds: int = MIN_SEEDS
+) -> pd.DataFrame:
     """One row per (claim, problem, baseline) and one summary row per claim (``baseline`` = "all").
     ``runs``: the run table, or a mapping table name (:data:`TABLES`) → table."""
     tables = {"runs": runs} if isinstance(runs, pd.DataFrame) else dict(runs)
@@ -219,36 +256,72 @@ def evaluate_claims(runs: pd.DataFrame | Mapping[str, pd.DataFrame], claims: Seq
                 r, lo, hi = bootstrap_ratio(a, b, seed)
                 v = verdict(lo, hi, claim.direction, a.size, b.size, min_seeds, claim.threshold)
                 pair_verdicts.append(v)
-                rows.append({"claim": claim.id, "statement": claim.statement, "source": claim.source,
-                             "problem_id": problem, "method": claim.method, "point": point, "baseline": base,
-                             "baseline_point": bpoint, "metric": claim.metric, "direction": claim.direction,
-                             "n_method": int(a.size), "n_baseline": int(b.size),
-                             "method_measured": _measured(a), "baseline_measured": _measured(b),
-                             "ratio": r, "ratio_lo": lo, "ratio_hi": hi, "threshold": claim.threshold,
-                             "verdict": v})
-        rows.append({"claim": claim.id, "statement": claim.statement, "source": claim.source, "problem_id": "all",
-                     "method": claim.method, "baseline": "all", "metric": claim.metric, "threshold": claim.threshold,
-                     "direction": claim.direction, "verdict": combine(pair_verdicts)})
+                rows.append(
+                    {
+                        "claim": claim.id,
+                        "statement": claim.statement,
+                        "source": claim.source,
+                        "problem_id": problem,
+                        "method": claim.method,
+                        "point": point,
+                        "baseline": base,
+                        "baseline_point": bpoint,
+                        "metric": claim.metric,
+                        "direction": claim.direction,
+                        "n_method": int(a.size),
+                        "n_baseline": int(b.size),
+                        "method_measured": _measured(a),
+                        "baseline_measured": _measured(b),
+                        "ratio": r,
+                        "ratio_lo": lo,
+                        "ratio_hi": hi,
+                        "threshold": claim.threshold,
+                        "verdict": v,
+                    }
+                )
+        rows.append(
+            {
+                "claim": claim.id,
+                "statement": claim.statement,
+                "source": claim.source,
+                "problem_id": "all",
+                "method": claim.method,
+                "baseline": "all",
+                "metric": claim.metric,
+                "threshold": claim.threshold,
+                "direction": claim.direction,
+                "verdict": combine(pair_verdicts),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
     """The report's "Claims" section body."""
-    lines = ["Verdict rule: *reproduced* when each method has ≥ "
-             f"{min_seeds} seeds and the 95 % bootstrap interval of r = median(method) / median(baseline) lies "
-             "strictly on the claimed side of the threshold t (1 unless stated); *not reproduced* when it lies on the "
-             "other side (touching t included); *inconclusive* otherwise. A claim holds when all its pairs are reproduced. Targets never "
-             "reached count as ∞ (∞/∞ = 1). See ml2bench/analysis/claims.py.", ""]
-    lines += ["| claim | source | problem | measured: method vs baseline (median [IQR]) | ratio [95 % CI] | verdict |",
-              "|---|---|---|---|---|---|"]
+    lines = [
+        "Verdict rule: *reproduced* when each method has ≥ "
+        f"{min_seeds} seeds and the 95 % bootstrap interval of r = median(method) / median(baseline) lies "
+        "strictly on the claimed side of the threshold t (1 unless stated); *not reproduced* when it lies on the "
+        "other side (touching t included); *inconclusive* otherwise. A claim holds when all its pairs are "
+        "reproduced. Targets never reached count as ∞ (∞/∞ = 1). See ml2bench/analysis/claims.py.",
+        "",
+    ]
+    lines += [
+        "| claim | source | problem | measured: method vs baseline (median [IQR]) | ratio [95 % CI] | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for claim_id, g in table.groupby("claim", sort=False):
         head = g[g["baseline"] == "all"].iloc[0]
         t = "" if head["threshold"] == 1.0 else f", threshold t = {head['threshold']:g}"
-        lines.append(f"| **{claim_id}**: {head['statement']} ({head['metric']}, {head['direction']} is better{t}) | "
-                     f"{head['source']} | all | | | **{head['verdict']}** |")
+        lines.append(
+            f"| **{claim_id}**: {head['statement']} ({head['metric']}, {head['direction']} is better{t}) | "
+            f"{head['source']} | all | | | **{head['verdict']}** |"
+        )
         for _, row in g[g["baseline"] != "all"].iterrows():
-            m = f"{row['method']} {row['method_measured']} (n={int(row['n_method'])}) vs {row['baseline']} " \
+            m = (
+                f"{row['method']} {row['method_measured']} (n={int(row['n_method'])}) vs {row['baseline']} "
                 f"{row['baseline_measured']} (n={int(row['n_baseline'])})"
+            )
             ci = f"{_fmt(row['ratio'])} [{_fmt(row['ratio_lo'])}, {_fmt(row['ratio_hi'])}]"
             lines.append(f"| | | {row['problem_id']} | {m} | {ci} | {row['verdict']} |")
     return "\n".join(lines) + "\n"

@@ -24,14 +24,15 @@ Exit status: 0, or 1 with ``--fail-on-regression`` when a group got slower or wo
 NEW is incomplete** (empty, a group or a gated column of OLD missing, fewer runs, NaN where OLD has
 a value: the gate fails closed and lists what is missing); 2 for unreadable input.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -48,9 +49,9 @@ FLAG_ORDER = ("worse", "slower", "better", "faster")
 class Thresholds:
     """Relative changes (fractions, 0.1 = 10 %) beyond which a change is flagged."""
 
-    time: float = 0.10      # train_time_s: wall time on shared machines is noisy
-    work: float = 0.10      # work_units: deterministic for a fixed config, any change is real
-    metric: float = 0.01    # final_test_metric, relative, in the metric's "better" direction
+    time: float = 0.10  # train_time_s: wall time on shared machines is noisy
+    work: float = 0.10  # work_units: deterministic for a fixed config, any change is real
+    metric: float = 0.01  # final_test_metric, relative, in the metric's "better" direction
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -60,13 +61,15 @@ def read_table(path: str | Path) -> pd.DataFrame:
         try:
             return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
         except (ValueError, OSError) as err:  # truncated/garbage parquet: name the file, not a buffer
-            raise ValueError(f"{str(path)!r} is not a readable table ({' '.join(str(err).split())[:160]}); "
-                             f"regenerate it (e.g. re-run the sweep or ml2bench aggregate)") from None
+            raise ValueError(
+                f"{str(path)!r} is not a readable table ({' '.join(str(err).split())[:160]}); "
+                f"regenerate it (e.g. re-run the sweep or ml2bench aggregate)"
+            ) from None
     if path.is_dir():
         for name in ("summary.parquet", "summary.csv"):
             if (path / name).is_file():
                 return read_table(path / name)
-        files = sorted(p for p in path.rglob("summary.parquet") if "failed" not in p.parent.parts[len(path.parts):])
+        files = sorted(p for p in path.rglob("summary.parquet") if "failed" not in p.parent.parts[len(path.parts) :])
         if files:
             return pd.concat([read_table(f) for f in files], ignore_index=True)
         raise FileNotFoundError(f"{str(path)!r} holds no summary.parquet or summary.csv")
@@ -96,8 +99,10 @@ def _medians(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     if "metric_higher_is_better" not in df.columns:
         df["metric_higher_is_better"] = np.nan
     agg = df.groupby(keys, dropna=False, sort=True).agg(
-        runs=("method", "size"), unfinished=("_unfinished", "sum"),
-        train_time_s=("train_time_s", "median"), work_units=("work_units", "median"),
+        runs=("method", "size"),
+        unfinished=("_unfinished", "sum"),
+        train_time_s=("train_time_s", "median"),
+        work_units=("work_units", "median"),
         final_test_metric=("final_test_metric", "median"),
         higher=("metric_higher_is_better", "first"),
     )
@@ -235,18 +240,34 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ml2bench compare",
         description="Diff two result tables (summary parquet/CSV files or results/tables folders): median "
-                    "over seeds of train time, work units and final test metric per (problem, method), "
-                    "relative change and a flag (slower/worse/faster/better).")
+        "over seeds of train time, work units and final test metric per (problem, method), "
+        "relative change and a flag (slower/worse/faster/better).",
+    )
     p.add_argument("old", type=Path, help="reference summary table or folder")
     p.add_argument("new", type=Path, help="summary table or folder to check")
-    p.add_argument("--time-threshold", type=float, default=Thresholds.time,
-                   help="relative change of train_time_s flagged slower/faster (default %(default)s)")
-    p.add_argument("--work-threshold", type=float, default=Thresholds.work,
-                   help="relative change of work_units flagged slower/faster (default %(default)s)")
-    p.add_argument("--metric-threshold", type=float, default=Thresholds.metric,
-                   help="relative change of the final test metric flagged worse/better (default %(default)s)")
-    p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when a group got slower or worse beyond the thresholds")
+    p.add_argument(
+        "--time-threshold",
+        type=float,
+        default=Thresholds.time,
+        help="relative change of train_time_s flagged slower/faster (default %(default)s)",
+    )
+    p.add_argument(
+        "--work-threshold",
+        type=float,
+        default=Thresholds.work,
+        help="relative change of work_units flagged slower/faster (default %(default)s)",
+    )
+    p.add_argument(
+        "--metric-threshold",
+        type=float,
+        default=Thresholds.metric,
+        help="relative change of the final test metric flagged worse/better (default %(default)s)",
+    )
+    p.add_argument(
+        "--fail-on-regression",
+        action="store_true",
+        help="exit 1 when a group got slower or worse beyond the thresholds",
+    )
     p.add_argument("--only-flagged", action="store_true", help="print only rows with a flag or a note")
     return p
 
@@ -255,7 +276,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     for name in ("time_threshold", "work_threshold", "metric_threshold"):
         if not getattr(args, name) >= 0:  # NaN fails every comparison: "< 0" would let it through
-            print(f"error: --{name.replace('_', '-')} must be a number >= 0, got {getattr(args, name)}", file=sys.stderr)
+            print(
+                f"error: --{name.replace('_', '-')} must be a number >= 0, got {getattr(args, name)}", file=sys.stderr
+            )
             return EXIT_BAD_INPUT
     try:
         old, new = read_table(args.old), read_table(args.new)

@@ -16,14 +16,15 @@ to target (see :mod:`ml2bench.analysis.tables`).
 
     python -m ml2bench.analysis.figures --tables results/tables --out figures
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import math
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import matplotlib
 
@@ -36,10 +37,22 @@ from ml2bench.analysis import tables as tb  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.5
 STYLE = {
-    "font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 7,
-    "xtick.labelsize": 7, "ytick.labelsize": 7, "lines.linewidth": 1.3, "axes.grid": True,
-    "grid.alpha": 0.3, "grid.linewidth": 0.5, "axes.spines.top": False, "axes.spines.right": False,
-    "savefig.dpi": 200, "figure.dpi": 100, "pdf.fonttype": 42, "ps.fonttype": 42,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "lines.linewidth": 1.3,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linewidth": 0.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "savefig.dpi": 200,
+    "figure.dpi": 100,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
     "legend.frameon": False,
 }
 METHOD_ORDER = ("sgd", "adam", "lbfgs", "tr", "rmtr", "mgopt", "schwarz")
@@ -74,6 +87,7 @@ def _ordered(solvers: Iterable[str]) -> list[str]:
     def key(s: str):
         m = s.split("[")[0]
         return (METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER), s)
+
     return sorted(set(solvers), key=key)
 
 
@@ -113,6 +127,7 @@ def seed_band(runs: list[tuple[np.ndarray, np.ndarray]], max_points: int = 400):
     enough = count >= max(1, math.ceil(len(runs) / 2))
     with np.errstate(all="ignore"):
         import warnings
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             med, q25, q75 = (np.nanquantile(values, q, axis=0) for q in (0.5, 0.25, 0.75))
@@ -145,14 +160,24 @@ def note_figure(text: str, stem: str | Path, title: str = "") -> list[Path]:
         return save(fig, stem)
 
 
-def convergence_figure(history: pd.DataFrame, axis: str, stem: str | Path, title: str = "",
-                       metric_name: str = "test metric", metric_higher: bool = True) -> list[Path]:
+def convergence_figure(
+    history: pd.DataFrame,
+    axis: str,
+    stem: str | Path,
+    title: str = "",
+    metric_name: str = "test metric",
+    metric_higher: bool = True,
+) -> list[Path]:
     """Train loss and test metric vs ``axis`` (epochs, work_units, time, energy) for one problem."""
     xcol, xlabel = AXES[axis]
     h = _with_solver(history)
     if axis == "energy" and not np.isfinite(pd.to_numeric(h[xcol], errors="coerce")).any():
-        return note_figure("Energy was not measured: no readable RAPL or NVML counter on the machine(s) "
-                           "that ran these jobs.\nNo energy figure is drawn.", stem, title)
+        return note_figure(
+            "Energy was not measured: no readable RAPL or NVML counter on the machine(s) "
+            "that ran these jobs.\nNo energy figure is drawn.",
+            stem,
+            title,
+        )
     styles = _solver_style(h)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(2, 1, figsize=(COLUMN_WIDTH_IN, 3.9), sharex=True)
@@ -175,14 +200,19 @@ def convergence_figure(history: pd.DataFrame, axis: str, stem: str | Path, title
         if title:
             axes[0].set_title(title)
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.02),
-                   ncol=min(4, max(1, len(labels))), handlelength=2.2)
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            bbox_to_anchor=(0.5, -0.02),
+            ncol=min(4, max(1, len(labels))),
+            handlelength=2.2,
+        )
         fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(labels) - 1) // 4), 1, 1))
         return save(fig, stem)
 
 
-def time_to_target_figure(ttt: pd.DataFrame, stem: str | Path, title: str = "",
-                          target_text: str = "") -> list[Path]:
+def time_to_target_figure(ttt: pd.DataFrame, stem: str | Path, title: str = "", target_text: str = "") -> list[Path]:
     """Horizontal bars: median work units and wall time to target, IQR whiskers, 'not reached'."""
     t = _with_solver(ttt)
     solvers = _ordered(t["solver"])
@@ -202,15 +232,23 @@ def time_to_target_figure(ttt: pd.DataFrame, stem: str | Path, title: str = "",
                 if np.isfinite(med):
                     ax.barh(i, med, color=styles[s]["color"], alpha=0.85, height=0.6)
                     hi = q75 if np.isfinite(q75) else top * 1.1
-                    ax.errorbar(med, i, xerr=[[med - q25], [hi - med]], fmt="none", ecolor="black",
-                                elinewidth=0.8, capsize=2)
+                    ax.errorbar(
+                        med, i, xerr=[[med - q25], [hi - med]], fmt="none", ecolor="black", elinewidth=0.8, capsize=2
+                    )
                     if not np.isfinite(q75):  # the upper quartile did not reach the target
                         ax.plot([hi], [i], marker=">", color="black", markersize=3)
                     if reached < n:
                         ax.text(hi + 0.03 * top, i, f"{reached}/{n}", va="center", ha="left", fontsize=6)
                 else:
-                    ax.text(0.02 * xmax, i, f"not reached ({reached}/{n})", va="center", ha="left",
-                            fontsize=6, color=styles[s]["color"])
+                    ax.text(
+                        0.02 * xmax,
+                        i,
+                        f"not reached ({reached}/{n})",
+                        va="center",
+                        ha="left",
+                        fontsize=6,
+                        color=styles[s]["color"],
+                    )
             ax.set_xlim(0, xmax)
             ax.set_xlabel(label)
             ax.grid(axis="y", visible=False)
@@ -218,8 +256,13 @@ def time_to_target_figure(ttt: pd.DataFrame, stem: str | Path, title: str = "",
         axes[0].set_ylim(len(solvers) - 0.4, -0.6)  # first solver on top, room below the last
         if title or target_text:
             fig.suptitle(" — ".join(x for x in (title, target_text) if x), fontsize=8)
-        fig.text(0.5, -0.02, "bar: median over seeds; whisker: 25–75 % (▸: not reached); k/n: seeds reaching it",
-                 ha="center", fontsize=6)
+        fig.text(
+            0.5,
+            -0.02,
+            "bar: median over seeds; whisker: 25–75 % (▸: not reached); k/n: seeds reaching it",
+            ha="center",
+            fontsize=6,
+        )
         fig.tight_layout()
         return save(fig, stem)
 
@@ -245,8 +288,7 @@ def profile_figure(prof: pd.DataFrame, stem: str | Path, n_problems: int | None 
         title = "Performance profiles" + (f" ({n_problems} problems)" if n_problems else "")
         fig.suptitle(title, fontsize=8)
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.02),
-                   ncol=min(4, max(1, len(labels))))
+        fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.02), ncol=min(4, max(1, len(labels))))
         fig.tight_layout(rect=(0, 0.1 + 0.06 * ((len(labels) - 1) // 4), 1, 1))
         return save(fig, stem)
 
@@ -261,7 +303,9 @@ def problem_figures(tables_dir: str | Path, problem_id: str, out: str | Path) ->
     h = history[history["problem_id"] == problem_id]
     s = summary[summary["problem_id"] == problem_id]
     if h.empty:
-        raise ValueError(f"no runs of problem {problem_id!r}; have: {', '.join(sorted(history['problem_id'].unique()))}")
+        raise ValueError(
+            f"no runs of problem {problem_id!r}; have: {', '.join(sorted(history['problem_id'].unique()))}"
+        )
     metric = str(s["metric_name"].iloc[0]) if len(s) else "test metric"
     higher = bool(s["metric_higher_is_better"].iloc[0]) if len(s) else True
     paths: list[Path] = []
@@ -272,8 +316,9 @@ def problem_figures(tables_dir: str | Path, problem_id: str, out: str | Path) ->
             title += f" (energy source: {', '.join(src)})" if src else ""
         paths += convergence_figure(h, axis, out / problem_id / f"convergence_{axis}", title, metric, higher)
     target_text = tb._target_text(problem_id, targets)
-    paths += time_to_target_figure(ttt[ttt["problem_id"] == problem_id], out / problem_id / "time_to_target",
-                                   problem_id, target_text)
+    paths += time_to_target_figure(
+        ttt[ttt["problem_id"] == problem_id], out / problem_id / "time_to_target", problem_id, target_text
+    )
     return paths
 
 
@@ -281,13 +326,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ml2bench.analysis.figures",
         description="Convergence, time-to-target and performance-profile figures (PDF + PNG) from the "
-                    "tables written by ml2bench.analysis.aggregate and ml2bench.analysis.tables.")
+        "tables written by ml2bench.analysis.aggregate and ml2bench.analysis.tables.",
+    )
     parser.add_argument("--tables", type=Path, default=Path("results/tables"), help="default: results/tables")
     parser.add_argument("--out", type=Path, default=Path("figures"), help="default: figures")
-    parser.add_argument("--problem", action="append", default=None,
-                        help="problem id (repeatable; default: all). Writes <out>/<id>/*.{pdf,png}")
-    parser.add_argument("--profiles", action="store_true",
-                        help="only the performance profiles (<out>/performance_profiles.{pdf,png})")
+    parser.add_argument(
+        "--problem",
+        action="append",
+        default=None,
+        help="problem id (repeatable; default: all). Writes <out>/<id>/*.{pdf,png}",
+    )
+    parser.add_argument(
+        "--profiles", action="store_true", help="only the performance profiles (<out>/performance_profiles.{pdf,png})"
+    )
     args = parser.parse_args(argv)
     try:
         written: list[Path] = []
@@ -296,8 +347,9 @@ def main(argv: list[str] | None = None) -> int:
             n = pd.read_csv(args.tables / "comparison.csv")["problem_id"].nunique()
             written += profile_figure(prof, args.out / "performance_profiles", n)
         else:
-            ids = args.problem or sorted(pd.read_parquet(args.tables / "summary.parquet",
-                                                         columns=["problem_id"])["problem_id"].unique())
+            ids = args.problem or sorted(
+                pd.read_parquet(args.tables / "summary.parquet", columns=["problem_id"])["problem_id"].unique()
+            )
             for pid in ids:
                 written += problem_figures(args.tables, pid, args.out)
     except (ValueError, OSError, KeyError) as err:

@@ -1,7 +1,8 @@
 """``results/report.md``: the comparison tables and links to the figures of a sweep.
 
-    python -m ml2bench.analysis.report --tables results/tables --figures figures --out results/report.md
+python -m ml2bench.analysis.report --tables results/tables --figures figures --out results/report.md
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,8 +29,9 @@ def _rel(path: Path, start: Path) -> str:
     return Path(os.path.relpath(path, start)).as_posix()
 
 
-def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Path, title: str = "",
-                 claims: str | Path | None = None) -> Path:
+def build_report(
+    tables_dir: str | Path, figures_dir: str | Path, out: str | Path, title: str = "", claims: str | Path | None = None
+) -> Path:
     """``claims``: the claims table (claims.md of :mod:`ml2bench.analysis.claims`) for a "Claims" section, when
     the sweep's config lists claims."""
     tables_dir, figures_dir, out = Path(tables_dir), Path(figures_dir), Path(out)
@@ -40,8 +42,11 @@ def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Pat
     lines = [f"# ml2bench report{': ' + title if title else ''}", ""]
     n = len(summary)
     status = summary["status"].value_counts().to_dict()
-    lines += [f"{n} runs on {summary['problem_id'].nunique()} problem(s) × {summary['method'].nunique()} "
-              f"method(s); status: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())) + ".", ""]
+    lines += [
+        f"{n} runs on {summary['problem_id'].nunique()} problem(s) × {summary['method'].nunique()} "
+        f"method(s); status: " + ", ".join(f"{k} {v}" for k, v in sorted(status.items())) + ".",
+        "",
+    ]
     prov = []
     for col in ("device", "cpu_model", "gpu_model", "torch_version", "git_commit", "ml2bench_version"):
         if col in summary:
@@ -50,31 +55,54 @@ def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Pat
         lines += ["Provenance — " + "; ".join(prov) + ".", ""]
     energy_sources = sorted(set(summary.get("energy_source", pd.Series(["none"])).astype(str)))
     if energy_sources == ["none"]:
-        lines += ["**Energy:** not measured (no readable RAPL/NVML counter on the machines that ran the "
-                  "jobs); energy columns are n/a and the energy figures only say so.", ""]
+        lines += [
+            "**Energy:** not measured (no readable RAPL/NVML counter on the machines that ran the "
+            "jobs); energy columns are n/a and the energy figures only say so.",
+            "",
+        ]
     else:
         lines += [f"**Energy:** measured with {', '.join(energy_sources)}.", ""]
     if "bench_s" in summary and summary["bench_s"].notna().any():
-        lines += [f"Job resources (Snakemake benchmark): total {summary['bench_s'].sum():.0f} s of job time, "
-                  f"max RSS {np.nanmax(summary['bench_max_rss_mb']):.0f} MB.", ""]
+        lines += [
+            f"Job resources (Snakemake benchmark): total {summary['bench_s'].sum():.0f} s of job time, "
+            f"max RSS {np.nanmax(summary['bench_max_rss_mb']):.0f} MB.",
+            "",
+        ]
 
     if claims is not None:
-        lines += ["## Claims", "",
-                  "Each claim of the seed papers against this sweep: measured median [IQR] over seeds, the ratio "
-                  "of medians (claimed method / baseline) with its 95 % bootstrap interval, and the verdict "
-                  f"([{_rel(Path(claims).with_suffix('.csv'), base)}]({_rel(Path(claims).with_suffix('.csv'), base)})).",
-                  "", Path(claims).read_text().strip(), ""]
-    lines += ["## Comparison", "", (tables_dir / "comparison.md").read_text().strip() if
-              (tables_dir / "comparison.md").is_file() else tb.to_markdown(table, targets), ""]
-    lines += [f"Also as LaTeX: [{_rel(tables_dir / 'comparison.tex', base)}]({_rel(tables_dir / 'comparison.tex', base)}), "
-              f"CSV: [{_rel(tables_dir / 'comparison.csv', base)}]({_rel(tables_dir / 'comparison.csv', base)}).", ""]
+        lines += [
+            "## Claims",
+            "",
+            "Each claim of the seed papers against this sweep: measured median [IQR] over seeds, the ratio "
+            "of medians (claimed method / baseline) with its 95 % bootstrap interval, and the verdict "
+            f"([{_rel(Path(claims).with_suffix('.csv'), base)}]({_rel(Path(claims).with_suffix('.csv'), base)})).",
+            "",
+            Path(claims).read_text().strip(),
+            "",
+        ]
+    lines += [
+        "## Comparison",
+        "",
+        (tables_dir / "comparison.md").read_text().strip()
+        if (tables_dir / "comparison.md").is_file()
+        else tb.to_markdown(table, targets),
+        "",
+    ]
+    lines += [
+        f"Also as LaTeX: [{_rel(tables_dir / 'comparison.tex', base)}]({_rel(tables_dir / 'comparison.tex', base)}), "
+        f"CSV: [{_rel(tables_dir / 'comparison.csv', base)}]({_rel(tables_dir / 'comparison.csv', base)}).",
+        "",
+    ]
 
     lines += ["## Performance profiles", ""]
     prof = figures_dir / "performance_profiles.png"
-    lines += [f"![performance profiles]({_rel(prof, base)}) "
-              f"([PDF]({_rel(prof.with_suffix('.pdf'), base)}))", "",
-              "ρ_s(τ): fraction of problems on which solver s reaches the target within τ times the cost "
-              "of the best solver (median over seeds).", ""]
+    lines += [
+        f"![performance profiles]({_rel(prof, base)}) ([PDF]({_rel(prof.with_suffix('.pdf'), base)}))",
+        "",
+        "ρ_s(τ): fraction of problems on which solver s reaches the target within τ times the cost "
+        "of the best solver (median over seeds).",
+        "",
+    ]
 
     lines += ["## Figures per problem", ""]
     for pid in sorted(summary["problem_id"].unique()):
@@ -86,8 +114,9 @@ def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Pat
             if name == "convergence_energy" and energy_sources == ["none"]:
                 lines += [f"- {caption}: not measured (note: [{_rel(png, base)}]({_rel(png, base)}))"]
                 continue
-            lines += [f"- {caption}: ![{pid} {caption}]({_rel(png, base)}) "
-                      f"([PDF]({_rel(png.with_suffix('.pdf'), base)}))"]
+            lines += [
+                f"- {caption}: ![{pid} {caption}]({_rel(png, base)}) ([PDF]({_rel(png.with_suffix('.pdf'), base)}))"
+            ]
         lines.append("")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -97,13 +126,17 @@ def build_report(tables_dir: str | Path, figures_dir: str | Path, out: str | Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ml2bench.analysis.report",
-                                     description="Write the markdown report of a sweep (tables + figure links).")
+    parser = argparse.ArgumentParser(
+        prog="python -m ml2bench.analysis.report",
+        description="Write the markdown report of a sweep (tables + figure links).",
+    )
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
     parser.add_argument("--figures", type=Path, default=Path("figures"))
     parser.add_argument("--out", type=Path, default=Path("results/report.md"))
     parser.add_argument("--title", default="")
-    parser.add_argument("--claims", type=Path, default=None, help="claims.md of ml2bench.analysis.claims: adds a Claims section")
+    parser.add_argument(
+        "--claims", type=Path, default=None, help="claims.md of ml2bench.analysis.claims: adds a Claims section"
+    )
     args = parser.parse_args(argv)
     try:
         path = build_report(args.tables, args.figures, args.out, args.title, args.claims)

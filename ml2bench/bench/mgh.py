@@ -10,11 +10,13 @@ evaluated point with f − f* ≤ ``--target`` (work units: one per evaluation, 
 product at its measured cost; scipy's evaluations counted the same way), the totals, the final
 f, the stop reason, and whether the method claimed convergence.
 """
+
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,17 +51,26 @@ def _beale(x: Tensor) -> Tensor:  # [5]
 
 
 def _wood(x: Tensor) -> Tensor:  # [14]
-    return (100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2 + 90 * (x[3] - x[2] ** 2) ** 2 + (1 - x[2]) ** 2
-            + 10.1 * ((x[1] - 1) ** 2 + (x[3] - 1) ** 2) + 19.8 * (x[1] - 1) * (x[3] - 1))
+    return (
+        100 * (x[1] - x[0] ** 2) ** 2
+        + (1 - x[0]) ** 2
+        + 90 * (x[3] - x[2] ** 2) ** 2
+        + (1 - x[2]) ** 2
+        + 10.1 * ((x[1] - 1) ** 2 + (x[3] - 1) ** 2)
+        + 19.8 * (x[1] - 1) * (x[3] - 1)
+    )
 
 
-PROBLEMS = {p.name: p for p in (
-    MGHProblem("rosenbrock", (-1.2, 1.0), 0.0, _rosenbrock),
-    MGHProblem("powell_badly_scaled", (0.0, 1.0), 0.0, _powell_badly_scaled),
-    MGHProblem("brown_badly_scaled", (1.0, 1.0), 0.0, _brown_badly_scaled),
-    MGHProblem("beale", (1.0, 1.0), 0.0, _beale),
-    MGHProblem("wood", (-3.0, -1.0, -3.0, -1.0), 0.0, _wood),
-)}
+PROBLEMS = {
+    p.name: p
+    for p in (
+        MGHProblem("rosenbrock", (-1.2, 1.0), 0.0, _rosenbrock),
+        MGHProblem("powell_badly_scaled", (0.0, 1.0), 0.0, _powell_badly_scaled),
+        MGHProblem("brown_badly_scaled", (1.0, 1.0), 0.0, _brown_badly_scaled),
+        MGHProblem("beale", (1.0, 1.0), 0.0, _beale),
+        MGHProblem("wood", (-3.0, -1.0, -3.0, -1.0), 0.0, _wood),
+    )
+}
 
 
 @dataclass
@@ -85,8 +96,10 @@ def full_set(scale: float = 1.0) -> dict[str, MGHProblem]:
     def sum_of_squares(r):
         return lambda x: (r(x) ** 2).sum()
 
-    return {name: MGHProblem(name, tuple(scale * v for v in x0), fstar, sum_of_squares(r))
-            for name, _, x0, fstar, r in TABLE}
+    return {
+        name: MGHProblem(name, tuple(scale * v for v in x0), fstar, sum_of_squares(r))
+        for name, _, x0, fstar, r in TABLE
+    }
 
 
 def _lookup(name: str, problem: MGHProblem | None) -> MGHProblem:
@@ -97,8 +110,13 @@ def _lookup(name: str, problem: MGHProblem | None) -> MGHProblem:
     return PROBLEMS[name]
 
 
-def mgh_objective(name: str, counter: WorkCounter, dtype: torch.dtype = torch.float64,
-                  log: list[tuple[float, float]] | None = None, problem: MGHProblem | None = None) -> Objective:
+def mgh_objective(
+    name: str,
+    counter: WorkCounter,
+    dtype: torch.dtype = torch.float64,
+    log: list[tuple[float, float]] | None = None,
+    problem: MGHProblem | None = None,
+) -> Objective:
     """Problem ``name`` (or ``problem``) as a one-sample :class:`Objective` with x = the parameter
     vector, started at its x₀; ``log`` (optional) receives (f, work units charged so far) of every
     evaluation, in order (the objective charges before it evaluates)."""
@@ -113,8 +131,9 @@ def mgh_objective(name: str, counter: WorkCounter, dtype: torch.dtype = torch.fl
     return Objective(_Point(problem.x0, dtype), loss, counter, n_train=1)
 
 
-def run_method(method: str, hp: dict[str, Any], name: str, max_evals: int = 2000,
-               problem: MGHProblem | None = None) -> dict[str, Any]:
+def run_method(
+    method: str, hp: dict[str, Any], name: str, max_evals: int = 2000, problem: MGHProblem | None = None
+) -> dict[str, Any]:
     """Run a registered single-level method on problem ``name`` (or ``problem``) until it stops or
     has charged ``max_evals`` evaluations; returns the evaluation log and how it ended."""
     from ml2bench.methods import METHODS
@@ -130,12 +149,18 @@ def run_method(method: str, hp: dict[str, Any], name: str, max_evals: int = 2000
         if result.stops:
             break
     f_final = float(problem.f(m.x))
-    return {"log": log, "evals": counter.grad_evals, "work": counter.work_units, "f": f_final, "converged": bool(result and result.converged),
-            "stop_reason": (result.stop_reason if result and result.stops else "max_evals"), "x": m.x}
+    return {
+        "log": log,
+        "evals": counter.grad_evals,
+        "work": counter.work_units,
+        "f": f_final,
+        "converged": bool(result and result.converged),
+        "stop_reason": (result.stop_reason if result and result.stops else "max_evals"),
+        "x": m.x,
+    }
 
 
-def run_scipy(name: str, memory: int = 10, max_evals: int = 2000, problem: MGHProblem | None = None
-              ) -> dict[str, Any]:
+def run_scipy(name: str, memory: int = 10, max_evals: int = 2000, problem: MGHProblem | None = None) -> dict[str, Any]:
     """scipy's L-BFGS-B (unconstrained) with memory ``memory``, tolerances at their tightest."""
     from scipy.optimize import minimize
 
@@ -148,9 +173,21 @@ def run_scipy(name: str, memory: int = 10, max_evals: int = 2000, problem: MGHPr
         log.append((float(value.detach()), float(len(log) + 1)))
         return float(value.detach()), g.numpy()
 
-    r = minimize(fg, np.array(problem.x0), jac=True, method="L-BFGS-B",
-                 options={"maxcor": memory, "ftol": 0.0, "gtol": 0.0, "maxfun": max_evals, "maxiter": max_evals})
-    return {"log": log, "evals": r.nfev, "work": float(r.nfev), "f": float(r.fun), "converged": bool(r.success), "stop_reason": r.message}
+    r = minimize(
+        fg,
+        np.array(problem.x0),
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxcor": memory, "ftol": 0.0, "gtol": 0.0, "maxfun": max_evals, "maxiter": max_evals},
+    )
+    return {
+        "log": log,
+        "evals": r.nfev,
+        "work": float(r.nfev),
+        "f": float(r.fun),
+        "converged": bool(r.success),
+        "stop_reason": r.message,
+    }
 
 
 def first_reaching(log: list[tuple[float, float]], target: float) -> float | None:
@@ -169,18 +206,22 @@ METHOD_ROWS = {
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m ml2bench.bench mgh", description=__doc__.splitlines()[0])
-    ap.add_argument("--target", type=float, default=1e-10,
-                    help="f − f* ≤ target·max(1, |f*|) counts as reaching f*")
+    ap.add_argument("--target", type=float, default=1e-10, help="f − f* ≤ target·max(1, |f*|) counts as reaching f*")
     ap.add_argument("--max-evals", type=int, default=2000)
-    ap.add_argument("--all", action="store_true", help="all 35 MGH problems (default: the five badly scaled "
-                    "ones of the README table)")
+    ap.add_argument(
+        "--all",
+        action="store_true",
+        help="all 35 MGH problems (default: the five badly scaled ones of the README table)",
+    )
     ap.add_argument("--scale", type=float, default=1.0, help="--all: start at scale·x₀ (MGH: 1, 10, 100)")
     args = ap.parse_args(argv)
     if args.scale != 1.0 and not args.all:
         ap.error("--scale needs --all")
     problems = full_set(args.scale) if args.all else PROBLEMS
-    print(f"| problem | method | work to f−f*≤{args.target:g} | total evals | total work | final f | stop reason "
-          "| claims converged |")
+    print(
+        f"| problem | method | work to f−f*≤{args.target:g} | total evals | total work | final f | stop reason "
+        "| claims converged |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, problem in problems.items():
         rows = {"scipy L-BFGS-B (m=10)": run_scipy(name, max_evals=args.max_evals, problem=problem)}
@@ -188,8 +229,10 @@ def main(argv: list[str] | None = None) -> None:
             rows[label] = run_method(method, hp, name, args.max_evals, problem=problem)
         for label, r in rows.items():
             k = first_reaching(r["log"], problem.fstar + args.target * max(1.0, abs(problem.fstar)))
-            print(f"| {name} | {label} | {f'{k:.4g}' if k is not None else '—'} | {r['evals']:g} | {r['work']:.4g} | {r['f']:.3g} | "
-                  f"{r['stop_reason']} | {'yes' if r['converged'] else 'no'} |")
+            print(
+                f"| {name} | {label} | {f'{k:.4g}' if k is not None else '—'} | {r['evals']:g} | {r['work']:.4g} "
+                f"| {r['f']:.3g} | {r['stop_reason']} | {'yes' if r['converged'] else 'no'} |"
+            )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ scaled ones of the README table.
 Where a standard start leads solvers to a known non-global local minimum (:data:`LOCAL`), a
 method that stops there with its gradient test satisfied is not a false convergence.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,7 @@ def r_rosen(x):
 
 # 2 Freudenstein-Roth
 def r_froth(x):
-    return torch.stack([-13 + x[0] + ((5 - x[1]) * x[1] - 2) * x[1],
-                        -29 + x[0] + ((x[1] + 1) * x[1] - 14) * x[1]])
+    return torch.stack([-13 + x[0] + ((5 - x[1]) * x[1] - 2) * x[1], -29 + x[0] + ((x[1] + 1) * x[1] - 14) * x[1]])
 
 
 # 3 Powell badly scaled
@@ -75,8 +75,25 @@ def r_bard(x):
 
 
 # 9 Gaussian
-_GAUSS_Y = _t([0.0009, 0.0044, 0.0175, 0.0540, 0.1295, 0.2420, 0.3521, 0.3989, 0.3521, 0.2420, 0.1295,
-               0.0540, 0.0175, 0.0044, 0.0009])
+_GAUSS_Y = _t(
+    [
+        0.0009,
+        0.0044,
+        0.0175,
+        0.0540,
+        0.1295,
+        0.2420,
+        0.3521,
+        0.3989,
+        0.3521,
+        0.2420,
+        0.1295,
+        0.0540,
+        0.0175,
+        0.0044,
+        0.0009,
+    ]
+)
 
 
 def r_gauss(x):
@@ -85,8 +102,7 @@ def r_gauss(x):
 
 
 # 10 Meyer
-_MEYER_Y = _t([34780, 28610, 23650, 19630, 16370, 13720, 11540, 9744, 8261, 7030, 6005, 5147, 4427, 3820,
-               3307, 2872])
+_MEYER_Y = _t([34780, 28610, 23650, 19630, 16370, 13720, 11540, 9744, 8261, 7030, 6005, 5147, 4427, 3820, 3307, 2872])
 
 
 def r_meyer(x):
@@ -98,7 +114,7 @@ def r_meyer(x):
 def r_gulf(x, m=99):
     t = torch.arange(1, m + 1, dtype=T) / 100
     y = 25 + (-50 * torch.log(t)) ** (2.0 / 3.0)
-    return torch.exp(-torch.abs(y - x[1]) ** x[2] / x[0]) - t
+    return torch.exp(-(torch.abs(y - x[1]) ** x[2]) / x[0]) - t
 
 
 # 12 Box 3-D (m = 10)
@@ -111,13 +127,23 @@ def r_box(x, m=10):
 def r_powell(x):
     x = x.view(-1, 4)
     a, b, c, d = x[:, 0], x[:, 1], x[:, 2], x[:, 3]
-    return torch.stack([a + 10 * b, math.sqrt(5) * (c - d), (b - 2 * c) ** 2, math.sqrt(10) * (a - d) ** 2], 1).reshape(-1)
+    return torch.stack([a + 10 * b, math.sqrt(5) * (c - d), (b - 2 * c) ** 2, math.sqrt(10) * (a - d) ** 2], 1).reshape(
+        -1
+    )
 
 
 # 14 Wood
 def r_wood(x):
-    return torch.stack([10 * (x[1] - x[0] ** 2), 1 - x[0], math.sqrt(90) * (x[3] - x[2] ** 2), 1 - x[2],
-                        math.sqrt(10) * (x[1] + x[3] - 2), (x[1] - x[3]) / math.sqrt(10)])
+    return torch.stack(
+        [
+            10 * (x[1] - x[0] ** 2),
+            1 - x[0],
+            math.sqrt(90) * (x[3] - x[2] ** 2),
+            1 - x[2],
+            math.sqrt(10) * (x[1] + x[3] - 2),
+            (x[1] - x[3]) / math.sqrt(10),
+        ]
+    )
 
 
 # 15 Kowalik-Osborne
@@ -127,7 +153,7 @@ _KO_U = _t([4, 2, 1, 0.5, 0.25, 0.167, 0.125, 0.1, 0.0833, 0.0714, 0.0625])
 
 def r_ko(x):
     u = _KO_U
-    return _KO_Y - x[0] * (u ** 2 + u * x[1]) / (u ** 2 + u * x[2] + x[3])
+    return _KO_Y - x[0] * (u**2 + u * x[1]) / (u**2 + u * x[2] + x[3])
 
 
 # 16 Brown-Dennis (m = 20)
@@ -137,9 +163,43 @@ def r_bd(x):
 
 
 # 17 Osborne 1
-_OS1_Y = _t([0.844, 0.908, 0.932, 0.936, 0.925, 0.908, 0.881, 0.850, 0.818, 0.784, 0.751, 0.718, 0.685, 0.658,
-             0.628, 0.603, 0.580, 0.558, 0.538, 0.522, 0.506, 0.490, 0.478, 0.467, 0.457, 0.448, 0.438, 0.431,
-             0.424, 0.420, 0.414, 0.411, 0.406])
+_OS1_Y = _t(
+    [
+        0.844,
+        0.908,
+        0.932,
+        0.936,
+        0.925,
+        0.908,
+        0.881,
+        0.850,
+        0.818,
+        0.784,
+        0.751,
+        0.718,
+        0.685,
+        0.658,
+        0.628,
+        0.603,
+        0.580,
+        0.558,
+        0.538,
+        0.522,
+        0.506,
+        0.490,
+        0.478,
+        0.467,
+        0.457,
+        0.448,
+        0.438,
+        0.431,
+        0.424,
+        0.420,
+        0.414,
+        0.411,
+        0.406,
+    ]
+)
 
 
 def r_os1(x):
@@ -155,17 +215,85 @@ def r_biggs(x):
 
 
 # 19 Osborne 2
-_OS2_Y = _t([1.366, 1.191, 1.112, 1.013, 0.991, 0.885, 0.831, 0.847, 0.786, 0.725, 0.746, 0.679, 0.608, 0.655,
-             0.616, 0.606, 0.602, 0.626, 0.651, 0.724, 0.649, 0.649, 0.694, 0.644, 0.624, 0.661, 0.612, 0.558,
-             0.533, 0.495, 0.500, 0.423, 0.395, 0.375, 0.372, 0.391, 0.396, 0.405, 0.428, 0.429, 0.523, 0.562,
-             0.607, 0.653, 0.672, 0.708, 0.633, 0.668, 0.645, 0.632, 0.591, 0.559, 0.597, 0.625, 0.739, 0.710,
-             0.729, 0.720, 0.636, 0.581, 0.428, 0.292, 0.162, 0.098, 0.054])
+_OS2_Y = _t(
+    [
+        1.366,
+        1.191,
+        1.112,
+        1.013,
+        0.991,
+        0.885,
+        0.831,
+        0.847,
+        0.786,
+        0.725,
+        0.746,
+        0.679,
+        0.608,
+        0.655,
+        0.616,
+        0.606,
+        0.602,
+        0.626,
+        0.651,
+        0.724,
+        0.649,
+        0.649,
+        0.694,
+        0.644,
+        0.624,
+        0.661,
+        0.612,
+        0.558,
+        0.533,
+        0.495,
+        0.500,
+        0.423,
+        0.395,
+        0.375,
+        0.372,
+        0.391,
+        0.396,
+        0.405,
+        0.428,
+        0.429,
+        0.523,
+        0.562,
+        0.607,
+        0.653,
+        0.672,
+        0.708,
+        0.633,
+        0.668,
+        0.645,
+        0.632,
+        0.591,
+        0.559,
+        0.597,
+        0.625,
+        0.739,
+        0.710,
+        0.729,
+        0.720,
+        0.636,
+        0.581,
+        0.428,
+        0.292,
+        0.162,
+        0.098,
+        0.054,
+    ]
+)
 
 
 def r_os2(x):
     t = torch.arange(0, 65, dtype=T) / 10
-    return _OS2_Y - (x[0] * torch.exp(-t * x[4]) + x[1] * torch.exp(-(t - x[8]) ** 2 * x[5])
-                     + x[2] * torch.exp(-(t - x[9]) ** 2 * x[6]) + x[3] * torch.exp(-(t - x[10]) ** 2 * x[7]))
+    return _OS2_Y - (
+        x[0] * torch.exp(-t * x[4])
+        + x[1] * torch.exp(-((t - x[8]) ** 2) * x[5])
+        + x[2] * torch.exp(-((t - x[9]) ** 2) * x[6])
+        + x[3] * torch.exp(-((t - x[10]) ** 2) * x[7])
+    )
 
 
 # 20 Watson
@@ -173,10 +301,10 @@ def r_watson(x):
     n = x.numel()
     t = torch.arange(1, 30, dtype=T) / 29
     j = torch.arange(n, dtype=T)
-    P = t[:, None] ** j[None, :]                        # t^(j-1), j = 1..n
+    P = t[:, None] ** j[None, :]  # t^(j-1), j = 1..n
     s1 = (P[:, :-1] * (j[1:] * x[1:])[None, :]).sum(1)  # sum_{j=2}^n (j-1) x_j t^(j-2)
     s2 = (P * x[None, :]).sum(1)
-    return torch.cat([s1 - s2 ** 2 - 1, x[0:1], (x[1] - x[0] ** 2 - 1).reshape(1)])
+    return torch.cat([s1 - s2**2 - 1, x[0:1], (x[1] - x[0] ** 2 - 1).reshape(1)])
 
 
 # 21 Extended Rosenbrock
@@ -207,7 +335,7 @@ def r_vardim(x):
     n = x.numel()
     j = torch.arange(1, n + 1, dtype=T)
     s = (j * (x - 1)).sum()
-    return torch.cat([x - 1, s.reshape(1), (s ** 2).reshape(1)])
+    return torch.cat([x - 1, s.reshape(1), (s**2).reshape(1)])
 
 
 # 26 Trigonometric
@@ -240,9 +368,9 @@ def r_die(x):
     h = 1.0 / (n + 1)
     t = torch.arange(1, n + 1, dtype=T) * h
     c = (x + t + 1) ** 3
-    a = torch.cumsum(t * c, 0)                       # sum_{j<=i} t_j c_j
+    a = torch.cumsum(t * c, 0)  # sum_{j<=i} t_j c_j
     b_all = torch.cumsum(((1 - t) * c).flip(0), 0).flip(0)  # sum_{j>=i}
-    b = torch.cat([b_all[1:], torch.zeros(1, dtype=T)])   # sum_{j>i}
+    b = torch.cat([b_all[1:], torch.zeros(1, dtype=T)])  # sum_{j>i}
     return x + h * ((1 - t) * a + t * b) / 2
 
 
@@ -258,7 +386,9 @@ def r_btri(x):
 def r_bband(x):
     n = x.numel()
     idx = torch.arange(n)
-    J = ((idx[None, :] >= (idx[:, None] - 5)) & (idx[None, :] <= (idx[:, None] + 1)) & (idx[None, :] != idx[:, None])).to(T)
+    J = (
+        (idx[None, :] >= (idx[:, None] - 5)) & (idx[None, :] <= (idx[:, None] + 1)) & (idx[None, :] != idx[:, None])
+    ).to(T)
     return x * (2 + 5 * x * x) + 1 - J @ (x * (1 + x))
 
 
@@ -284,7 +414,7 @@ def r_lr1z(x, m=None):
     n = x.numel()
     m = m or 2 * n
     j = torch.arange(2, n, dtype=T)
-    s = (j * x[1:n - 1]).sum()
+    s = (j * x[1 : n - 1]).sum()
     i = torch.arange(2, m, dtype=T)
     one = torch.ones(1, dtype=T)
     return torch.cat([-one, (i - 1) * s - 1, -one])
@@ -300,7 +430,7 @@ def r_cheb(x):
     for _ in range(2, m + 1):
         T0, T1 = T1, 2 * y * T1 - T0
         vals.append(T1)
-    Tm = torch.stack(vals)                 # m x n, T_i(x_j) shifted
+    Tm = torch.stack(vals)  # m x n, T_i(x_j) shifted
     i = torch.arange(1, m + 1, dtype=T)
     target = torch.where(i % 2 == 0, -1 / (i * i - 1), torch.zeros_like(i))
     return Tm.mean(1) - target

@@ -10,13 +10,14 @@ it report inf. The table gives medians over seeds.
 that method updated by JSON, e.g. ``--variant 'rmtr-lbfgs=rmtr:{"model": "qn", "qn": "lbfgs"}'``.
 
 ``--grid`` measures level independence instead, on the classical grid problems of
-:mod:`ml2bench.problems.grid.testproblems` (``--scherk-a`` sets the steepness of ``scherk``; float64, all levels down to one node per dimension,
-u₀ ~ U[−1, 1] with seed 0 so that every frequency is present; the minimal surfaces ``minsurf``
-and ``scherk`` from the zero interior): V-cycles and work units until
-‖g‖ ≤ ``--rtol`` ‖g₀‖ (``grad_rtol``), for each method (defaults, or ``--variant``) on each problem
-and grid size ``--sizes`` (e.g. 31,63,127,255). A run that stops or exceeds ``--max-cycles``
-prints its stop reason instead of a count.
+:mod:`ml2bench.problems.grid.testproblems` (``--scherk-a`` sets the steepness of ``scherk``;
+float64, all levels down to one node per dimension, u₀ ~ U[−1, 1] with seed 0 so that every
+frequency is present; the minimal surfaces ``minsurf`` and ``scherk`` from the zero interior):
+V-cycles and work units until ‖g‖ ≤ ``--rtol`` ‖g₀‖ (``grad_rtol``), for each method (defaults, or
+``--variant``) on each problem and grid size ``--sizes`` (e.g. 31,63,127,255). A run that stops or
+exceeds ``--max-cycles`` prints its stop reason instead of a count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,16 @@ def _to_target(history, target: float) -> tuple[float, float]:
 GRID_PROBLEMS = ("poisson", "fas", "cubic", "varcoef", "minsurf", "scherk")
 
 
-def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: float = 1e-8, max_cycles: int = 60,
-                seed: int | None = 0, scherk_a: float | None = None) -> dict:
+def grid_cycles(
+    method: str,
+    kind: str,
+    n: int,
+    hp: dict | None = None,
+    rtol: float = 1e-8,
+    max_cycles: int = 60,
+    seed: int | None = 0,
+    scherk_a: float | None = None,
+) -> dict:
     """Run ``method`` on the 2-D grid problem ``kind`` with n² unknowns until ‖g‖ ≤ rtol ‖g₀‖.
 
     Returns {"cycles": V-cycles (None if not converged), "work_units", "stop_reason", "rel_grad",
@@ -80,8 +89,13 @@ def grid_cycles(method: str, kind: str, n: int, hp: dict | None = None, rtol: fl
         if r.stop_reason:
             stop = r.stop_reason
             break
-    return {"cycles": cycles, "work_units": H.counter.work_units, "stop_reason": stop,
-            "rel_grad": float(m._g.norm()) / g0, "method": m}
+    return {
+        "cycles": cycles,
+        "work_units": H.counter.work_units,
+        "stop_reason": stop,
+        "rel_grad": float(m._g.norm()) / g0,
+        "method": m,
+    }
 
 
 def grid_main(args, runs) -> int:
@@ -92,8 +106,10 @@ def grid_main(args, runs) -> int:
     problems = [(k, None) for k in args.problems.split(",") if k != "scherk"]
     if "scherk" in args.problems.split(","):
         problems += [("scherk", float(a)) for a in args.scherk_a.split(",")]
-    print(f"V-cycles (work units) to ‖g‖ <= {args.rtol:g} ‖g0‖, u0 ~ U[-1,1] seed 0 (minimal surfaces: the "
-          f"zero interior), all levels, {args.threads} thread(s)")
+    print(
+        f"V-cycles (work units) to ‖g‖ <= {args.rtol:g} ‖g0‖, u0 ~ U[-1,1] seed 0 (minimal surfaces: the "
+        f"zero interior), all levels, {args.threads} thread(s)"
+    )
     print()
     print("| method | problem | " + " | ".join(f"{n}²" for n in sizes) + " |")
     print("|---|---|" + "---|" * len(sizes))
@@ -143,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid", action="store_true", help="level independence on the classical grid problems")
     ap.add_argument("--sizes", default="31,63,127", help="--grid: grid sizes n (n² unknowns)")
     ap.add_argument("--problems", default=",".join(GRID_PROBLEMS), help="--grid: problems")
-    ap.add_argument("--scherk-a", default="2.8", help="--grid: Scherk's a for the scherk problem, comma "
-                    "separated (boundary slopes up to tan(a/2): 1.0 → 0.55, 2.0 → 1.56, 2.8 → 5.8)")
+    ap.add_argument(
+        "--scherk-a",
+        default="2.8",
+        help="--grid: Scherk's a for the scherk problem, comma "
+        "separated (boundary slopes up to tan(a/2): 1.0 → 0.55, 2.0 → 1.56, 2.8 → 5.8)",
+    )
     ap.add_argument("--rtol", type=float, default=1e-8, help="--grid: relative gradient tolerance")
     ap.add_argument("--max-cycles", type=int, default=60, help="--grid: most V-cycles per run")
     ap.add_argument("--seeds", type=int, default=3)
@@ -154,8 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-interval", type=float, default=2.0)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--variant", action="append", default=[], metavar="LABEL=METHOD:JSON",
-                    help="extra row: METHOD with its default parameters updated by JSON")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=METHOD:JSON",
+        help="extra row: METHOD with its default parameters updated by JSON",
+    )
     args = ap.parse_args(argv)
     _check_args(ap, args)
     runs = [(m, m, METHODS[m]) for m in args.methods.split(",") if m]
@@ -166,9 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--variant {spec_!r}: expected LABEL=METHOD:JSON with METHOD in {', '.join(METHODS)}")
         runs.append((label, method, {**METHODS[method], **json.loads(params or "{}")}))
     if args.grid:
-        runs = [(m, m, {}) for m in args.methods.split(",") if m in ("rmtr", "mgopt")] + \
-            [(label, method, {k: v for k, v in params.items() if k != "levels"})
-             for label, method, params in runs if label != method]
+        runs = [(m, m, {}) for m in args.methods.split(",") if m in ("rmtr", "mgopt")] + [
+            (label, method, {k: v for k, v in params.items() if k != "levels"})
+            for label, method, params in runs
+            if label != method
+        ]
         return grid_main(args, runs)
     seeds = 1 if args.quick else args.seeds
     budget = args.budget / 4 if args.quick else args.budget
@@ -177,25 +204,38 @@ def main(argv: list[str] | None = None) -> int:
     for label, method, method_params in runs:
         per_seed = []
         for seed in range(seeds):
-            cfg = RunConfig.from_dict({
-                "problem": "resnet", "method": method, "seed": seed, "problem_params": PROBLEM,
-                "method_params": method_params, "budget": {"work_units": budget},
-                "eval_interval": args.eval_interval, "threads": args.threads,
-            })
+            cfg = RunConfig.from_dict(
+                {
+                    "problem": "resnet",
+                    "method": method,
+                    "seed": seed,
+                    "problem_params": PROBLEM,
+                    "method_params": method_params,
+                    "budget": {"work_units": budget},
+                    "eval_interval": args.eval_interval,
+                    "threads": args.threads,
+                }
+            )
             res = run(cfg)
             s = res.summary.iloc[0]
             wu, wt = _to_target(res.history, args.target)
             per_seed.append((wu, wt, float(s["final_train_loss"]), float(s["final_test_metric"]), s["status"]))
-            print(f"  {label} seed {seed}: status={s['status']} to-target wu={wu:.1f} time={wt:.1f}s "
-                  f"final loss={s['final_train_loss']:.4g} acc={s['final_test_metric']:.4f} {s['error']}",
-                  flush=True)
+            print(
+                f"  {label} seed {seed}: status={s['status']} to-target wu={wu:.1f} time={wt:.1f}s "
+                f"final loss={s['final_train_loss']:.4g} acc={s['final_test_metric']:.4f} {s['error']}",
+                flush=True,
+            )
         arr = np.array([p[:4] for p in per_seed], dtype=float)
         rows.append((label, *np.median(arr, axis=0), sum(math.isfinite(p[0]) for p in per_seed)))
     print()
-    print(f"resnet {PROBLEM}, target train loss {args.target}, budget {budget} work units, "
-          f"{seeds} seed(s), medians; total {time.time() - t0:.0f}s")
+    print(
+        f"resnet {PROBLEM}, target train loss {args.target}, budget {budget} work units, "
+        f"{seeds} seed(s), medians; total {time.time() - t0:.0f}s"
+    )
     print()
-    print("| method | work units to target | wall time to target (s) | final train loss | final test accuracy | reached |")
+    print(
+        "| method | work units to target | wall time to target (s) | final train loss | final test accuracy | reached |"
+    )
     print("|---|---|---|---|---|---|")
     for method, wu, wt, loss, acc, reached in rows:
         print(f"| {method} | {wu:.1f} | {wt:.2f} | {loss:.4g} | {acc:.4f} | {reached}/{seeds} |")

@@ -11,6 +11,7 @@ gloo processes over 1 process (same iterations, 1 torch thread per process in bo
 measures the decomposition's parallelism and not intra-op threading). Falls back to ``mlp`` (test
 metric: accuracy) when the PINN problems are not registered.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,8 @@ import sys
 import time
 
 from ml2bench.core.config import RunConfig
-from ml2bench.problems import PROBLEMS
 from ml2bench.core.runner import run
+from ml2bench.problems import PROBLEMS
 
 METHODS = {
     "ASPQN (additive, L-BFGS)": ("schwarz", {"variant": "additive", "globalization": "lbfgs"}),
@@ -48,18 +49,30 @@ def schwarz_defaults(args) -> dict:
 
 
 def one(problem, method, hp, seed, args, budget, threads=None, batch_size=None):
-    cfg = RunConfig.from_dict({
-        "problem": problem, "method": method, "seed": seed, "problem_params": problem_params(problem, args),
-        "method_params": hp, "budget": budget, "eval_interval": float(args.work) / 4, "threads": threads,
-        "batch_size": batch_size})
+    cfg = RunConfig.from_dict(
+        {
+            "problem": problem,
+            "method": method,
+            "seed": seed,
+            "problem_params": problem_params(problem, args),
+            "method_params": hp,
+            "budget": budget,
+            "eval_interval": float(args.work) / 4,
+            "threads": threads,
+            "batch_size": batch_size,
+        }
+    )
     return run(cfg).summary.iloc[0]
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m ml2bench.bench.schwarz", description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--problems", default="pinn_poisson,pinn_burgers,pinn_allen_cahn,pinn_klein_gordon",
-                    help="comma-separated problem names")
+    ap.add_argument(
+        "--problems",
+        default="pinn_poisson,pinn_burgers,pinn_allen_cahn,pinn_klein_gordon",
+        help="comma-separated problem names",
+    )
     ap.add_argument("--work", type=float, default=60.0, help="budget in work units per run")
     ap.add_argument("--width", type=int, default=16)
     ap.add_argument("--depth", type=int, default=4)
@@ -72,12 +85,15 @@ def main(argv=None) -> int:
     problems = [p for p in args.problems.split(",") if p]
     missing = [p for p in problems if p not in PROBLEMS.names()]
     if missing:
-        print(f"error: unknown problem(s) {', '.join(missing)}; allowed: {', '.join(PROBLEMS.names())}",
-              file=sys.stderr)
+        print(
+            f"error: unknown problem(s) {', '.join(missing)}; allowed: {', '.join(PROBLEMS.names())}", file=sys.stderr
+        )
         return 2
 
-    print(f"Budget {args.work:g} work units per run, median over {args.seeds} seeds; Schwarz: "
-          f"{args.subdomains} layer subdomains, {args.local_steps} local L-BFGS steps, 1 global step.\n")
+    print(
+        f"Budget {args.work:g} work units per run, median over {args.seeds} seeds; Schwarz: "
+        f"{args.subdomains} layer subdomains, {args.local_steps} local L-BFGS steps, 1 global step.\n"
+    )
     print("| problem | method | metric (median final) | work units | train time s | status |")
     print("|---|---|---|---|---|---|")
     for problem in problems if not args.speedup_only else []:
@@ -85,10 +101,13 @@ def main(argv=None) -> int:
         for label, (method, extra) in METHODS.items():
             hp = dict(schwarz_defaults(args), **extra) if method == "schwarz" else dict(extra)
             rows = [one(problem, method, hp, seed, args, {"work_units": args.work}) for seed in range(args.seeds)]
-            med = lambda key: statistics.median(float(r[key]) for r in rows)  # noqa: E731
+            med = lambda key, rows=rows: statistics.median(float(r[key]) for r in rows)  # noqa: E731
             statuses = ",".join(sorted({str(r["status"]) for r in rows}))
-            print(f"| {problem} | {label} | {metric_name} {med('final_test_metric'):.3g} | "
-                  f"{med('work_units'):.1f} | {med('train_time_s'):.2f} | {statuses} |", flush=True)
+            print(
+                f"| {problem} | {label} | {metric_name} {med('final_test_metric'):.3g} | "
+                f"{med('work_units'):.1f} | {med('train_time_s'):.2f} | {statuses} |",
+                flush=True,
+            )
             for r in rows:
                 if r["status"] == "failed":
                     print(f"<!-- {label} seed {r['seed']} failed: {r['error']} -->")
@@ -98,17 +117,24 @@ def main(argv=None) -> int:
     budget = {"iterations": args.speedup_iterations}
     seq = one(problem, "schwarz", hp, 0, args, budget, threads=1)
     t0 = time.perf_counter()
-    par = one(problem, "schwarz", dict(hp, parallel=True, processes=2, threads_per_process=1), 0, args, budget,
-              threads=1)
+    par = one(
+        problem, "schwarz", dict(hp, parallel=True, processes=2, threads_per_process=1), 0, args, budget, threads=1
+    )
     wall_par = time.perf_counter() - t0
-    print(f"\nParallel speedup, additive SPQN on {problem}, {args.speedup_iterations} iterations, "
-          f"{args.subdomains} subdomains, 1 thread per process:\n")
+    print(
+        f"\nParallel speedup, additive SPQN on {problem}, {args.speedup_iterations} iterations, "
+        f"{args.subdomains} subdomains, 1 thread per process:\n"
+    )
     print("| processes | train time s | wall time s (incl. start-up) | work units | final train loss | status |")
     print("|---|---|---|---|---|---|")
-    print(f"| 1 | {seq['train_time_s']:.2f} | {seq['wall_time_s']:.2f} | {seq['work_units']:.1f} | "
-          f"{seq['final_train_loss']:.6g} | {seq['status']} |")
-    print(f"| 2 (gloo, 127.0.0.1) | {par['train_time_s']:.2f} | {wall_par:.2f} | {par['work_units']:.1f} | "
-          f"{par['final_train_loss']:.6g} | {par['status']} |")
+    print(
+        f"| 1 | {seq['train_time_s']:.2f} | {seq['wall_time_s']:.2f} | {seq['work_units']:.1f} | "
+        f"{seq['final_train_loss']:.6g} | {seq['status']} |"
+    )
+    print(
+        f"| 2 (gloo, 127.0.0.1) | {par['train_time_s']:.2f} | {wall_par:.2f} | {par['work_units']:.1f} | "
+        f"{par['final_train_loss']:.6g} | {par['status']} |"
+    )
     if par["status"] != "failed" and par["train_time_s"] > 0:
         print(f"\nspeedup (train time) = {seq['train_time_s'] / par['train_time_s']:.2f}x")
     else:

@@ -3,13 +3,15 @@
 Configs come from YAML files, ``--set key=value`` overrides and the Snakemake sweep. They are
 validated completely before any data is loaded, so a bad value fails fast with one message.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -19,10 +21,8 @@ SEED_MAX = 2**63 - 1  # the seed column of the result tables is int64
 
 BUDGET = spec(
     Param("epochs", float, None, "passes over the training data", low=0.0, low_inclusive=False, nullable=True),
-    Param("grad_evals", float, None, "full-batch gradient evaluations", low=0.0, low_inclusive=False,
-          nullable=True),
-    Param("work_units", float, None, "fine-level-equivalent evaluations", low=0.0, low_inclusive=False,
-          nullable=True),
+    Param("grad_evals", float, None, "full-batch gradient evaluations", low=0.0, low_inclusive=False, nullable=True),
+    Param("work_units", float, None, "fine-level-equivalent evaluations", low=0.0, low_inclusive=False, nullable=True),
     Param("time_s", float, None, "training wall time in seconds", low=0.0, low_inclusive=False, nullable=True),
     Param("iterations", int, None, "method steps", low=1, nullable=True),
 )
@@ -30,18 +30,43 @@ BUDGET = spec(
 RUN = spec(
     Param("problem", str, None, "registered problem name", nullable=True),
     Param("method", str, None, "registered method name", nullable=True),
-    Param("seed", int, 0, "run seed; init and data-order seeds are derived from it (the tables store it as "
-          "int64)", low=0, high=SEED_MAX),
+    Param(
+        "seed",
+        int,
+        0,
+        "run seed; init and data-order seeds are derived from it (the tables store it as int64)",
+        low=0,
+        high=SEED_MAX,
+    ),
     Param("device", str, "cpu", "torch device", choices=("cpu", "cuda", "auto")),
     Param("dtype", str, "float32", "floating point type", choices=("float32", "float64")),
-    Param("batch_size", int, None, "mini-batch size; null: the method's default (full batch or the "
-          "problem's default)", low=1, nullable=True),
-    Param("eval_interval", float, None, "evaluate every this many work units; null: the problem's default",
-          low=0.0, low_inclusive=False, nullable=True),
-    Param("threads", int, None, "torch intra-op threads; null: torch's default", low=1, high=2**31 - 1,
-          nullable=True),  # torch takes an int32
-    Param("cuda_graphs", bool, None, "capture loss+gradient evaluations as CUDA graphs and replay them; "
-          "null: on for device cuda", nullable=True),
+    Param(
+        "batch_size",
+        int,
+        None,
+        "mini-batch size; null: the method's default (full batch or the problem's default)",
+        low=1,
+        nullable=True,
+    ),
+    Param(
+        "eval_interval",
+        float,
+        None,
+        "evaluate every this many work units; null: the problem's default",
+        low=0.0,
+        low_inclusive=False,
+        nullable=True,
+    ),
+    Param(
+        "threads", int, None, "torch intra-op threads; null: torch's default", low=1, high=2**31 - 1, nullable=True
+    ),  # torch takes an int32
+    Param(
+        "cuda_graphs",
+        bool,
+        None,
+        "capture loss+gradient evaluations as CUDA graphs and replay them; null: on for device cuda",
+        nullable=True,
+    ),
 )
 
 SECTIONS = ("problem_params", "method_params", "budget")
@@ -65,7 +90,7 @@ class RunConfig:
     cuda_graphs: bool | None = None
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "RunConfig":
+    def from_dict(cls, raw: Mapping[str, Any]) -> RunConfig:
         """Validate a raw mapping (YAML content) and resolve defaults of problem and method."""
         from ml2bench.methods import METHODS
         from ml2bench.problems import PROBLEMS
@@ -89,11 +114,17 @@ class RunConfig:
         if not any(v is not None for v in budget.values()):
             budget["epochs"] = problem_cls.default_epochs
         return cls(
-            problem=top["problem"], method=top["method"], seed=top["seed"],
+            problem=top["problem"],
+            method=top["method"],
+            seed=top["seed"],
             problem_params=problem_cls.params.validate(sections["problem_params"], f"problem {top['problem']!r}"),
             method_params=method_cls.params.validate(sections["method_params"], f"method {top['method']!r}"),
-            budget=budget, device=top["device"], dtype=top["dtype"], batch_size=top["batch_size"],
-            eval_interval=top["eval_interval"] or problem_cls.default_eval_interval, threads=top["threads"],
+            budget=budget,
+            device=top["device"],
+            dtype=top["dtype"],
+            batch_size=top["batch_size"],
+            eval_interval=top["eval_interval"] or problem_cls.default_eval_interval,
+            threads=top["threads"],
             cuda_graphs=top["cuda_graphs"],
         )
 

@@ -5,6 +5,7 @@ iterates with ``restrict`` (R_x, with R_x P = I) and gradients with ``restrict_g
 (R_g = Pᵀ when the coarse objective approximates f_h(P y) variationally). A problem supplies one
 :class:`Transfer` per pair of neighbouring levels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -3,8 +3,9 @@
 Every method in ml2bench, single- or multilevel, optimises a flat vector ``x`` (a 1-D tensor).
 :class:`Objective` evaluates the problem's loss at ``x`` on a batch by swapping views of ``x``
 into the module for one call (as ``torch.func.functional_call`` does), so the optimiser owns a
-plain vector, autograd flows to it, and several levels can be evaluated side by side. Each evaluation is charged to a shared :class:`WorkCounter`, which is
-the single place where gradient evaluations and fine-level-equivalent work are counted.
+plain vector, autograd flows to it, and several levels can be evaluated side by side. Each
+evaluation is charged to a shared :class:`WorkCounter`, which is the single place where gradient
+evaluations and fine-level-equivalent work are counted.
 
 Loss+gradient evaluations (the bulk of all work) take a faster path: the module's parameters are
 bound once as views of one flat buffer, their ``.grad`` as views of one flat gradient buffer, so
@@ -14,11 +15,13 @@ the harness was 1.10x a plain PyTorch loop on small networks). The same static b
 :class:`~ml2bench.core.cost.graphs.StaticEvaluation` capture an evaluation as a CUDA graph and replay it
 (``graphs`` = ``"cuda"``); ``"static"`` runs the same static-buffer code eagerly (CPU tests).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -80,7 +83,7 @@ class Objective:
         # torch.func.functional_call does, without re-walking the module tree on every call
         # (measured: that walk was a third of an SGD step's overhead on small networks)
         self._slots = [self._slot(model, n) for n in self.names]
-        self._flat: Tensor | None = None       # parameter buffer the module's parameters view
+        self._flat: Tensor | None = None  # parameter buffer the module's parameters view
         self._flat_grad: Tensor | None = None  # gradient buffer their .grad views
         self._params: list[nn.Parameter] = []
         #: "off": eager; "static": static input buffers, eager (CPU path of the graph code);
@@ -146,8 +149,9 @@ class Objective:
         flat = torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
         grad = torch.zeros_like(flat)
         self._params = []
-        for (module, attr), t, g, shape in zip(self._slots, torch.split(flat, self.numels),
-                                               torch.split(grad, self.numels), self.shapes):
+        for (module, attr), t, g, shape in zip(
+            self._slots, torch.split(flat, self.numels), torch.split(grad, self.numels), self.shapes
+        ):
             param = nn.Parameter(t.view(shape))
             param.grad = g.view(shape)
             module._parameters[attr] = param
@@ -188,15 +192,17 @@ class Objective:
             if not terms:  # the gradient does not depend on the parameters: the loss is linear
                 return torch.zeros_like(v)
             hv = torch.autograd.grad(torch.stack(terms).sum(), self._params, allow_unused=True)
-        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
-                          for h, p in zip(hv, self._params)]).detach()
+        return torch.cat(
+            [(h if h is not None else torch.zeros_like(p)).reshape(-1) for h, p in zip(hv, self._params)]
+        ).detach()
 
     def _check_grads_in_place(self) -> None:
         grad = self._params[0].grad if self._params else None
-        if self._params and (grad is None or self._flat_grad is None
-                             or grad.data_ptr() != self._flat_grad.data_ptr()):
-            raise RuntimeError("ml2bench.core.objective: autograd replaced a parameter's .grad instead of "
-                               "accumulating into the flat buffer")
+        if self._params and (grad is None or self._flat_grad is None or grad.data_ptr() != self._flat_grad.data_ptr()):
+            raise RuntimeError(
+                "ml2bench.core.objective: autograd replaced a parameter's .grad instead of "
+                "accumulating into the flat buffer"
+            )
 
     def _charge(self, batch: Batch) -> None:
         self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio)
@@ -238,6 +244,7 @@ class Objective:
         both equal a double backward with ``x`` as the leaf (tests/test_graphs.py)."""
         if getattr(self, "_hvp_ratio", None) is None:
             from ml2bench.core.cost.opcount import hvp_cost_ratio
+
             self._hvp_ratio = hvp_cost_ratio(self, x, v, batch)
         self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio * self._hvp_ratio)
         self._load(x)

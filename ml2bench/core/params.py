@@ -4,11 +4,13 @@ Every problem and method declares its hyper-parameters as :class:`Param` objects
 configs are data: a typo or an out-of-range value is rejected *before* any training starts,
 with one message that names the bad key and what is allowed.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -55,8 +57,9 @@ class Param:
             raise ConfigError(f"{where} must not be null; allowed: {self.describe_allowed()}")
         coerced = _coerce(value, self.type)
         if coerced is _BAD:
-            raise ConfigError(f"{where} = {value!r} has the wrong type ({type(value).__name__}); "
-                              f"allowed: {self.describe_allowed()}")
+            raise ConfigError(
+                f"{where} = {value!r} has the wrong type ({type(value).__name__}); allowed: {self.describe_allowed()}"
+            )
         value = coerced
         if self.finite and isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{where} = {value!r} is not a finite number; allowed: finite {self.describe_allowed()}")

@@ -7,6 +7,7 @@ get the permissions the umask allows (0644 under the usual 022: collaborators on
 cluster can read them), not mkstemp's owner-only 0600. One writer per run directory: a second
 ``ml2bench run`` into the same folder is refused while the first holds its lock.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,8 +15,8 @@ import fcntl
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -88,8 +89,10 @@ def check_output_dir(out_dir: str | Path) -> Path:
     yes to root on a read-only export and knows nothing of quotas).
     """
     if not str(out_dir).strip():
-        raise OutputError(f"--out {str(out_dir)!r}: an output folder is required (not the current directory); "
-                          f"allowed: a path such as results/runs/demo")
+        raise OutputError(
+            f"--out {str(out_dir)!r}: an output folder is required (not the current directory); "
+            f"allowed: a path such as results/runs/demo"
+        )
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"--out {str(out)!r} is an existing file; allowed: a folder (new or existing)")
@@ -99,8 +102,10 @@ def check_output_dir(out_dir: str | Path) -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as err:
-        raise OutputError(f"--out {str(out)!r} is not writable ({err.strerror or err}); allowed: a folder "
-                          f"where this user can create files") from None
+        raise OutputError(
+            f"--out {str(out)!r} is not writable ({err.strerror or err}); allowed: a folder "
+            f"where this user can create files"
+        ) from None
     return out
 
 
@@ -143,8 +148,10 @@ def run_lock(out_dir: str | Path) -> Iterator[Path]:
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise OutputError(f"--out {str(out_dir)!r} is in use by another ml2bench run ({holder}); allowed: "
-                              f"one writer per run folder — wait for it or choose another --out") from None
+            raise OutputError(
+                f"--out {str(out_dir)!r} is in use by another ml2bench run ({holder}); allowed: "
+                f"one writer per run folder — wait for it or choose another --out"
+            ) from None
         try:
             same = os.fstat(fd).st_ino == os.stat(path).st_ino
         except FileNotFoundError:

@@ -5,9 +5,11 @@ CLI and the Snakemake sweep refer to it by that name only. Registries are plain 
 (no module-level mutable state beyond the two instances in ``problems`` and ``methods``),
 populated when their package is imported.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from ml2bench.core.params import ConfigError
 

@@ -5,6 +5,7 @@ clock is paused, and CUDA synchronised, around evaluations), stops at the first 
 records a diverging run as ``diverged`` and an exception as ``failed`` instead of crashing the
 caller (a sweep goes on), and returns tidy tables (see :mod:`ml2bench.core.records`).
 """
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ml2bench.core.config import RunConfig
 from ml2bench.core.cost import provenance
 from ml2bench.core.cost.capacity import check_model_fits
-from ml2bench.core.config import RunConfig
 from ml2bench.core.cost.energy import EnergyMeter
-from ml2bench.methods import METHODS, Method
 from ml2bench.core.objective import WorkCounter
+from ml2bench.methods import METHODS, Method
 from ml2bench.problems import PROBLEMS, Problem
 
 DIVERGENCE_FACTOR = 1e8  # a loss this many times above the initial one counts as diverged
@@ -52,6 +53,7 @@ def resolve_device(name: str) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         from ml2bench.core.params import ConfigError
+
         raise ConfigError("device 'cuda' requested but torch.cuda.is_available() is False; allowed here: cpu, auto")
     return torch.device(name)
 
@@ -126,8 +128,10 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         method.work_limit = float(config.budget["work_units"])
     if hasattr(method, "set_sampler"):  # a method that draws its own (growing) batches: rmtr batch_growth
         from ml2bench.numerics.sampling import BatchSampler
-        method.set_sampler(BatchSampler(problem.train_batches, problem.n_train,
-                                        torch.Generator().manual_seed(seeds["order"] + 1)))
+
+        method.set_sampler(
+            BatchSampler(problem.train_batches, problem.n_train, torch.Generator().manual_seed(seeds["order"] + 1))
+        )
     batch_size = config.batch_size
     if batch_size is None and not method_cls.full_batch:
         batch_size = problem_cls.default_batch_size
@@ -149,12 +153,19 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         f = hierarchy.fine.fmodel(method.x.detach())
         metrics = problem.evaluate(f)
         row = {
-            "problem": config.problem, "method": config.method, "seed": config.seed,
-            "epoch": state["samples"] / problem.n_train, "iteration": state["iteration"],
-            "grad_evals": counter.grad_evals, "work_units": counter.work_units,
-            "train_time_s": clock.total, **energy_train,
-            "train_loss": full_train_loss(problem, method), "step_loss": state["step_loss"],
-            "test_loss": metrics["test_loss"], "test_metric": metrics["test_metric"],
+            "problem": config.problem,
+            "method": config.method,
+            "seed": config.seed,
+            "epoch": state["samples"] / problem.n_train,
+            "iteration": state["iteration"],
+            "grad_evals": counter.grad_evals,
+            "work_units": counter.work_units,
+            "train_time_s": clock.total,
+            **energy_train,
+            "train_loss": full_train_loss(problem, method),
+            "step_loss": state["step_loss"],
+            "test_loss": metrics["test_loss"],
+            "test_metric": metrics["test_metric"],
         }
         rows.append(row)
         meter.start()  # the next segment starts after evaluation
@@ -186,7 +197,7 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
                 elif counter.grad_evals == charged:
                     # a step that evaluated nothing cannot move: stop instead of looping forever
                     status, stop_reason = "stopped", "no_evaluation"
-                elif (reached := _budget_reached(budget, state, counter, clock.total, problem.n_train)):
+                elif reached := _budget_reached(budget, state, counter, clock.total, problem.n_train):
                     status, stop_reason = "budget_exhausted", f"budget:{reached}"
                 if status is not None or counter.work_units >= next_eval:
                     row = record()
@@ -207,8 +218,24 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
         method.close()
 
     history = pd.DataFrame(rows, columns=list(_history_columns()))
-    summary = _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels,
-                       batch_size, device, meter, started, time.perf_counter() - wall0, state)
+    summary = _summary(
+        config,
+        problem_cls,
+        method_cls,
+        history,
+        status,
+        stop_reason,
+        error,
+        counter,
+        clock,
+        levels,
+        batch_size,
+        device,
+        meter,
+        started,
+        time.perf_counter() - wall0,
+        state,
+    )
     # cost of each level relative to the finest (objective.cost_ratio; 1.0 first): where depth coarsening pays
     summary["level_cost_ratios"] = json.dumps([round(float(o.cost_ratio), 6) for o in hierarchy.objectives])
     return RunResult(history, summary)
@@ -221,13 +248,16 @@ def _graph_mode(config: RunConfig, device: torch.device) -> str:
         return "cuda" if device.type == "cuda" else "off"
     if config.cuda_graphs and device.type != "cuda":
         from ml2bench.core.params import ConfigError
-        raise ConfigError(f"cuda_graphs=true needs device cuda, got device {device.type!r}; allowed on cpu: "
-                          "false or null")
+
+        raise ConfigError(
+            f"cuda_graphs=true needs device cuda, got device {device.type!r}; allowed on cpu: false or null"
+        )
     return "cuda" if config.cuda_graphs else "off"
 
 
 def _history_columns():
     from ml2bench.core.records import HISTORY_COLUMNS
+
     return HISTORY_COLUMNS.keys()
 
 
@@ -246,9 +276,13 @@ def _budget_reached(budget: dict, state: dict, counter: WorkCounter, train_time:
 def _bar_position(budget, state, counter, train_time, n_train) -> float:
     """Progress in percent of the budget that is closest to being reached."""
     fractions = [0.0]
-    for key, value in (("epochs", state["samples"] / n_train), ("grad_evals", counter.grad_evals),
-                       ("work_units", counter.work_units), ("time_s", train_time),
-                       ("iterations", state["iteration"])):
+    for key, value in (
+        ("epochs", state["samples"] / n_train),
+        ("grad_evals", counter.grad_evals),
+        ("work_units", counter.work_units),
+        ("time_s", train_time),
+        ("iterations", state["iteration"]),
+    ):
         if budget.get(key):
             fractions.append(value / budget[key])
     return min(100.0, 100.0 * max(fractions))
@@ -257,35 +291,67 @@ def _bar_position(budget, state, counter, train_time, n_train) -> float:
 def _progress_bar(enabled: bool, config: RunConfig, budget: dict):
     from tqdm.auto import tqdm
 
-    return tqdm(total=100.0, desc=f"{config.problem}/{config.method}/seed{config.seed}", unit="%",
-                disable=not enabled, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]")
+    return tqdm(
+        total=100.0,
+        desc=f"{config.problem}/{config.method}/seed{config.seed}",
+        unit="%",
+        disable=not enabled,
+        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}% [{elapsed}<{remaining}{postfix}]",
+    )
 
 
-def _summary(config, problem_cls, method_cls, history, status, stop_reason, error, counter, clock, levels, batch_size,
-             device, meter, started, wall, state) -> pd.DataFrame:
+def _summary(
+    config,
+    problem_cls,
+    method_cls,
+    history,
+    status,
+    stop_reason,
+    error,
+    counter,
+    clock,
+    levels,
+    batch_size,
+    device,
+    meter,
+    started,
+    wall,
+    state,
+) -> pd.DataFrame:
     last = history.iloc[-1] if len(history) else None
     higher = problem_cls.metric_higher_is_better
     metric = history["test_metric"]
     best_metric = (metric.max() if higher else metric.min()) if len(history) else math.nan
     row: dict[str, Any] = {
-        "problem": config.problem, "method": config.method, "seed": config.seed,
-        "status": status, "stop_reason": stop_reason, "error": error,
-        "metric_name": problem_cls.metric_name, "metric_higher_is_better": higher,
+        "problem": config.problem,
+        "method": config.method,
+        "seed": config.seed,
+        "status": status,
+        "stop_reason": stop_reason,
+        "error": error,
+        "metric_name": problem_cls.metric_name,
+        "metric_higher_is_better": higher,
         "final_train_loss": last["train_loss"] if last is not None else math.nan,
         "final_test_loss": last["test_loss"] if last is not None else math.nan,
         "final_test_metric": last["test_metric"] if last is not None else math.nan,
         "best_train_loss": history["train_loss"].min() if len(history) else math.nan,
         "best_test_metric": best_metric,
-        "iterations": state["iteration"], "epochs": last["epoch"] if last is not None else 0.0,
-        "grad_evals": counter.grad_evals, "work_units": counter.work_units,
-        "train_time_s": clock.total, "wall_time_s": wall,
+        "iterations": state["iteration"],
+        "epochs": last["epoch"] if last is not None else 0.0,
+        "grad_evals": counter.grad_evals,
+        "work_units": counter.work_units,
+        "train_time_s": clock.total,
+        "wall_time_s": wall,
         "energy_j": last["energy_j"] if last is not None else math.nan,
         "energy_source": meter.source,
-        "levels": levels, "batch_size": batch_size if batch_size is not None else -1,
-        "dtype": config.dtype, "budget": json.dumps(config.budget, sort_keys=True),
+        "levels": levels,
+        "batch_size": batch_size if batch_size is not None else -1,
+        "dtype": config.dtype,
+        "budget": json.dumps(config.budget, sort_keys=True),
         "problem_params": json.dumps(config.problem_params, sort_keys=True),
         "method_params": json.dumps(config.method_params, sort_keys=True),
-        "config_hash": config.hash(), "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "config_hash": config.hash(),
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
     }
     row.update(provenance.collect(device))
     return pd.DataFrame([row])

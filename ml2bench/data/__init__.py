@@ -32,9 +32,7 @@ def load_dataset(name: str, data_dir: str | None, seed: int) -> Dataset:
     ``seed`` only affects datasets without a fixed official split (digits).
     """
     if name not in DATASET_NAMES:
-        raise ValueError(
-            f"unknown dataset {name!r}; allowed names: {', '.join(DATASET_NAMES)}"
-        )
+        raise ValueError(f"unknown dataset {name!r}; allowed names: {', '.join(DATASET_NAMES)}")
     if name == "digits":
         return load_digits(seed)
     if data_dir is None:

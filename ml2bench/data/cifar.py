@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 
-from ml2bench.data.dataset import Dataset, DataError
+from ml2bench.data.dataset import DataError, Dataset
 
 _FOLDER = "cifar-10-batches-py"
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -48,20 +48,18 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     data = np.asarray(batch[b"data"])
     labels = np.asarray(batch[b"labels"])
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _PIXELS:
-        raise DataError(
-            f"{path}: b'data' is {data.dtype} with shape {data.shape}; {_CIFAR_FORMAT}"
-        )
-    if labels.ndim != 1 or labels.shape[0] != data.shape[0] or (
-        labels.size and not np.issubdtype(labels.dtype, np.integer)
+        raise DataError(f"{path}: b'data' is {data.dtype} with shape {data.shape}; {_CIFAR_FORMAT}")
+    if (
+        labels.ndim != 1
+        or labels.shape[0] != data.shape[0]
+        or (labels.size and not np.issubdtype(labels.dtype, np.integer))
     ):
         raise DataError(
             f"{path}: b'labels' has shape {labels.shape} ({labels.dtype}) but b'data' "
             f"has {data.shape[0]} rows; {_CIFAR_FORMAT}"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(
-            f"{path}: labels must be in 0..9, found range {int(labels.min())}..{int(labels.max())}"
-        )
+        raise DataError(f"{path}: labels must be in 0..9, found range {int(labels.min())}..{int(labels.max())}")
     return data, labels.astype(np.int64)
 
 
@@ -92,9 +90,7 @@ def load_cifar10(data_dir: str | os.PathLike[str]) -> Dataset:
     )
 
 
-def write_cifar_batch(
-    path: str | os.PathLike[str], data: np.ndarray, labels: Sequence[int]
-) -> None:
+def write_cifar_batch(path: str | os.PathLike[str], data: np.ndarray, labels: Sequence[int]) -> None:
     """Pickle a batch in the official layout, for tests and hand-made subsets.
 
     ``data`` is uint8 with shape (N, 3072) or (N, 3, 32, 32).
@@ -104,14 +100,10 @@ def write_cifar_batch(
         raise ValueError(f"write_cifar_batch: data must be uint8, got {data.dtype}")
     data = data.reshape(data.shape[0], _PIXELS) if data.ndim == 4 else data
     if data.ndim != 2 or data.shape[1] != _PIXELS:
-        raise ValueError(
-            f"write_cifar_batch: data must be (N, {_PIXELS}) or (N, 3, 32, 32), got {data.shape}"
-        )
+        raise ValueError(f"write_cifar_batch: data must be (N, {_PIXELS}) or (N, 3, 32, 32), got {data.shape}")
     labels = [int(v) for v in labels]
     if len(labels) != data.shape[0]:
-        raise ValueError(
-            f"write_cifar_batch: {len(labels)} labels for {data.shape[0]} images"
-        )
+        raise ValueError(f"write_cifar_batch: {len(labels)} labels for {data.shape[0]} images")
     batch = {b"batch_label": Path(path).name.encode(), b"data": data, b"labels": labels}
     with open(path, "wb") as f:
         pickle.dump(batch, f, protocol=2)

@@ -41,14 +41,10 @@ class Dataset:
             y = getattr(self, f"y_{split}")
             if x.dtype != torch.float32 or y.dtype != torch.int64:
                 raise TypeError(
-                    f"{self.name}: x_{split} must be float32 and y_{split} int64, "
-                    f"got {x.dtype} and {y.dtype}"
+                    f"{self.name}: x_{split} must be float32 and y_{split} int64, got {x.dtype} and {y.dtype}"
                 )
             if x.shape[0] != y.shape[0]:
-                raise ValueError(
-                    f"{self.name}: x_{split} has {x.shape[0]} samples but "
-                    f"y_{split} has {y.shape[0]}"
-                )
+                raise ValueError(f"{self.name}: x_{split} has {x.shape[0]} samples but y_{split} has {y.shape[0]}")
             if tuple(x.shape[1:]) != tuple(self.input_shape):
                 raise ValueError(
                     f"{self.name}: x_{split} per-sample shape {tuple(x.shape[1:])} "
@@ -72,8 +68,10 @@ class Dataset:
             if n is not None and n < 0:
                 raise ValueError(f"{label} must be >= 0 or None, got {n}")
             if n is not None and n > have:  # never clip silently: the summary records the requested n
-                raise ConfigError(f"problem parameter '{label}' = {n} exceeds the {have} samples of data set "
-                                  f"{self.name!r}; allowed: 1..{have} or null (all)")
+                raise ConfigError(
+                    f"problem parameter '{label}' = {n} exceeds the {have} samples of data set "
+                    f"{self.name!r}; allowed: 1..{have} or null (all)"
+                )
         tr = slice(None) if n_train is None else slice(0, n_train)
         te = slice(None) if n_test is None else slice(0, n_test)
         return Dataset(

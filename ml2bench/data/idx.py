@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ml2bench.data.dataset import Dataset, DataError
+from ml2bench.data.dataset import DataError, Dataset
 
 # IDX dtype code -> big-endian numpy dtype.
 _CODE_TO_DTYPE: dict[int, np.dtype] = {
@@ -44,9 +44,7 @@ _MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
-_MNIST_FORMAT = "expected MNIST IDX files (" + ", ".join(
-    f"{f}[.gz]" for f in _MNIST_FILES.values()
-) + ") in data_dir"
+_MNIST_FORMAT = "expected MNIST IDX files (" + ", ".join(f"{f}[.gz]" for f in _MNIST_FILES.values()) + ") in data_dir"
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -72,18 +70,13 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if len(raw) < 4:
         raise DataError(f"{path}: file too short for an IDX header ({len(raw)} bytes); {_IDX_FORMAT}")
     if raw[0] != 0 or raw[1] != 0:
-        raise DataError(
-            f"{path}: bad magic number (first bytes {raw[:4].hex()}); {_IDX_FORMAT}"
-        )
+        raise DataError(f"{path}: bad magic number (first bytes {raw[:4].hex()}); {_IDX_FORMAT}")
     code, ndim = raw[2], raw[3]
     if code not in _CODE_TO_DTYPE:
         raise DataError(f"{path}: unknown IDX dtype code 0x{code:02X}; {_IDX_FORMAT}")
     header_len = 4 + 4 * ndim
     if len(raw) < header_len:
-        raise DataError(
-            f"{path}: header declares {ndim} dims but the file ends after "
-            f"{len(raw)} bytes; {_IDX_FORMAT}"
-        )
+        raise DataError(f"{path}: header declares {ndim} dims but the file ends after {len(raw)} bytes; {_IDX_FORMAT}")
     dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = _CODE_TO_DTYPE[code]
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
@@ -141,19 +134,14 @@ def _load_split(data_dir: Path, images_base: str, labels_base: str) -> tuple[np.
         )
     if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(
-            f"{lbl_path}: expected a 1-d integer array of labels, got "
-            f"{labels.ndim}-d {labels.dtype}; {_MNIST_FORMAT}"
+            f"{lbl_path}: expected a 1-d integer array of labels, got {labels.ndim}-d {labels.dtype}; {_MNIST_FORMAT}"
         )
     if images.shape[0] != labels.shape[0]:
         raise DataError(
-            f"{img_path} has {images.shape[0]} images but {lbl_path} has "
-            f"{labels.shape[0]} labels; counts must match"
+            f"{img_path} has {images.shape[0]} images but {lbl_path} has {labels.shape[0]} labels; counts must match"
         )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataError(
-            f"{lbl_path}: labels must be in 0..9, found range "
-            f"{int(labels.min())}..{int(labels.max())}"
-        )
+        raise DataError(f"{lbl_path}: labels must be in 0..9, found range {int(labels.min())}..{int(labels.max())}")
     return images, labels
 
 
@@ -170,8 +158,7 @@ def load_mnist(data_dir: str | os.PathLike[str], name: str = "mnist") -> Dataset
     x_te, y_te = _load_split(data_dir, _MNIST_FILES["test_images"], _MNIST_FILES["test_labels"])
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise DataError(
-            f"{data_dir}: train images are {x_tr.shape[1:]} but test images are "
-            f"{x_te.shape[1:]}; {_MNIST_FORMAT}"
+            f"{data_dir}: train images are {x_tr.shape[1:]} but test images are {x_te.shape[1:]}; {_MNIST_FORMAT}"
         )
 
     def to_x(a: np.ndarray) -> torch.Tensor:

@@ -21,6 +21,7 @@ first n mod k classes one more. Train and test are drawn from independent stream
 ``label_noise`` p replaces round(p·n_train) training labels, chosen without replacement, by a
 uniformly drawn *different* class (test labels stay clean, so accuracy measures the clean rule).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,9 +38,11 @@ PEAKS_CLASSES = 5
 
 def peaks(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """MATLAB's ``peaks`` function (closed form)."""
-    return (3 * (1 - x) ** 2 * np.exp(-x ** 2 - (y + 1) ** 2)
-            - 10 * (x / 5 - x ** 3 - y ** 5) * np.exp(-x ** 2 - y ** 2)
-            - np.exp(-(x + 1) ** 2 - y ** 2) / 3)
+    return (
+        3 * (1 - x) ** 2 * np.exp(-(x**2) - (y + 1) ** 2)
+        - 10 * (x / 5 - x**3 - y**5) * np.exp(-(x**2) - y**2)
+        - np.exp(-((x + 1) ** 2) - y**2) / 3
+    )
 
 
 def class_counts(n: int, k: int) -> list[int]:
@@ -77,8 +80,9 @@ def _ellipses(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def _swiss_roll(n_train: int, n_test: int, rng: np.random.Generator
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _swiss_roll(
+    n_train: int, n_test: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     parts: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
     for c, (m_tr, m_te) in enumerate(zip(class_counts(n_train, 2), class_counts(n_test, 2))):
         m = m_tr + m_te

@@ -17,10 +17,12 @@ runs agree to round-off of the local solves themselves. The work each rank charg
 local phase is all-reduced too and added to every rank's counter, so the counter holds the total
 work of all ranks (identical to a sequential run).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -64,8 +66,9 @@ Known = tuple[float, Tensor] | None  # (f(x), ∇f(x)) at the iterate, when the 
 class SchwarzCore:
     """Local problems of one decomposition of one objective, and their combination."""
 
-    def __init__(self, objective: Objective, decomposition: Decomposition, solver_kw: dict[str, Any],
-                 comm: Any = None) -> None:
+    def __init__(
+        self, objective: Objective, decomposition: Decomposition, solver_kw: dict[str, Any], comm: Any = None
+    ) -> None:
         self.objective = objective
         self.dec = decomposition
         self.solver_kw = solver_kw
@@ -106,16 +109,18 @@ class SchwarzCore:
         fun.answered = 0  # type: ignore[attr-defined]  # calls answered from ``known`` (not evaluated)
         return fun, y0
 
-    def solve(self, k: int, x: Tensor, batch: Any, radius: float | None, need_f_end: bool,
-              known: Known = None) -> local.LocalResult:
+    def solve(
+        self, k: int, x: Tensor, batch: Any, radius: float | None, need_f_end: bool, known: Known = None
+    ) -> local.LocalResult:
         fun, y0 = self.local_fun(k, x, batch, known)
         res = local.solve(fun, y0, radius=radius, need_f_end=need_f_end, **self.solver_kw)
         # ``evals`` counts evaluations made: a call answered from ``known`` was none
         return replace(res, evals=res.evals - getattr(fun, "answered", 0))
 
     # -- the two variants --------------------------------------------------------------
-    def additive(self, x: Tensor, batch: Any, radius: float | None = None, need_f_end: bool = False,
-                 known: Known = None) -> Correction:
+    def additive(
+        self, x: Tensor, batch: Any, radius: float | None = None, need_f_end: bool = False, known: Known = None
+    ) -> Correction:
         K, n = self.dec.size, x.numel()
         rank, world = (self.comm.rank, self.comm.world) if self.comm is not None else (0, 1)
         counter = self.objective.counter
@@ -130,8 +135,9 @@ class SchwarzCore:
             rows[k, idx] = (res.y - x[idx]).to(torch.float64)
             stats[:, k] = torch.tensor([res.f_start, res.f_end, res.evals], dtype=torch.float64)
         if world > 1:
-            work = torch.tensor([counter.grad_evals - before[0], counter.work_units - before[1]],
-                                dtype=torch.float64, device=x.device)
+            work = torch.tensor(
+                [counter.grad_evals - before[0], counter.work_units - before[1]], dtype=torch.float64, device=x.device
+            )
             local_work = work.clone()
             rows, stats, work = self.comm.all_reduce_sum(rows, stats, work)
             _add_work(counter, self.objective.level, float(work[0] - local_work[0]), float(work[1] - local_work[1]))
@@ -144,11 +150,17 @@ class SchwarzCore:
             f_start = sum(w * a for w, a in zip(weights, f_start_k))
         else:
             f_start = f_start_k[0]
-        return Correction(s, float(f_start), float(predicted), int(stats[2].sum()),
-                          {"local_f_start": f_start_k, "local_f_end": f_end_k})
+        return Correction(
+            s,
+            float(f_start),
+            float(predicted),
+            int(stats[2].sum()),
+            {"local_f_start": f_start_k, "local_f_end": f_end_k},
+        )
 
-    def multiplicative(self, x: Tensor, batch: Any, radius: float | None = None,
-                       need_f_end: bool = False, known: Known = None) -> Correction:
+    def multiplicative(
+        self, x: Tensor, batch: Any, radius: float | None = None, need_f_end: bool = False, known: Known = None
+    ) -> Correction:
         if self.comm is not None and self.comm.world > 1:
             raise RuntimeError("multiplicative Schwarz is sequential; run it without a process group")
         cur = x.clone()

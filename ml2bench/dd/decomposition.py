@@ -21,11 +21,13 @@ Builders:
   into ``subdomains`` sets of equal size (a "width-wise" split that cuts across all layers).
 * :func:`data_decomposition` – ``subdomains`` shards; :func:`shard_batch` cuts a batch.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -92,13 +94,16 @@ def _balanced_cuts(sizes: Sequence[int], parts: int) -> list[int]:
     return cuts
 
 
-def layer_decomposition(names: Sequence[str], numels: Sequence[int], subdomains: int,
-                        overlap: int = 0) -> Decomposition:
+def layer_decomposition(
+    names: Sequence[str], numels: Sequence[int], subdomains: int, overlap: int = 0
+) -> Decomposition:
     """Contiguous groups of layers, balanced by parameter count, optionally overlapping."""
     groups = layer_groups(names, numels)
     if subdomains < 1 or subdomains > len(groups):
-        raise ConfigError(f"decomposition 'layers': subdomains = {subdomains} but the model has "
-                          f"{len(groups)} layers ({', '.join(g for g, _ in groups)}); allowed: 1..{len(groups)}")
+        raise ConfigError(
+            f"decomposition 'layers': subdomains = {subdomains} but the model has "
+            f"{len(groups)} layers ({', '.join(g for g, _ in groups)}); allowed: 1..{len(groups)}"
+        )
     if overlap < 0:
         raise ConfigError(f"decomposition 'layers': overlap = {overlap}; allowed: int >= 0")
     cuts = _balanced_cuts([int(idx.numel()) for _, idx in groups], subdomains)
@@ -145,8 +150,10 @@ def shard_batch(batch: Any, k: int, parts: int) -> Any:
     if hasattr(batch, "shard"):
         return batch.shard(k, parts)
     if not dataclasses.is_dataclass(batch):
-        raise ConfigError(f"decomposition 'data': cannot shard a batch of type {type(batch).__name__} "
-                          "(needs a shard(k, parts) method or to be a dataclass of tensors)")
+        raise ConfigError(
+            f"decomposition 'data': cannot shard a batch of type {type(batch).__name__} "
+            "(needs a shard(k, parts) method or to be a dataclass of tensors)"
+        )
     if batch.size < parts:
         raise ConfigError(f"decomposition 'data': batch of {batch.size} samples cannot be cut into {parts} shards")
     fields = {}
@@ -176,8 +183,9 @@ def same_batch(a: Any, b: Any) -> bool:
     return True
 
 
-def build(kind: str, names: Sequence[str], numels: Sequence[int], subdomains: int, overlap: int,
-          seed: int) -> Decomposition:
+def build(
+    kind: str, names: Sequence[str], numels: Sequence[int], subdomains: int, overlap: int, seed: int
+) -> Decomposition:
     n = int(sum(numels))
     if kind == "layers":
         return layer_decomposition(names, numels, subdomains, overlap)

@@ -9,10 +9,11 @@ with fresh state on every call (the local problem changes from one outer iterati
 trust region, bounded by the global radius); the local value at the clipped point is then
 evaluated once more when the caller needs it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -56,9 +57,19 @@ class _Recorder:
         return self(y)[0]
 
 
-def solve(fun: LocalFun, y0: Tensor, *, solver: str, steps: int, lr: float | None = None,
-          history_size: int = 10, tolerance_grad: float = 1e-9, tolerance_change: float = 1e-12,
-          radius: float | None = None, need_f_end: bool = False) -> LocalResult:
+def solve(
+    fun: LocalFun,
+    y0: Tensor,
+    *,
+    solver: str,
+    steps: int,
+    lr: float | None = None,
+    history_size: int = 10,
+    tolerance_grad: float = 1e-9,
+    tolerance_change: float = 1e-12,
+    radius: float | None = None,
+    need_f_end: bool = False,
+) -> LocalResult:
     """Run ``steps`` iterations of ``solver`` on ``fun`` from ``y0``."""
     lr = DEFAULT_LR[solver] if lr is None else lr
     rec = _Recorder(fun)
@@ -70,12 +81,19 @@ def solve(fun: LocalFun, y0: Tensor, *, solver: str, steps: int, lr: float | Non
         return torch.tensor(f, dtype=torch.float64)  # float32 would blur the line search
 
     if solver == "lbfgs":
-        opt = torch.optim.LBFGS([param], lr=lr, max_iter=steps, max_eval=max(steps * 5 // 4, steps + 1),
-                                tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
-                                history_size=history_size, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            [param],
+            lr=lr,
+            max_iter=steps,
+            max_eval=max(steps * 5 // 4, steps + 1),
+            tolerance_grad=tolerance_grad,
+            tolerance_change=tolerance_change,
+            history_size=history_size,
+            line_search_fn="strong_wolfe",
+        )
         opt.step(closure)
     elif solver in ("sgd", "adam"):
-        opt = (torch.optim.SGD([param], lr=lr) if solver == "sgd" else torch.optim.Adam([param], lr=lr))
+        opt = torch.optim.SGD([param], lr=lr) if solver == "sgd" else torch.optim.Adam([param], lr=lr)
         for _ in range(steps):
             opt.step(closure)
     else:

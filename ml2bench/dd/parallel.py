@@ -14,9 +14,9 @@ combines the corrections – see :mod:`ml2bench.dd.core`):
 2. **spawned by the method** (``parallel: true`` with no group present, e.g. from
    :func:`ml2bench.core.runner.run`): the runner process becomes rank 0 and starts ``processes - 1``
    worker processes with ``torch.multiprocessing`` (spawn context), connected over gloo on
-   127.0.0.1 and a port the OS picks for rank 0's rendezvous store. Each worker receives a pickled copy of the hierarchy, x0 and the
-   hyper-parameters, builds the same method, and then executes one step per batch that rank 0
-   broadcasts (the same full batch is sent once and then referred to by a token).
+   127.0.0.1 and a port the OS picks for rank 0's rendezvous store. Each worker receives a pickled
+   copy of the hierarchy, x0 and the hyper-parameters, builds the same method, and then executes
+   one step per batch that rank 0 broadcasts (the same full batch is sent once and then referred to by a token).
 
 Failure handling: every collective has the group's ``timeout`` (``timeout_s``, default 60 s), so a
 dead or stuck peer makes the collective raise instead of hanging. A worker that raises sends its
@@ -25,6 +25,7 @@ traceback to rank 0 through a queue and exits; rank 0 turns the failed collectiv
 For tests, the environment variable ``ML2BENCH_DD_INJECT_FAULT=<rank>`` (or ``<rank>:exit``) makes
 that worker raise (or hard-exit) at its first step.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,7 +70,7 @@ class Comm:
         flat = flat.to(device)
         out, offset = [], 0
         for t in tensors:
-            out.append(flat[offset:offset + t.numel()].view(t.shape).to(t.dtype))
+            out.append(flat[offset : offset + t.numel()].view(t.shape).to(t.dtype))
             offset += t.numel()
         return out
 
@@ -91,8 +92,9 @@ def env_world_size() -> int:
 
 def launched_distributed() -> bool:
     """True inside an initialised group or a torchrun-style launch with more than one rank."""
-    return dist.is_available() and (dist.is_initialized() or (
-        env_world_size() > 1 and "MASTER_ADDR" in os.environ and "RANK" in os.environ))
+    return dist.is_available() and (
+        dist.is_initialized() or (env_world_size() > 1 and "MASTER_ADDR" in os.environ and "RANK" in os.environ)
+    )
 
 
 def pick_backend(requested: str, device: torch.device) -> str:
@@ -124,15 +126,13 @@ def _inject_fault(rank: int) -> None:
         raise RuntimeError(f"injected fault on rank {rank} ({FAULT_ENV}={spec})")
 
 
-def _worker_main(rank: int, world: int, port: int, payload: bytes, errors: Any, timeout_s: float,
-                 threads: int) -> None:
+def _worker_main(rank: int, world: int, port: int, payload: bytes, errors: Any, timeout_s: float, threads: int) -> None:
     """Entry point of a spawned worker: join the group, replicate the method, follow rank 0."""
     try:
         torch.set_num_threads(threads)
         hierarchy, x0, hp, cls_path = pickle.loads(payload)
         store = dist.TCPStore("127.0.0.1", port, world, is_master=False, timeout=timedelta(seconds=timeout_s))
-        dist.init_process_group("gloo", store=store, rank=rank, world_size=world,
-                                timeout=timedelta(seconds=timeout_s))
+        dist.init_process_group("gloo", store=store, rank=rank, world_size=world, timeout=timedelta(seconds=timeout_s))
         module, _, name = cls_path.rpartition(".")
         cls = getattr(__import__(module, fromlist=[name]), name)
         method = cls(hierarchy, x0, hp, _comm=Comm(rank, world, "gloo"))
@@ -189,8 +189,9 @@ def _warm_up(hierarchy: Any, x0: Tensor, batch: Any) -> None:
 class SpawnedGroup:
     """Rank 0's handle on the worker processes it started (spawn context, gloo, loopback)."""
 
-    def __init__(self, hierarchy: Any, x0: Tensor, hp: dict[str, Any], cls_path: str, world: int,
-                 timeout_s: float, threads: int) -> None:
+    def __init__(
+        self, hierarchy: Any, x0: Tensor, hp: dict[str, Any], cls_path: str, world: int, timeout_s: float, threads: int
+    ) -> None:
         import torch.multiprocessing as mp
 
         if dist.is_initialized():
@@ -204,24 +205,34 @@ class SpawnedGroup:
         try:
             payload = pickle.dumps((hierarchy, x0, hp, cls_path))
         except Exception as exc:  # noqa: BLE001
-            raise ParallelError(f"schwarz parallel: cannot send the problem to worker processes "
-                                f"(pickling failed: {exc})") from exc
+            raise ParallelError(
+                f"schwarz parallel: cannot send the problem to worker processes (pickling failed: {exc})"
+            ) from exc
         ctx = mp.get_context("spawn")
         self.errors = ctx.SimpleQueue()
         # rank 0 binds the rendezvous store to a port the OS picks *before* the workers start:
         # no window in which another process can take a port we only looked up
-        self.store = dist.TCPStore("127.0.0.1", 0, world, is_master=True, timeout=timedelta(seconds=timeout_s),
-                                   wait_for_workers=False)
+        self.store = dist.TCPStore(
+            "127.0.0.1", 0, world, is_master=True, timeout=timedelta(seconds=timeout_s), wait_for_workers=False
+        )
         port = self.store.port
-        self.procs = [ctx.Process(target=_worker_main, args=(r, world, port, payload, self.errors, timeout_s, threads),
-                                  daemon=True, name=f"ml2bench-schwarz-rank{r}") for r in range(1, world)]
+        self.procs = [
+            ctx.Process(
+                target=_worker_main,
+                args=(r, world, port, payload, self.errors, timeout_s, threads),
+                daemon=True,
+                name=f"ml2bench-schwarz-rank{r}",
+            )
+            for r in range(1, world)
+        ]
         with _main_not_reimported():
             for p in self.procs:
                 p.start()
         torch.set_num_threads(threads)
         try:
-            dist.init_process_group("gloo", store=self.store, rank=0, world_size=world,
-                                    timeout=timedelta(seconds=timeout_s))
+            dist.init_process_group(
+                "gloo", store=self.store, rank=0, world_size=world, timeout=timedelta(seconds=timeout_s)
+            )
         except Exception as exc:  # noqa: BLE001
             self.abort()
             raise self.explain(exc) from exc
@@ -257,8 +268,10 @@ class SpawnedGroup:
             if r not in reports and p.exitcode is not None and p.exitcode != 0:
                 lines.append(f"worker rank {r} exited with code {p.exitcode} without a report")
         if len(lines) == 1:
-            lines.append(f"collective failed or timed out (timeout_s={self.timeout_s:g}): "
-                         f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+            lines.append(
+                f"collective failed or timed out (timeout_s={self.timeout_s:g}): "
+                f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            )
         err = ParallelError(lines[0] + " " + "; ".join(lines[1:]))
         if reports:
             err.worker_tracebacks = reports  # type: ignore[attr-defined]

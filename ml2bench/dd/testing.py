@@ -4,10 +4,11 @@
 list of parameter blocks (one "layer" per block, names ``blocks.0``, ``blocks.1``, …) and whose loss
 is f(z) = ½ zᵀAz − bᵀz of the concatenated blocks z: the linear-algebra limit of Schwarz methods.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,8 +42,9 @@ class QuadraticLoss:
         return 0.5 * z @ (self.A @ z) - self.b @ z
 
 
-def quadratic_hierarchy(A: Tensor, b: Tensor, sizes: Sequence[int], x0: Tensor | None = None,
-                        loss=None) -> tuple[Hierarchy, Tensor]:
+def quadratic_hierarchy(
+    A: Tensor, b: Tensor, sizes: Sequence[int], x0: Tensor | None = None, loss=None
+) -> tuple[Hierarchy, Tensor]:
     model = BlockVector(sizes, A.dtype)
     obj = Objective(model, loss or QuadraticLoss(A, b), WorkCounter(), n_train=1)
     x = torch.zeros(sum(sizes), dtype=A.dtype) if x0 is None else x0.clone()
@@ -70,14 +72,16 @@ class MSELoss:
         return ((f(batch.x) - batch.y) ** 2).mean()
 
 
-def mlp_hierarchy(seed: int = 0, n: int = 64, width: int = 8, dtype: torch.dtype = torch.float64,
-                  loss=None) -> tuple[Hierarchy, Tensor, RegressionBatch]:
+def mlp_hierarchy(
+    seed: int = 0, n: int = 64, width: int = 8, dtype: torch.dtype = torch.float64, loss=None
+) -> tuple[Hierarchy, Tensor, RegressionBatch]:
     """A small tanh network fitting a smooth function: nonlinear, non-convex, fast."""
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 2, generator=g, dtype=dtype) * 2 - 1
     y = torch.sin(3 * x[:, :1]) * torch.cos(2 * x[:, 1:])
     torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
-                          nn.Linear(width, 1)).to(dtype)
+    model = nn.Sequential(nn.Linear(2, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1)).to(
+        dtype
+    )
     obj = Objective(model, loss or MSELoss(), WorkCounter(), n_train=n)
     return Hierarchy([obj], [], obj.counter), obj.initial_x(), RegressionBatch(x, y, n)

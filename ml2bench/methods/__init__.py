@@ -1,4 +1,5 @@
 """Training methods, each one module registered by name in :data:`METHODS`."""
+
 from __future__ import annotations
 
 from ml2bench.core.registry import Registry

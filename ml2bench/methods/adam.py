@@ -1,4 +1,5 @@
 """Adam (Kingma & Ba 2015): the default adaptive baseline, also the usual PINN warm-up."""
+
 from __future__ import annotations
 
 import torch
@@ -46,5 +47,9 @@ class Adam(ElementwiseMethod):
 
     def torch_equivalent(self):
         hp = self.hp
-        return torch.optim.Adam, {"lr": hp["lr"], "betas": (hp["beta1"], hp["beta2"]), "eps": hp["eps"],
-                                  "weight_decay": hp["weight_decay"]}
+        return torch.optim.Adam, {
+            "lr": hp["lr"],
+            "betas": (hp["beta1"], hp["beta2"]),
+            "eps": hp["eps"],
+            "weight_decay": hp["weight_decay"],
+        }

@@ -6,20 +6,22 @@ Single-level methods use ``hierarchy.fine`` only; multilevel and domain-decompos
 the coarse objectives and the transfers as well. All evaluations go through the objectives, so
 work accounting is never the method's own bookkeeping.
 """
+
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
 from ml2bench.core.hierarchy import Hierarchy
-from ml2bench.multilevel.coarse import same_batch
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import Param, ParamSpec
+from ml2bench.multilevel.coarse import same_batch
 
 
 @dataclass
@@ -92,12 +94,13 @@ class Method(ABC):
     def step(self, batch: Batch) -> StepResult:
         """One iteration on ``batch``; updates ``self.x``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: most methods hold nothing to release)
         """Release resources (worker processes, process groups); the runner always calls it."""
 
 
-def vcycle_params(pre_smooth: int, post_smooth: int, smoother: str, coarse_steps: int = 50,
-                  coarse_rtol: float = 0.1) -> tuple[Param, ...]:
+def vcycle_params(
+    pre_smooth: int, post_smooth: int, smoother: str, coarse_steps: int = 50, coarse_rtol: float = 0.1
+) -> tuple[Param, ...]:
     """The V-cycle shape and stopping rules shared by the multilevel methods (RMTR, MG/OPT);
     defaults differ per method.
 
@@ -109,14 +112,25 @@ def vcycle_params(pre_smooth: int, post_smooth: int, smoother: str, coarse_steps
         Param("pre_smooth", int, pre_smooth, f"{smoother} iterations before the coarse correction (ν1)", low=0),
         Param("post_smooth", int, post_smooth, f"{smoother} iterations after the coarse correction (ν2)", low=0),
         Param("coarse_steps", int, coarse_steps, f"most {smoother} iterations on the coarsest level", low=1),
-        Param("coarse_rtol", float, coarse_rtol, "the coarsest level stops at ‖∇m_H‖ <= coarse_rtol ‖∇m_H(y0)‖",
-              low=0.0),
+        Param(
+            "coarse_rtol", float, coarse_rtol, "the coarsest level stops at ‖∇m_H‖ <= coarse_rtol ‖∇m_H(y0)‖", low=0.0
+        ),
         Param("cycles_per_step", int, 1, "V-cycles per runner step", low=1),
         Param("grad_tol", float, 0.0, "converged (stop_reason 'grad_tol') when ‖g‖ <= grad_tol", low=0.0),
-        Param("grad_rtol", float, 0.0, "converged (stop_reason 'grad_tol') when ‖g‖ <= grad_rtol ‖g0‖ "
-              "(g0: the first fine gradient of the run)", low=0.0),
-        Param("stall_cycles", int, 3, "stop (stop_reason 'stalled') after this many consecutive V-cycles "
-              "that leave the iterate unchanged", low=1),
+        Param(
+            "grad_rtol",
+            float,
+            0.0,
+            "converged (stop_reason 'grad_tol') when ‖g‖ <= grad_rtol ‖g0‖ (g0: the first fine gradient of the run)",
+            low=0.0,
+        ),
+        Param(
+            "stall_cycles",
+            int,
+            3,
+            "stop (stop_reason 'stalled') after this many consecutive V-cycles that leave the iterate unchanged",
+            low=1,
+        ),
     )
 
 

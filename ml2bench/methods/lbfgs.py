@@ -29,6 +29,7 @@ point equals the iterate in floating point) and ``no_decrease`` (the line search
 value along −g) stop the run without claiming convergence. A line search without decrease along
 a quasi-Newton direction first drops the memory and retries along −g.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,12 +39,12 @@ from torch import Tensor
 from torch.optim.lbfgs import _strong_wolfe
 
 from ml2bench.core.hierarchy import Hierarchy
-from ml2bench.numerics.quasi_newton import LBFGS as LBFGSMemory
-from ml2bench.numerics.trust_region import exploded
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import Param, spec
 from ml2bench.methods import register
 from ml2bench.methods.base import Method, StepResult
+from ml2bench.numerics.quasi_newton import LBFGS as LBFGSMemory
+from ml2bench.numerics.trust_region import exploded
 
 
 @register
@@ -58,8 +59,13 @@ class LBFGS(Method):
         Param("max_evals_per_step", int, 25, "cap on line-search evaluations per iteration", low=1),
         Param("tolerance_grad", float, 1e-9, "converged when max|g| falls below", low=0.0),
         Param("tolerance_change", float, 1e-12, "stop (not converged) when |Δf| or max|Δx| falls below", low=0.0),
-        Param("line_search", str, "strong_wolfe", "line search ('none': fixed step lr, always taken)",
-              choices=("strong_wolfe", "none")),
+        Param(
+            "line_search",
+            str,
+            "strong_wolfe",
+            "line search ('none': fixed step lr, always taken)",
+            choices=("strong_wolfe", "none"),
+        ),
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
@@ -128,9 +134,9 @@ class LBFGS(Method):
             t = t0
             f_new, g_new = evaluate(x, t, d)
         else:
-            f_new, g_new, t, _ = _strong_wolfe(evaluate, x, t0, d, f, g, gtd,
-                                               tolerance_change=hp["tolerance_change"],
-                                               max_ls=hp["max_evals_per_step"])
+            f_new, g_new, t, _ = _strong_wolfe(
+                evaluate, x, t0, d, f, g, gtd, tolerance_change=hp["tolerance_change"], max_ls=hp["max_evals_per_step"]
+            )
             t = float(t)
         x_new = trial(t)
         if hp["line_search"] != "none" and not f_new < f:  # also a NaN f_new

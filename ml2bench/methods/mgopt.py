@@ -45,6 +45,7 @@ per level). Every evaluation is a loss+gradient evaluation so the gradient at th
 is reused. Batches: as in ``rmtr`` — one ``step(batch)`` = ``cycles_per_step`` V-cycles on that
 batch, coarse models on the same batch.
 """
+
 from __future__ import annotations
 
 import math
@@ -54,20 +55,21 @@ import torch
 from torch import Tensor
 
 from ml2bench.core.hierarchy import Hierarchy
-from ml2bench.multilevel.coarse import coherent_model
-from ml2bench.numerics.quasi_newton import LBFGS, QN_TYPES, make_qn
-from ml2bench.numerics.trust_region import TRConfig, actual_reduction, tr_iteration
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.methods import register
 from ml2bench.methods.base import CycleMonitor, Method, StepResult, vcycle_params
 from ml2bench.methods.tr import check_radius_hp
+from ml2bench.multilevel.coarse import coherent_model
+from ml2bench.numerics.quasi_newton import LBFGS, QN_TYPES, make_qn
+from ml2bench.numerics.trust_region import TRConfig, actual_reduction, tr_iteration
 
 SMOOTHERS = ("gd", "gd_ls", "lbfgs", "tr")
 
 
-def armijo(model, batch: Batch, x: Tensor, f: float, g: Tensor, d: Tensor, alpha: float, c1: float, max_trials: int
-           ) -> tuple[Tensor, float, Tensor, float] | None:
+def armijo(
+    model, batch: Batch, x: Tensor, f: float, g: Tensor, d: Tensor, alpha: float, c1: float, max_trials: int
+) -> tuple[Tensor, float, Tensor, float] | None:
     """Backtracking Armijo search along ``d`` (needs gᵀd < 0); returns (x, f, g, α) or None.
 
     Sufficient decrease is tested on the decrease itself, computed round-off-safe by
@@ -106,8 +108,14 @@ class MGOpt(Method):
         Param("memory", int, 5, "lbfgs/tr smoother: stored curvature pairs", low=0),
         Param("qn", str, "lbfgs", "tr smoother: quasi-Newton model (as the tr method's default)", choices=QN_TYPES),
         Param("radius0", float, 1.0, "tr smoother: initial trust radius", low=0.0, low_inclusive=False),
-        Param("radius_max", float, 1e10, "tr smoother: largest trust radius (a cap of 100 made the smoother "
-              "depend on the units of x)", low=0.0, low_inclusive=False),
+        Param(
+            "radius_max",
+            float,
+            1e10,
+            "tr smoother: largest trust radius (a cap of 100 made the smoother depend on the units of x)",
+            low=0.0,
+            low_inclusive=False,
+        ),
         Param("c1", float, 1e-4, "Armijo sufficient-decrease constant", low=0.0, high=0.5, low_inclusive=False),
         Param("ls_max", int, 10, "line-search trials per search", low=1),
         Param("coarse_correction", bool, True, "use the coarse levels (false: smoother only)"),
@@ -122,8 +130,9 @@ class MGOpt(Method):
         check_radius_hp(hp, self.name)
         self.cfg = TRConfig(radius0=hp["radius0"], radius_max=hp["radius_max"])
         smoother = hp["smoother"]
-        self.qn = [LBFGS(hp["memory"]) if smoother == "lbfgs" else make_qn(hp["qn"], hp["memory"])
-                   for _ in range(self.L)]
+        self.qn = [
+            LBFGS(hp["memory"]) if smoother == "lbfgs" else make_qn(hp["qn"], hp["memory"]) for _ in range(self.L)
+        ]
         self.radius = [hp["radius0"]] * self.L
         self.alpha = [hp["lr"]] * self.L
         self.monitor = CycleMonitor(hp)
@@ -134,8 +143,9 @@ class MGOpt(Method):
         return int(hp.get("levels", 3))
 
     # --- smoothers --------------------------------------------------------------------------------
-    def _smooth(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, steps: int, gtol: float = 0.0
-                ) -> tuple[Tensor, float, Tensor]:
+    def _smooth(
+        self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, steps: int, gtol: float = 0.0
+    ) -> tuple[Tensor, float, Tensor]:
         """Up to ``steps`` smoother iterations on level l (fewer once ‖∇m‖ <= gtol)."""
         hp = self.hp
         kind = hp["smoother"]
@@ -205,6 +215,10 @@ class MGOpt(Method):
         stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()))
         gnorm = float(self._g.norm())
         converged = self.monitor.converged(gnorm)
-        info = {"grad_norm": gnorm, "coarse_tried": float(self.stats["coarse_tried"] - tried0),
-                "coarse_accepted": float(self.stats["coarse_accepted"] - acc0), "alpha": self.stats["alpha"]}
+        info = {
+            "grad_norm": gnorm,
+            "coarse_tried": float(self.stats["coarse_tried"] - tried0),
+            "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
+            "alpha": self.stats["alpha"],
+        }
         return StepResult(loss0, converged, info, "grad_tol" if converged else stop)

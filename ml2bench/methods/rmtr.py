@@ -82,6 +82,7 @@ Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the c
 built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
 the batch changes (one extra evaluation per step); with the full batch it is reused.
 """
+
 from __future__ import annotations
 
 import math
@@ -91,16 +92,17 @@ import torch
 from torch import Tensor
 
 from ml2bench.core.hierarchy import Hierarchy
-from ml2bench.multilevel.coarse import coherent_model
-from ml2bench.multilevel.norms import prolongation_norm
-from ml2bench.numerics.quasi_newton import make_model
-from ml2bench.numerics.sampling import RULES as GROWTH_RULES, AdaptiveBatch, BatchSampler
-from ml2bench.numerics.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.methods import register
 from ml2bench.methods.base import CycleMonitor, Method, StepResult, vcycle_params
 from ml2bench.methods.tr import TR_PARAMS, check_tr_hp
+from ml2bench.multilevel.coarse import coherent_model
+from ml2bench.multilevel.norms import prolongation_norm
+from ml2bench.numerics.quasi_newton import make_model
+from ml2bench.numerics.sampling import RULES as GROWTH_RULES
+from ml2bench.numerics.sampling import AdaptiveBatch, BatchSampler
+from ml2bench.numerics.trust_region import TRConfig, actual_reduction, tr_iteration, update_radius
 
 
 @register
@@ -114,16 +116,39 @@ class RMTR(Method):
         Param("kappa_g", float, 0.125, "go coarse only if ‖R_g g‖ >= kappa_g ‖g‖", low=0.0),
         # relative, not absolute: an absolute 1e-12 also stopped the fine smoothing, so with the
         # energy scaled by 1e-6 RMTR "stalled" at ‖g‖/‖g₀‖ = 1e-6 instead of reaching grad_rtol
-        Param("eps_g", float, 1e-12, "go coarse only if ‖R_g g‖ > eps_g ‖g0‖; every level stops smoothing at "
-              "‖∇h‖ <= eps_g ‖g0‖ (g0: the first fine gradient of the run)", low=0.0),
-        Param("eps_delta", float, 1e-3, "coarse iterations stop within (1 - eps_delta) of the fine radius",
-              low=0.0, high=1.0),
-        Param("coarse_radius_max", float, 1e10, "largest coarse trust radius Δ_H^max (the fine region bounds "
-              "the coarse steps anyway)", low=0.0, low_inclusive=False),
+        Param(
+            "eps_g",
+            float,
+            1e-12,
+            "go coarse only if ‖R_g g‖ > eps_g ‖g0‖; every level stops smoothing at "
+            "‖∇h‖ <= eps_g ‖g0‖ (g0: the first fine gradient of the run)",
+            low=0.0,
+        ),
+        Param(
+            "eps_delta",
+            float,
+            1e-3,
+            "coarse iterations stop within (1 - eps_delta) of the fine radius",
+            low=0.0,
+            high=1.0,
+        ),
+        Param(
+            "coarse_radius_max",
+            float,
+            1e10,
+            "largest coarse trust radius Δ_H^max (the fine region bounds the coarse steps anyway)",
+            low=0.0,
+            low_inclusive=False,
+        ),
         # hybrid stochastic–deterministic mode (Kopaničáková & Krause 2022): ml2bench.numerics.sampling
-        Param("batch_growth", str, "none", "none (the runner's batches) or a rule that grows the method's own "
-              "mini-batch to the full batch: norm_test (Byrd et al. 2012), inner_product (Bollapragada et al. 2018)",
-              choices=GROWTH_RULES),
+        Param(
+            "batch_growth",
+            str,
+            "none",
+            "none (the runner's batches) or a rule that grows the method's own "
+            "mini-batch to the full batch: norm_test (Byrd et al. 2012), inner_product (Bollapragada et al. 2018)",
+            choices=GROWTH_RULES,
+        ),
         Param("initial_batch", int, 64, "first mini-batch size of the batch_growth mode", low=2),
         Param("growth_theta", float, 0.9, "θ of the batch-growth test", low=0.0, low_inclusive=False),
         Param("growth_groups", int, 8, "micro-batches for the gradient-variance estimate", low=2),
@@ -140,13 +165,20 @@ class RMTR(Method):
         self.radius = hp["radius0"]  # Δ_0: the fine region of the coarse corrections (cycle radius)
         self.smooth_radius = hp["radius0"]  # the fine smoothing steps' own radius
         self.qn = [make_model(hp["model"], hp["qn"], hp["memory"]) for _ in range(self.L)]
-        self.p_norm = [prolongation_norm(hierarchy.transfers[l], hierarchy.objectives[l + 1].n, dtype=x0.dtype,
-                                         device=x0.device) for l in range(self.L - 1)]
+        self.p_norm = [
+            prolongation_norm(hierarchy.transfers[l], hierarchy.objectives[l + 1].n, dtype=x0.dtype, device=x0.device)
+            for l in range(self.L - 1)
+        ]
         self.monitor = CycleMonitor(hp)
         self.eps_g = 0.0  # eps_g ‖g₀‖, set by the first step
         self.stats = {"coarse_tried": 0, "coarse_accepted": 0}
-        self.growth = (AdaptiveBatch(hp["batch_growth"], hp["initial_batch"], hp["growth_theta"], hp["growth_groups"],
-                                     hp["grad_tol"]) if hp["batch_growth"] != "none" else None)
+        self.growth = (
+            AdaptiveBatch(
+                hp["batch_growth"], hp["initial_batch"], hp["growth_theta"], hp["growth_groups"], hp["grad_tol"]
+            )
+            if hp["batch_growth"] != "none"
+            else None
+        )
 
     def set_sampler(self, sampler: BatchSampler) -> None:
         """Called by the runner: the source of the hybrid mode's own mini-batches."""
@@ -158,8 +190,20 @@ class RMTR(Method):
         return int(hp.get("levels", 3))
 
     # --- one level of the V-cycle -------------------------------------------------------------
-    def _smooth(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, steps: int,
-                x_start: Tensor, bound: float, gtol: float = 0.0) -> tuple[Tensor, float, Tensor, float, float]:
+    def _smooth(
+        self,
+        l: int,
+        model,
+        batch: Batch,
+        x: Tensor,
+        f: float,
+        g: Tensor,
+        radius: float,
+        steps: int,
+        x_start: Tensor,
+        bound: float,
+        gtol: float = 0.0,
+    ) -> tuple[Tensor, float, Tensor, float, float]:
         """Up to ``steps`` TR iterations on level l (fewer once ‖∇m‖ <= max(gtol, eps_g ‖g₀‖) or the
         level's displacement reaches its bound); returns (x, m(x), ∇m(x), Δ, decrease of m)."""
         hp = self.hp
@@ -178,8 +222,9 @@ class RMTR(Method):
             decrease += res.ared
         return x, f, g, radius, decrease
 
-    def _cycle(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, bound: float
-               ) -> tuple[Tensor, float, Tensor, float, float]:
+    def _cycle(
+        self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, bound: float
+    ) -> tuple[Tensor, float, Tensor, float, float]:
         """Approximately minimise ``model`` on level l from x; returns (x, m(x), ∇m(x), Δ_l, decrease
         m(x_in) − m(x)). ``radius`` is the level's radius at the start of the cycle: it bounds
         the coarse correction and is updated by the coarse correction's ρ only; the smoothing
@@ -194,8 +239,7 @@ class RMTR(Method):
             gtol = hp["coarse_rtol"] * float(g.norm()) if l > 0 else 0.0
             return self._smooth(l, model, batch, x, f, g, radius, hp["coarse_steps"], x_start, bound, gtol)
         r_smooth = self.smooth_radius if l == 0 else radius
-        x, f, g, r_smooth, decrease = self._smooth(l, model, batch, x, f, g, r_smooth, hp["pre_smooth"], x_start,
-                                                   bound)
+        x, f, g, r_smooth, decrease = self._smooth(l, model, batch, x, f, g, r_smooth, hp["pre_smooth"], x_start, bound)
         radius = max(radius, r_smooth)  # successful smoothing may enlarge the region, rejections never shrink it
 
         transfer = self.hierarchy.transfers[l]
@@ -232,8 +276,7 @@ class RMTR(Method):
                 if l == 0:
                     self.last_rho_coarse = rho
 
-        x, f, g, r_smooth, post = self._smooth(l, model, batch, x, f, g, r_smooth, hp["post_smooth"], x_start,
-                                               bound)
+        x, f, g, r_smooth, post = self._smooth(l, model, batch, x, f, g, r_smooth, hp["post_smooth"], x_start, bound)
         if l == 0:
             self.smooth_radius = r_smooth
         return x, f, g, radius, decrease + post
@@ -255,8 +298,9 @@ class RMTR(Method):
 
         def one_cycle() -> bool:
             x_before = self.x
-            self.x, self._f, self._g, self.radius, _ = self._cycle(0, fine, batch, self.x, self._f, self._g,
-                                                                   self.radius, math.inf)
+            self.x, self._f, self._g, self.radius, _ = self._cycle(
+                0, fine, batch, self.x, self._f, self._g, self.radius, math.inf
+            )
             if self.L == 1:
                 self.smooth_radius = self.radius
             return not torch.equal(self.x, x_before)
@@ -264,10 +308,14 @@ class RMTR(Method):
         stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()))
         gnorm = float(self._g.norm())
         converged = self.monitor.converged(gnorm)
-        info = {"trust_radius": self.radius, "smooth_radius": self.smooth_radius, "grad_norm": gnorm,
-                "coarse_tried": float(self.stats["coarse_tried"] - tried0),
-                "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
-                "rho_coarse": self.last_rho_coarse}
+        info = {
+            "trust_radius": self.radius,
+            "smooth_radius": self.smooth_radius,
+            "grad_norm": gnorm,
+            "coarse_tried": float(self.stats["coarse_tried"] - tried0),
+            "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
+            "rho_coarse": self.last_rho_coarse,
+        }
         if self.growth is not None:
             info.update(samples=float(batch.size), batch_size=float(self.growth.size))
             # a small gradient of a sampled batch is no convergence: only the full batch's counts

@@ -44,6 +44,7 @@ trust-region trial evaluations are charged the same way. In parallel runs the wo
 all-reduced into every rank's counter, so a parallel run reports the same work as a sequential one
 (the redundant global evaluations each rank repeats are counted once, as in a sequential run).
 """
+
 from __future__ import annotations
 
 import math
@@ -54,12 +55,12 @@ import torch
 from torch import Tensor
 from torch.optim.lbfgs import _strong_wolfe
 
-from ml2bench.dd import decomposition as ddec
-from ml2bench.dd import parallel as ddpar
-from ml2bench.dd.core import SchwarzCore
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.dd import decomposition as ddec
+from ml2bench.dd import parallel as ddpar
+from ml2bench.dd.core import SchwarzCore
 from ml2bench.methods import register
 from ml2bench.methods.base import Method, StepResult
 
@@ -109,38 +110,81 @@ class Schwarz(Method):
     description = "nonlinear additive/multiplicative Schwarz preconditioning (SPQN with L-BFGS, APTS with TR)"
     full_batch = True
     params = spec(
-        Param("variant", str, "additive", "additive (parallel subdomains) or multiplicative (sequential)",
-              choices=("additive", "multiplicative")),
-        Param("globalization", str, "lbfgs", "lbfgs: SPQN line search + global L-BFGS; tr: APTS trust region; "
-              "none: unit step", choices=("lbfgs", "tr", "none")),
-        Param("decomposition", str, "layers", "layers: contiguous layer groups; random: random split of the "
-              "parameters; data: batch shards, all parameters", choices=("layers", "random", "data")),
+        Param(
+            "variant",
+            str,
+            "additive",
+            "additive (parallel subdomains) or multiplicative (sequential)",
+            choices=("additive", "multiplicative"),
+        ),
+        Param(
+            "globalization",
+            str,
+            "lbfgs",
+            "lbfgs: SPQN line search + global L-BFGS; tr: APTS trust region; none: unit step",
+            choices=("lbfgs", "tr", "none"),
+        ),
+        Param(
+            "decomposition",
+            str,
+            "layers",
+            "layers: contiguous layer groups; random: random split of the "
+            "parameters; data: batch shards, all parameters",
+            choices=("layers", "random", "data"),
+        ),
         Param("subdomains", int, 2, "number of subdomains", low=1),
         Param("overlap", int, 0, "layers shared with each neighbouring subdomain (layers only)", low=0),
         Param("local_steps", int, 10, "local solver iterations per subdomain and outer iteration", low=1),
         Param("local_solver", str, "lbfgs", "local solver", choices=("lbfgs", "sgd", "adam")),
-        Param("local_lr", float, None, "local step length / learning rate (null: lbfgs 1, sgd 0.01, adam 1e-3)",
-              low=0.0, low_inclusive=False, nullable=True),
+        Param(
+            "local_lr",
+            float,
+            None,
+            "local step length / learning rate (null: lbfgs 1, sgd 0.01, adam 1e-3)",
+            low=0.0,
+            low_inclusive=False,
+            nullable=True,
+        ),
         Param("global_steps", int, 1, "global L-BFGS (lbfgs) or TR (tr) steps after each Schwarz step", low=0),
         Param("history_size", int, 10, "L-BFGS memory (local and global)", low=1),
         Param("radius", float, 1.0, "initial trust-region radius (tr)", low=0.0, low_inclusive=False),
         Param("radius_max", float, 10.0, "largest trust-region radius (tr)", low=0.0, low_inclusive=False),
-        Param("radius_min", float, 1e-10, "stop (stop_reason 'radius_collapse', not converged) when the radius "
-              "falls below (tr)", low=0.0),
+        Param(
+            "radius_min",
+            float,
+            1e-10,
+            "stop (stop_reason 'radius_collapse', not converged) when the radius falls below (tr)",
+            low=0.0,
+        ),
         Param("max_ls", int, 25, "max evaluations per strong-Wolfe line search", low=1),
-        Param("tolerance_grad", float, 1e-9, "converged when max|g| falls below (also the local L-BFGS tolerance)",
-              low=0.0),
-        Param("tolerance_change", float, 1e-12, "local L-BFGS stops when steps or loss changes fall below",
-              low=0.0),
+        Param(
+            "tolerance_grad",
+            float,
+            1e-9,
+            "converged when max|g| falls below (also the local L-BFGS tolerance)",
+            low=0.0,
+        ),
+        Param("tolerance_change", float, 1e-12, "local L-BFGS stops when steps or loss changes fall below", low=0.0),
         Param("seed", int, 0, "seed of the random decomposition", low=0),
-        Param("parallel", bool, False, "additive subdomain solves on several processes (torch.distributed); "
-              "uses the torchrun group if present, else spawns workers on 127.0.0.1"),
+        Param(
+            "parallel",
+            bool,
+            False,
+            "additive subdomain solves on several processes (torch.distributed); "
+            "uses the torchrun group if present, else spawns workers on 127.0.0.1",
+        ),
         Param("processes", int, 2, "world size when spawning workers (parallel, no torchrun)", low=1),
         Param("threads_per_process", int, 1, "torch threads per process when spawning workers", low=1),
-        Param("backend", str, "auto", "process-group backend under torchrun (auto: nccl on CUDA, else gloo)",
-              choices=("auto", "gloo", "nccl")),
-        Param("timeout_s", float, 60.0, "timeout of collectives and rendezvous in seconds", low=0.0,
-              low_inclusive=False),
+        Param(
+            "backend",
+            str,
+            "auto",
+            "process-group backend under torchrun (auto: nccl on CUDA, else gloo)",
+            choices=("auto", "gloo", "nccl"),
+        ),
+        Param(
+            "timeout_s", float, 60.0, "timeout of collectives and rendezvous in seconds", low=0.0, low_inclusive=False
+        ),
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any], _comm: Any = None) -> None:
@@ -155,19 +199,32 @@ class Schwarz(Method):
         self.comm = _comm
         wants_parallel = hp["parallel"] or ddpar.launched_distributed()
         if wants_parallel and hp["variant"] != "additive" and _comm is None:
-            raise ConfigError("method 'schwarz': parallel execution needs variant='additive' "
-                              "(multiplicative Schwarz is sequential)")
+            raise ConfigError(
+                "method 'schwarz': parallel execution needs variant='additive' (multiplicative Schwarz is sequential)"
+            )
         if _comm is None and wants_parallel:
             if ddpar.launched_distributed():
                 self.comm, self._owned_group = ddpar.join_launched_group(hp["backend"], x0.device, hp["timeout_s"])
             elif hp["processes"] > 1:
-                self._spawned = ddpar.SpawnedGroup(hierarchy, x0, dict(hp, parallel=False), f"{__name__}.Schwarz",
-                                                   hp["processes"], hp["timeout_s"], hp["threads_per_process"])
+                self._spawned = ddpar.SpawnedGroup(
+                    hierarchy,
+                    x0,
+                    dict(hp, parallel=False),
+                    f"{__name__}.Schwarz",
+                    hp["processes"],
+                    hp["timeout_s"],
+                    hp["threads_per_process"],
+                )
                 self.comm = self._spawned.comm
                 self._finalizer = weakref.finalize(self, self._spawned.close)
-        solver_kw = dict(solver=hp["local_solver"], steps=hp["local_steps"], lr=hp["local_lr"],
-                         history_size=hp["history_size"], tolerance_grad=hp["tolerance_grad"],
-                         tolerance_change=hp["tolerance_change"])
+        solver_kw = dict(
+            solver=hp["local_solver"],
+            steps=hp["local_steps"],
+            lr=hp["local_lr"],
+            history_size=hp["history_size"],
+            tolerance_grad=hp["tolerance_grad"],
+            tolerance_change=hp["tolerance_change"],
+        )
         self.core = SchwarzCore(obj, self.dec, solver_kw, self.comm)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -242,11 +299,12 @@ class Schwarz(Method):
         else:
             f, g = self._apts(batch, f0, g0, info)
             if self.radius < hp["radius_min"]:  # the model failed to predict any decrease: a stall,
-                self._cache = (batch, f, g)        # not a convergence (the gradient decides that)
+                self._cache = (batch, f, g)  # not a convergence (the gradient decides that)
                 self._sync()
                 converged = float(g.abs().max()) <= hp["tolerance_grad"]
-                return StepResult(f0, converged=converged, info=info,
-                                  stop_reason="grad_tol" if converged else "radius_collapse")
+                return StepResult(
+                    f0, converged=converged, info=info, stop_reason="grad_tol" if converged else "radius_collapse"
+                )
         self._cache = (batch, f, g)
         self._sync()
         return StepResult(f0, info=info)
@@ -261,7 +319,7 @@ class Schwarz(Method):
             state = torch.cat([self.x, g, torch.tensor([f], dtype=self.x.dtype, device=self.x.device)])
             self.comm.broadcast_(state)
             self.x = state[:n].clone()
-            self._cache = (batch, float(state[-1]), state[n:2 * n].clone())
+            self._cache = (batch, float(state[-1]), state[n : 2 * n].clone())
         else:
             x = self.x.clone()
             self.comm.broadcast_(x)
@@ -269,7 +327,8 @@ class Schwarz(Method):
 
     def _spqn(self, batch: Batch, f: float, g: Tensor, info: dict[str, float]) -> tuple[float, Tensor]:
         corr = (self.core.additive if self.hp["variant"] == "additive" else self.core.multiplicative)(
-            self.x, batch, known=(f, g))
+            self.x, batch, known=(f, g)
+        )
         info["local_evals"] = corr.local_evals
         d = corr.s
         if float(g @ d) < 0:

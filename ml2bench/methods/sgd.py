@@ -1,4 +1,5 @@
 """Stochastic gradient descent with (Nesterov) momentum: the default deep-learning baseline."""
+
 from __future__ import annotations
 
 from torch import Tensor
@@ -43,5 +44,9 @@ class SGD(ElementwiseMethod):
         import torch
 
         hp = self.hp
-        return torch.optim.SGD, {"lr": hp["lr"], "momentum": hp["momentum"], "nesterov": hp["nesterov"],
-                                 "weight_decay": hp["weight_decay"]}
+        return torch.optim.SGD, {
+            "lr": hp["lr"],
+            "momentum": hp["momentum"],
+            "nesterov": hp["nesterov"],
+            "weight_decay": hp["weight_decay"],
+        }

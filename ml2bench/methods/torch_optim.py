@@ -8,6 +8,7 @@ per-step Python machinery (param groups, hooks, profiler records; and its constr
 ``torch._dynamo``, ~1 s of a short run's start-up). Issue 14's goal for the harness is ≤ 1.05× a
 plain PyTorch loop on the smallest MLP/SGD case (``tests/benchmarks/test_overhead.py``).
 """
+
 from __future__ import annotations
 
 from typing import Any

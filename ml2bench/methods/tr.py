@@ -15,6 +15,7 @@ evaluated: x + s == x in floating point, or not even the Cauchy point predicts a
 a failing quasi-Newton model has been started afresh (the radius or the gradient is at round-off
 level). Such a null step is never charged, so a run cannot spend its budget on no-op iterations.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,16 +23,22 @@ from typing import Any
 from torch import Tensor
 
 from ml2bench.core.hierarchy import Hierarchy
-from ml2bench.numerics.quasi_newton import MODELS, QN_TYPES, make_model
-from ml2bench.numerics.trust_region import TRConfig, tr_iteration
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.methods import register
 from ml2bench.methods.base import Method, StepResult
+from ml2bench.numerics.quasi_newton import MODELS, QN_TYPES, make_model
+from ml2bench.numerics.trust_region import TRConfig, tr_iteration
 
 TR_PARAMS = (
-    Param("model", str, "qn", "trust-region model: 'qn' (the quasi-Newton type below) or 'hessian' (exact "
-          "Hessian-vector products, each charged at its measured cost ratio to a gradient)", choices=MODELS),
+    Param(
+        "model",
+        str,
+        "qn",
+        "trust-region model: 'qn' (the quasi-Newton type below) or 'hessian' (exact "
+        "Hessian-vector products, each charged at its measured cost ratio to a gradient)",
+        choices=MODELS,
+    ),
     # default L-BFGS: on the ResNet benchmark it reached the target with 36 (tr) / 54 (rmtr) work
     # units against 102 / 184 for L-SR1 (python -m ml2bench.bench multilevel, 2026-11-25)
     Param("qn", str, "lbfgs", "quasi-Newton model of the Hessian (model='qn')", choices=QN_TYPES),
@@ -47,10 +54,17 @@ TR_PARAMS = (
     Param("eta2", float, 0.9, "grow the radius when ρ > eta2", low=0.0, high=1.0),
     Param("gamma1", float, 0.25, "shrink factor (Δ ← γ₁ min(Δ, ‖s‖))", low=0.0, high=1.0, low_inclusive=False),
     Param("gamma2", float, 2.5, "growth factor (Δ ← max(Δ, γ₂ ‖s‖))", low=1.0),
-    Param("cg_rtol", float, 0.1, "Steihaug CG relative residual tolerance (capped by √‖g‖)", low=0.0,
-          low_inclusive=False),
-    Param("cg_max_iter", int, 50, "Steihaug CG iterations (with model='hessian' each costs one "
-          "Hessian-vector product; 2-5 make the TR step a smoother for rmtr)", low=1),
+    Param(
+        "cg_rtol", float, 0.1, "Steihaug CG relative residual tolerance (capped by √‖g‖)", low=0.0, low_inclusive=False
+    ),
+    Param(
+        "cg_max_iter",
+        int,
+        50,
+        "Steihaug CG iterations (with model='hessian' each costs one "
+        "Hessian-vector product; 2-5 make the TR step a smoother for rmtr)",
+        low=1,
+    ),
 )
 #: tr_iteration's no-evaluation outcomes → the stop reason they give the run
 STOPS = {"roundoff": "roundoff", "no_model_decrease": "roundoff"}
@@ -64,8 +78,9 @@ def check_radius_hp(hp: dict[str, Any], owner: str) -> None:
 
 def check_tr_hp(hp: dict[str, Any], owner: str) -> None:
     if not hp["eta0"] <= hp["eta1"] < hp["eta2"]:
-        raise ConfigError(f"method {owner!r}: need eta0 <= eta1 < eta2, got eta0={hp['eta0']}, "
-                          f"eta1={hp['eta1']}, eta2={hp['eta2']}")
+        raise ConfigError(
+            f"method {owner!r}: need eta0 <= eta1 < eta2, got eta0={hp['eta0']}, eta1={hp['eta1']}, eta2={hp['eta2']}"
+        )
     check_radius_hp(hp, owner)
 
 

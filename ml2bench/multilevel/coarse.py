@@ -11,6 +11,7 @@ v = ∇f_H(x_H) − R_g g: the same function up to a constant, which no method e
 (decreases and ratios use differences only). Evaluations go through the coarse
 :class:`~ml2bench.core.objective.Objective`, so they are charged at the coarse level's cost ratio.
 """
+
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
@@ -47,8 +48,9 @@ class ShiftedObjective:
         return self.base.hvp(x, v, batch)
 
 
-def coherent_model(coarse: Objective, transfer: Transfer, x: Tensor, g: Tensor, batch: Batch
-                   ) -> tuple[ShiftedObjective, Tensor, float, Tensor]:
+def coherent_model(
+    coarse: Objective, transfer: Transfer, x: Tensor, g: Tensor, batch: Batch
+) -> tuple[ShiftedObjective, Tensor, float, Tensor]:
     """The coherent coarse model at (x, g): returns (model, y0 = R_x x, model value at y0,
     model gradient at y0 = R_g g). Costs one coarse gradient evaluation."""
     y0 = transfer.restrict(x)

@@ -13,6 +13,7 @@ outside ``blocks`` (opening and closing layers) are shared and copied.
 interpolation between block midpoints t_i = (i + ½) h, constant beyond the first/last coarse
 midpoint.
 """
+
 from __future__ import annotations
 
 import re
@@ -92,8 +93,16 @@ class DepthTransfer:
             cached = self._cache[key] = t.to(device=like.device, dtype=dtype)
         return cached
 
-    def _apply(self, x: Tensor, n_out: int, shared_in: Tensor, shared_out: Tensor, blocks_in: Tensor,
-               blocks_out: Tensor, A: Tensor) -> Tensor:
+    def _apply(
+        self,
+        x: Tensor,
+        n_out: int,
+        shared_in: Tensor,
+        shared_out: Tensor,
+        blocks_in: Tensor,
+        blocks_out: Tensor,
+        A: Tensor,
+    ) -> Tensor:
         out = x.new_empty(n_out)
         out[self._on(shared_out, x)] = x[self._on(shared_in, x)]
         out[self._on(blocks_out, x)] = self._on(A, x) @ x[self._on(blocks_in, x)]
@@ -106,5 +115,4 @@ class DepthTransfer:
         return self._apply(x_fine, self.n_coarse, self.shared_f, self.shared_c, self.blocks_f, self.blocks_c, self.R)
 
     def restrict_grad(self, g_fine: Tensor) -> Tensor:
-        return self._apply(g_fine, self.n_coarse, self.shared_f, self.shared_c, self.blocks_f, self.blocks_c,
-                           self.MT)
+        return self._apply(g_fine, self.n_coarse, self.shared_f, self.shared_c, self.blocks_f, self.blocks_c, self.MT)

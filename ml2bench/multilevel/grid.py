@@ -18,6 +18,7 @@ coincides with fine node ``2j + 1`` (0-based).
 
 All maps are matrix-free; :meth:`GridTransfer.matrix` returns the dense P for tests.
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,7 +60,7 @@ class GridTransfer:
         self.n_coarse = n_coarse
         self.n_fine = 2 * n_coarse + 1
         self.grad_restriction = grad_restriction
-        self.grad_scale = 1.0 if grad_restriction == "variational" else 0.5 ** dim
+        self.grad_scale = 1.0 if grad_restriction == "variational" else 0.5**dim
 
     def _shape(self, n: int) -> tuple[int, ...]:
         return (n,) * self.dim
@@ -89,7 +90,7 @@ class GridTransfer:
 
     def matrix(self, dtype: torch.dtype = torch.float64) -> Tensor:
         """Dense P (n_fine^d × n_coarse^d)."""
-        nc = self.n_coarse ** self.dim
+        nc = self.n_coarse**self.dim
         eye = torch.eye(nc, dtype=dtype)
         return torch.stack([self.prolongate(eye[k]) for k in range(nc)], dim=1)
 

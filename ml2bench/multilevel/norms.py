@@ -1,4 +1,5 @@
 """Operator norms of prolongations, needed to keep coarse steps inside fine trust regions."""
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,14 @@ def prolongation_T(transfer: Transfer, w: Tensor, n_coarse: int) -> Tensor:
     return out
 
 
-def prolongation_norm(transfer: Transfer, n_coarse: int, dtype: torch.dtype = torch.float64,
-                      device: torch.device | str = "cpu", iters: int = 100, seed: int = 0) -> float:
+def prolongation_norm(
+    transfer: Transfer,
+    n_coarse: int,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    iters: int = 100,
+    seed: int = 0,
+) -> float:
     """‖P‖₂ by power iteration on PᵀP (inflated by 5 % so that
     bounds derived from it stay safe when the iteration has not fully converged)."""
     gen = torch.Generator().manual_seed(seed)
@@ -29,4 +36,4 @@ def prolongation_norm(transfer: Transfer, n_coarse: int, dtype: torch.dtype = to
         if lam == 0.0:
             return 0.0
         v = w / lam
-    return float(lam ** 0.5) * 1.05
+    return float(lam**0.5) * 1.05

@@ -7,6 +7,7 @@ residual blocks are held in ``self.blocks`` (a ModuleList of identical blocks); 
 (``opening``, ``closing``) is shared by all levels. :mod:`ml2bench.multilevel.depth` relies on
 these names.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -28,8 +29,9 @@ def depth_levels(depth: int) -> int:
 class DenseODEResNet(nn.Module):
     """Dense residual network: opening layer, ``depth`` residual blocks of width ``width``, closing layer."""
 
-    def __init__(self, in_features: int, width: int, out_features: int, depth: int, T: float = 1.0,
-                 activation: str = "tanh") -> None:
+    def __init__(
+        self, in_features: int, width: int, out_features: int, depth: int, T: float = 1.0, activation: str = "tanh"
+    ) -> None:
         super().__init__()
         self.depth, self.T, self.h = depth, T, T / depth
         self.act = ACTIVATIONS[activation]()
@@ -48,8 +50,9 @@ class ConvODEResNet(nn.Module):
     """Convolutional residual network for images: 3×3 convolutions in the residual blocks,
     global average pooling and a linear classifier as the closing layer."""
 
-    def __init__(self, in_channels: int, channels: int, num_classes: int, depth: int, T: float = 1.0,
-                 activation: str = "relu") -> None:
+    def __init__(
+        self, in_channels: int, channels: int, num_classes: int, depth: int, T: float = 1.0, activation: str = "relu"
+    ) -> None:
         super().__init__()
         self.depth, self.T, self.h = depth, T, T / depth
         self.act = ACTIVATIONS[activation]()

@@ -30,10 +30,12 @@ each product is charged at its measured cost relative to a gradient). It keeps n
 expose ``matvec_at(objective, x, batch)``: the operator v ↦ Bv at the iterate x (a quasi-Newton
 model ignores the arguments and returns its own ``matvec``).
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -100,7 +102,7 @@ class _LimitedMemory:
         SS = (S.T @ S).double()
         return S, Y, SY, SS
 
-    def matvec_at(self, objective, x: Tensor, batch) -> "Callable[[Tensor], Tensor]":  # noqa: ARG002
+    def matvec_at(self, objective, x: Tensor, batch) -> Callable[[Tensor], Tensor]:  # noqa: ARG002
         """The model's operator (independent of the iterate for a quasi-Newton model)."""
         return self.matvec
 
@@ -262,7 +264,7 @@ class ExactHessian:
         return lambda v: objective.hvp(x, v, batch)
 
 
-def make_model(model: str, qn: str, memory: int, delta0: float = 1.0) -> "LSR1 | LBFGS | ExactHessian":
+def make_model(model: str, qn: str, memory: int, delta0: float = 1.0) -> LSR1 | LBFGS | ExactHessian:
     """The trust-region model: ``model="qn"`` → :func:`make_qn` (``qn``, ``memory``);
     ``model="hessian"`` → :class:`ExactHessian`."""
     if model == "hessian":

@@ -25,11 +25,13 @@ objective). Each g_j has covariance Σ/b, so b · (1/(m−1)) Σ_j ‖g_j − g_
 of the per-sample variance trace Var_i(∇f_i) (likewise for the projected quantities). The estimate
 is noisy for small m; m = 8 is the default.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, is_dataclass, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -42,10 +44,10 @@ ORTHOGONALITY_NU = math.tan(math.radians(80.0))
 class VarianceEstimate:
     """Per-sample variance estimates from m micro-batch gradients (see module docstring)."""
 
-    grad: Tensor          # g_S, mean over the micro-batches weighted by their sizes
-    var_norm: float       # estimate of Var_i(∇f_i) (trace of the covariance)
-    var_inner: float      # estimate of Var_i(∇f_iᵀ g_S)
-    var_orth: float       # estimate of Var_i(∇f_i − projection onto g_S)
+    grad: Tensor  # g_S, mean over the micro-batches weighted by their sizes
+    var_norm: float  # estimate of Var_i(∇f_i) (trace of the covariance)
+    var_inner: float  # estimate of Var_i(∇f_iᵀ g_S)
+    var_orth: float  # estimate of Var_i(∇f_i − projection onto g_S)
 
 
 def estimate_variance(group_grads: Tensor, group_sizes: list[int]) -> VarianceEstimate:
@@ -57,8 +59,8 @@ def estimate_variance(group_grads: Tensor, group_sizes: list[int]) -> VarianceEs
     g = (w[:, None] * group_grads).sum(0) / w.sum()
     d = group_grads - g
     gg = float(g.dot(g))
-    inner = group_grads @ g - gg                                  # g_jᵀ g − ‖g‖² (mean zero)
-    orth = d - (inner / gg)[:, None] * g if gg > 0 else d        # component of g_j − g orthogonal to g
+    inner = group_grads @ g - gg  # g_jᵀ g − ‖g‖² (mean zero)
+    orth = d - (inner / gg)[:, None] * g if gg > 0 else d  # component of g_j − g orthogonal to g
     scale = 1.0 / (m - 1)
     return VarianceEstimate(
         grad=g,
@@ -74,9 +76,9 @@ def required_size(rule: str, est: VarianceEstimate, theta: float, nu: float = OR
     if gg == 0.0:
         return math.inf
     if rule == "norm_test":
-        return est.var_norm / (theta ** 2 * gg)
+        return est.var_norm / (theta**2 * gg)
     if rule == "inner_product":
-        return max(est.var_inner / (theta ** 2 * gg ** 2), est.var_orth / (nu ** 2 * gg))
+        return max(est.var_inner / (theta**2 * gg**2), est.var_orth / (nu**2 * gg))
     raise ValueError(f"unknown batch-growth rule {rule!r}; allowed: {', '.join(RULES[1:])}")
 
 
@@ -102,8 +104,10 @@ def split_batch(batch: Any, parts: int) -> list[Any]:
     for f in fields(batch):
         v = getattr(batch, f.name)
         if f.name != "size" and not (isinstance(v, Tensor) and v.shape[:1] == (n,)):
-            raise TypeError(f"cannot split a {type(batch).__name__} batch sample by sample: field {f.name!r} is "
-                            f"not a tensor with {n} rows (batch growth needs classification-style batches)")
+            raise TypeError(
+                f"cannot split a {type(batch).__name__} batch sample by sample: field {f.name!r} is "
+                f"not a tensor with {n} rows (batch growth needs classification-style batches)"
+            )
     bounds = [round(k * n / parts) for k in range(parts + 1)]
     out = []
     for a, b in zip(bounds, bounds[1:]):
@@ -120,8 +124,12 @@ class BatchSampler:
     the end of an epoch) starts a new permutation. ``samples`` counts every sample handed out.
     """
 
-    def __init__(self, train_batches: Callable[[int | None, torch.Generator], Iterator[Any]], n_train: int,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        train_batches: Callable[[int | None, torch.Generator], Iterator[Any]],
+        n_train: int,
+        generator: torch.Generator,
+    ) -> None:
         self._train_batches = train_batches
         self.n_train = n_train
         self.generator = generator
@@ -133,8 +141,10 @@ class BatchSampler:
         if size >= self.n_train:
             size = self.n_train
         if size != self._size or self._it is None:
-            self._size, self._it = size, iter(self._train_batches(None if size >= self.n_train else size,
-                                                                  self.generator))
+            self._size, self._it = (
+                size,
+                iter(self._train_batches(None if size >= self.n_train else size, self.generator)),
+            )
         batch = next(self._it, None)
         if batch is None or batch.size < size:  # epoch exhausted (or a short last batch): a new permutation
             self._it = iter(self._train_batches(None if size >= self.n_train else size, self.generator))

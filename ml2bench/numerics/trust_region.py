@@ -29,20 +29,20 @@ m(0) − m(s) comes from the CG recurrence, without one more product):
 Defaults (:data:`TR_DEFAULTS`) follow the public utopia RMTR/TR code quoted in shared/METHODS.md:
 η₀ = 0.005 (accept), η₁ = 0.05 (shrink below), η₂ = 0.9 (grow above), γ₁ = 0.25, γ₂ = 2.5,
 Δ₀ = 1; but Δ_max = 1e10, not utopia's 100: an absolute cap made the iteration depend on the
-units of x (the radius grows only in proportion to the steps taken, so it needs no tight cap). Accepting at ρ > η₀ > 0 keeps the iteration monotone: accepted iterates
-never increase f.
+units of x (the radius grows only in proportion to the steps taken, so it needs no tight cap).
+Accepting at ρ > η₀ > 0 keeps the iteration monotone: accepted iterates never increase f.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
 from ml2bench.core.objective import Batch
-
 
 #: a trial whose f rises by more than this factor of max(1, |f|) has left the region the model
 #: describes (an overflow in the making): the trust region stores no pair from it, and ``lbfgs``
@@ -68,7 +68,7 @@ class TRConfig:
     cg_max_iter: int = 50
 
     @classmethod
-    def from_hp(cls, hp: dict) -> "TRConfig":
+    def from_hp(cls, hp: dict) -> TRConfig:
         return cls(**{k: hp[k] for k in cls.__dataclass_fields__ if k in hp})
 
 
@@ -90,8 +90,14 @@ def _to_boundary(s: Tensor, d: Tensor, radius: float) -> float:
     return (-sd + math.sqrt(disc)) / dd
 
 
-def steihaug_cg(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, rtol: float = 0.1,
-                max_iter: int = 50, pred_by_recurrence: bool = False) -> CGResult:
+def steihaug_cg(
+    g: Tensor,
+    matvec: Callable[[Tensor], Tensor],
+    radius: float,
+    rtol: float = 0.1,
+    max_iter: int = 50,
+    pred_by_recurrence: bool = False,
+) -> CGResult:
     """Steihaug–Toint truncated CG for min gᵀs + ½ sᵀBs, ‖s‖ ≤ radius.
 
     The predicted decrease m(0) − m(s) is computed with one more product Bs, or, with
@@ -107,7 +113,7 @@ def steihaug_cg(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float, rt
     d = -r
     rr = float(r @ r)
     status, k = "max_iter", 0
-    for k in range(1, max_iter + 1):
+    for k in range(1, max_iter + 1):  # noqa: B007 (k is the iteration count returned)
         Bd = matvec(d)
         dBd = float(d @ Bd)
         if dBd <= 0:
@@ -177,15 +183,24 @@ def cauchy_point(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float) -
         return CGResult(torch.zeros_like(g), 0.0, "zero_gradient", 0)
     Bg = matvec(g)
     gBg = float(g @ Bg)
-    tau = 1.0 if not gBg > 0 else min(gnorm ** 3 / (radius * gBg), 1.0)
+    tau = 1.0 if not gBg > 0 else min(gnorm**3 / (radius * gBg), 1.0)
     alpha = tau * radius / gnorm
     s = -alpha * g
     pred = alpha * gnorm * gnorm - 0.5 * alpha * alpha * gBg
     return CGResult(s, pred if math.isfinite(pred) else 0.0, "cauchy", 1)
 
 
-def tr_iteration(objective, batch: Batch, x: Tensor, f: float, g: Tensor, radius: float, qn, cfg: TRConfig,
-                 max_step: float = math.inf) -> TRStep:
+def tr_iteration(
+    objective,
+    batch: Batch,
+    x: Tensor,
+    f: float,
+    g: Tensor,
+    radius: float,
+    qn,
+    cfg: TRConfig,
+    max_step: float = math.inf,
+) -> TRStep:
     """One trust-region iteration on ``objective`` (anything with ``loss_grad``, and ``hvp`` for
     the exact-Hessian model); see module doc.
 
@@ -196,15 +211,21 @@ def tr_iteration(objective, batch: Batch, x: Tensor, f: float, g: Tensor, radius
     region = min(radius, max_step)
     while True:
         matvec = qn.matvec_at(objective, x, batch) if hasattr(qn, "matvec_at") else qn.matvec
-        cg = steihaug_cg(g, matvec, region, cfg.cg_rtol, cfg.cg_max_iter,
-                         pred_by_recurrence=getattr(qn, "expensive_matvec", False))
+        cg = steihaug_cg(
+            g, matvec, region, cfg.cg_rtol, cfg.cg_max_iter, pred_by_recurrence=getattr(qn, "expensive_matvec", False)
+        )
         if not (cg.pred > 0 and float(cg.s.norm()) > 0) and cg.status != "zero_gradient":
             # the model is unreliable (e.g. a badly conditioned quasi-Newton matrix): the Cauchy
             # point still predicts a decrease, so the iteration goes on instead of claiming a stall
             cg = cauchy_point(g, matvec, region)
         x_trial = x + cg.s
-        failed = "no_model_decrease" if not (cg.pred > 0 and float(cg.s.norm()) > 0) else \
-            "roundoff" if torch.equal(x_trial, x) else ""
+        failed = (
+            "no_model_decrease"
+            if not (cg.pred > 0 and float(cg.s.norm()) > 0)
+            else "roundoff"
+            if torch.equal(x_trial, x)
+            else ""
+        )
         if not failed:
             break
         if len(qn) == 0:  # nothing left to blame but the radius or the gradient: round-off

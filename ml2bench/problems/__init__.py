@@ -1,4 +1,5 @@
 """Training problems, each one module registered by name in :data:`PROBLEMS`."""
+
 from __future__ import annotations
 
 from ml2bench.core.registry import Registry

@@ -4,10 +4,12 @@ A problem is one module registered by name (see :mod:`ml2bench.problems`). Metho
 it through :class:`~ml2bench.core.hierarchy.Hierarchy` objects built by :meth:`Problem.hierarchy`,
 which is why coarse levels and transfer operators are part of the interface from the start.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Iterator
+from collections.abc import Iterator
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -74,7 +76,8 @@ class Problem(ABC):
         if levels < 1 or levels > self.max_levels():
             raise ConfigError(
                 f"problem {self.name!r} with these parameters supports levels 1..{self.max_levels()}, "
-                f"got levels={levels}")
+                f"got levels={levels}"
+            )
         models = [self.build_model(level).to(device=self.device, dtype=self.dtype) for level in range(levels)]
         flops = [self._flops(m) for m in models]
         objectives = [

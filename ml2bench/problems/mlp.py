@@ -1,4 +1,5 @@
 """``mlp``: a fully connected classifier, the smallest problem of the suite (single level)."""
+
 from __future__ import annotations
 
 from torch import nn

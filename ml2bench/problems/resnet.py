@@ -7,6 +7,7 @@ by :class:`~ml2bench.multilevel.depth.DepthTransfer` (Kopaničáková & Krause, 
 Ruthotto 2017). ``arch="dense"`` flattens the input (vector data, small images); ``arch="conv"``
 uses 3×3 convolutions for image data.
 """
+
 from __future__ import annotations
 
 from typing import Any, ClassVar
@@ -14,9 +15,9 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.multilevel.depth import KINDS, DepthTransfer
 from ml2bench.nn import ACTIVATIONS, ConvODEResNet, DenseODEResNet, depth_levels
-from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.problems import register
 from ml2bench.problems.classification import DATA_PARAMS, ClassificationProblem
 
@@ -28,35 +29,47 @@ class ODEResNet(ClassificationProblem):
     """Classification with an ODE-form residual network; depth is the multilevel dimension."""
 
     name = "resnet"
-    description = ("residual network in ODE form x_{k+1} = x_k + h*act(K_k x_k + b_k), h = T/depth; "
-                   "levels halve the depth (default data: scikit-learn digits, 8x8)")
+    description = (
+        "residual network in ODE form x_{k+1} = x_k + h*act(K_k x_k + b_k), h = T/depth; "
+        "levels halve the depth (default data: scikit-learn digits, 8x8)"
+    )
     default_epochs = 10.0
     default_batch_size: ClassVar[int | None] = 64
     params = spec(
         *DATA_PARAMS,
         Param("arch", str, "dense", "dense (flattened input) or conv (3x3 convolutions, images)", choices=ARCHS),
         Param("width", int, 32, "width of the residual state (dense) or number of channels (conv)", low=1),
-        Param("depth", int, 8, "residual blocks on the finest level; levels = 1 + times it can be halved",
-              low=1),
+        Param("depth", int, 8, "residual blocks on the finest level; levels = 1 + times it can be halved", low=1),
         Param("T", float, 1.0, "final time of the ODE; step h = T / depth", low=0.0, low_inclusive=False),
-        Param("activation", str, "tanh", "activation σ (also applied after the opening layer)",
-              choices=tuple(ACTIVATIONS)),
-        Param("interpolation", str, "constant", "depth transfer: constant (fine blocks 2k, 2k+1 copy "
-              "coarse block k) or linear (interpolation in depth-time)", choices=KINDS),
+        Param(
+            "activation", str, "tanh", "activation σ (also applied after the opening layer)", choices=tuple(ACTIVATIONS)
+        ),
+        Param(
+            "interpolation",
+            str,
+            "constant",
+            "depth transfer: constant (fine blocks 2k, 2k+1 copy "
+            "coarse block k) or linear (interpolation in depth-time)",
+            choices=KINDS,
+        ),
     )
 
     def __init__(self, hp: dict[str, Any], *, seed: int, device: torch.device, dtype: torch.dtype) -> None:
         hp = self.params.validate(hp, f"problem {self.name!r}")  # direct construction is validated too
         super().__init__(hp, seed=seed, device=device, dtype=dtype)
         if hp["arch"] == "conv" and len(self.data.input_shape) != 3:
-            raise ConfigError(f"problem {self.name!r}: parameter 'arch' = 'conv' needs image data "
-                              f"(C, H, W); data set {hp['dataset']!r} has shape {self.data.input_shape}")
+            raise ConfigError(
+                f"problem {self.name!r}: parameter 'arch' = 'conv' needs image data "
+                f"(C, H, W); data set {hp['dataset']!r} has shape {self.data.input_shape}"
+            )
 
     def level_depth(self, level: int) -> int:
         """Number of residual blocks on ``level`` (depth / 2^level)."""
         if not 0 <= level < self.max_levels():
-            raise ConfigError(f"problem {self.name!r}: level {level} does not exist; depth={self.hp['depth']} "
-                              f"allows levels 0..{self.max_levels() - 1}")
+            raise ConfigError(
+                f"problem {self.name!r}: level {level} does not exist; depth={self.hp['depth']} "
+                f"allows levels 0..{self.max_levels() - 1}"
+            )
         return self.hp["depth"] >> level
 
     def build_model(self, level: int = 0) -> nn.Module:
@@ -64,8 +77,7 @@ class ODEResNet(ClassificationProblem):
         hp, data = self.hp, self.data
         depth = self.level_depth(level)
         if hp["arch"] == "conv":
-            return ConvODEResNet(data.input_shape[0], hp["width"], data.num_classes, depth, hp["T"],
-                                 hp["activation"])
+            return ConvODEResNet(data.input_shape[0], hp["width"], data.num_classes, depth, hp["T"], hp["activation"])
         n_in = 1
         for s in data.input_shape:
             n_in *= s

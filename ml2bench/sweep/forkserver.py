@@ -21,6 +21,7 @@ fresh process would and its exit status becomes the client's.
 
     python -m ml2bench.sweep.forkserver --socket /tmp/ml2bench.sock     # serve until killed
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,11 @@ def delegate(argv: list[str], path: str) -> int | None:
     with sock:
         sys.stdout.flush()
         sys.stderr.flush()
-        _send_msg(sock, {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)},
-                  [sys.stdout.fileno(), sys.stderr.fileno()])
+        _send_msg(
+            sock,
+            {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)},
+            [sys.stdout.fileno(), sys.stderr.fileno()],
+        )
         try:
             return int(_recv_msg(sock)["status"])
         except (ConnectionError, ValueError, KeyError):
@@ -162,7 +166,7 @@ def serve(path: str, parent: int | None = None) -> None:
                 return  # the workflow that started us is gone
             try:
                 conn, _ = server.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             conn.settimeout(None)
             fds: list[int] = []
@@ -191,8 +195,10 @@ def start(path: str, timeout: float = 120.0):
     """Start a server process (child of this one) and wait until it accepts connections."""
     import subprocess
 
-    proc = subprocess.Popen([sys.executable, "-m", "ml2bench.sweep.forkserver", "--socket", path,
-                             "--parent", str(os.getpid())], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ml2bench.sweep.forkserver", "--socket", path, "--parent", str(os.getpid())],
+        stdout=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -1,11 +1,13 @@
 """V-cycle counts of a multilevel method on the classical grid test problems, per grid size and
 random start: the numbers behind the level-independence claims (``claims_grid:`` in a sweep config,
 ``table: grid_cycles`` in a claim; read by :mod:`ml2bench.analysis.claims`)."""
+
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -16,7 +18,8 @@ def grid_cycles(spec: Mapping[str, Any], seeds: Sequence[int]) -> pd.DataFrame:
     """V-cycles of a multilevel method to ‖g‖ ≤ tol ‖g₀‖ on a grid test problem
     (:mod:`ml2bench.problems.grid.testproblems`), per grid size and random start u₀ ~ U[−1, 1] (seed):
     the numbers behind the level-independence claim. ``spec``: id, kind (one of
-    ``testproblems.KINDS``: poisson, fas, cubic, minsurf, scherk), dim, sizes, method (rmtr | mgopt), params, tol (1e-8), max_cycles (40). Not reached: +inf.
+    ``testproblems.KINDS``: poisson, fas, cubic, minsurf, scherk), dim, sizes, method (rmtr | mgopt),
+    params, tol (1e-8), max_cycles (40). Not reached: +inf.
     Rows: problem_id = id, method, point = ``n~<size>``, seed, cycles."""
     import torch
 
@@ -39,8 +42,15 @@ def grid_cycles(spec: Mapping[str, Any], seeds: Sequence[int]) -> pd.DataFrame:
                     break
                 if result.stop_reason:
                     break
-            rows.append({"problem_id": spec["id"], "method": spec["method"], "point": f"n~{n}", "seed": int(seed),
-                         "cycles": cycles})
+            rows.append(
+                {
+                    "problem_id": spec["id"],
+                    "method": spec["method"],
+                    "point": f"n~{n}",
+                    "seed": int(seed),
+                    "cycles": cycles,
+                }
+            )
     return pd.DataFrame(rows, columns=RUN_KEYS + ["cycles"])
 
 

@@ -11,6 +11,7 @@ Checks, all before any job runs: problem and method names against the live regis
 names the bad value and the allowed ones), then every resolved run config through
 ``ml2bench.core.config.RunConfig.from_dict`` (bad hyper-parameters, budgets or run options).
 """
+
 from __future__ import annotations
 
 import copy
@@ -19,9 +20,10 @@ import json
 import math
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"  # package data
 # the workflow's default sweep, for configs without 'sweeps' (found in a source checkout only)
@@ -36,10 +38,10 @@ class SweepError(ValueError):
 
 @dataclass
 class Job:
-    problem_id: str          # sweep entry id (directory name; one "problem" of the comparison)
-    problem: str             # registered problem name
+    problem_id: str  # sweep entry id (directory name; one "problem" of the comparison)
+    problem: str  # registered problem name
     method: str
-    point: str               # hyper-parameter point name
+    point: str  # hyper-parameter point name
     seed: int
     problem_params: dict[str, Any]
     method_params: dict[str, Any]  # only the values set by the config (defaults resolved by ml2bench)
@@ -63,8 +65,12 @@ class Job:
         """What the run's summary must record (compared by aggregation and ``ml2bench verify``)."""
         from ml2bench.core.config import RunConfig
 
-        return {"problem": self.problem, "method": self.method, "seed": self.seed,
-                "config_hash": RunConfig(**self.resolved).hash()}
+        return {
+            "problem": self.problem,
+            "method": self.method,
+            "seed": self.seed,
+            "config_hash": RunConfig(**self.resolved).hash(),
+        }
 
     def cli_args(self) -> str:
         """Arguments of ``ml2bench run`` (without --out/--quiet), shell-quoted."""
@@ -105,8 +111,9 @@ def validate_schema(config: Mapping[str, Any], schema_path: str | Path = SCHEMA)
     if error.validator == "additionalProperties" and isinstance(error.instance, Mapping):
         allowed = sorted((error.schema.get("properties") or {}).keys())
         unknown = sorted(k for k in error.instance if k not in allowed and not str(k).startswith("_"))
-        raise SweepError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; "
-                         f"allowed: {', '.join(allowed) or '(none)'}")
+        raise SweepError(
+            f"{where}: unknown key(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(allowed) or '(none)'}"
+        )
     message = " ".join(error.message.split())
     raise SweepError(f"{where}: {message[:300]}")
 
@@ -123,8 +130,10 @@ def load_config(configfile: str | Path | None) -> dict[str, Any]:
     if "sweeps" in given:
         return given
     if not DEFAULT_CONFIG.is_file():
-        raise SweepError(f"config {str(configfile)!r} has no 'sweeps' and the default sweep ({DEFAULT_CONFIG}) is "
-                         f"not here (an installed package has no workflow/); allowed: a config with 'sweeps'")
+        raise SweepError(
+            f"config {str(configfile)!r} has no 'sweeps' and the default sweep ({DEFAULT_CONFIG}) is "
+            f"not here (an installed package has no workflow/); allowed: a config with 'sweeps'"
+        )
     config = load_yaml(DEFAULT_CONFIG)
     config.update(given)
     return config
@@ -217,8 +226,12 @@ def entry_id(entry: Mapping[str, Any]) -> str:
     return entry.get("id") or entry["problem"]
 
 
-def expand(config: Mapping[str, Any], problems: list[str] | None = None,
-           methods: list[str] | None = None, validate_runs: bool = True) -> list[Job]:
+def expand(
+    config: Mapping[str, Any],
+    problems: list[str] | None = None,
+    methods: list[str] | None = None,
+    validate_runs: bool = True,
+) -> list[Job]:
     """All jobs of a (schema-validated) sweep config, checked against the registries.
 
     ``problems``/``methods`` are the allowed names (default: the live registries).
@@ -227,6 +240,7 @@ def expand(config: Mapping[str, Any], problems: list[str] | None = None,
     if problems is None or methods is None:
         from ml2bench.methods import METHODS
         from ml2bench.problems import PROBLEMS
+
         problems = PROBLEMS.names() if problems is None else problems
         methods = METHODS.names() if methods is None else methods
     for name in config.get("methods") or {}:
@@ -240,17 +254,32 @@ def expand(config: Mapping[str, Any], problems: list[str] | None = None,
         if pid in ids:
             raise SweepError(f"config: two sweep entries have the id {pid!r}; give them distinct 'id's")
         ids.add(pid)
-        for m in (entry.get("methods") or []):
+        for m in entry.get("methods") or []:
             _check_name("method", m, methods, where)
         seeds = entry.get("seeds") or config.get("seeds") or [0, 1, 2]
         for method, spec in sweep_methods(config, entry, where).items():
             for point, params in method_points(spec):
-                run = {**RUN_DEFAULTS, **(config.get("run") or {}), **(entry.get("run") or {}),
-                       **(spec.get("run") or {})}
+                run = {
+                    **RUN_DEFAULTS,
+                    **(config.get("run") or {}),
+                    **(entry.get("run") or {}),
+                    **(spec.get("run") or {}),
+                }
                 budget = {**(entry.get("budget") or {}), **(spec.get("budget") or {})}
                 for seed in seeds:
-                    jobs.append(Job(pid, entry["problem"], method, point, int(seed),
-                                    dict(entry.get("params") or {}), params, budget, run))
+                    jobs.append(
+                        Job(
+                            pid,
+                            entry["problem"],
+                            method,
+                            point,
+                            int(seed),
+                            dict(entry.get("params") or {}),
+                            params,
+                            budget,
+                            run,
+                        )
+                    )
     if validate_runs:
         validate_jobs(jobs)
     return jobs
@@ -261,10 +290,16 @@ def validate_jobs(jobs: list[Job]) -> None:
     from ml2bench.core.config import RunConfig
     from ml2bench.core.params import ConfigError
 
-    cache: dict[str, dict] = {}
     for job in jobs:
-        raw = {"problem": job.problem, "method": job.method, "seed": job.seed, **job.run,
-               "problem_params": job.problem_params, "method_params": job.method_params, "budget": job.budget}
+        raw = {
+            "problem": job.problem,
+            "method": job.method,
+            "seed": job.seed,
+            **job.run,
+            "problem_params": job.problem_params,
+            "method_params": job.method_params,
+            "budget": job.budget,
+        }
         try:
             job.resolved = RunConfig.from_dict(raw).to_dict()
         except ConfigError as err:
@@ -291,6 +326,17 @@ def targets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def jobs_frame(jobs: list[Job]):
     import pandas as pd
 
-    return pd.DataFrame([{"problem_id": j.problem_id, "problem": j.problem, "method": j.method,
-                          "point": j.point, "seed": j.seed, "device": j.device, "outdir": j.outdir}
-                         for j in jobs])
+    return pd.DataFrame(
+        [
+            {
+                "problem_id": j.problem_id,
+                "problem": j.problem,
+                "method": j.method,
+                "point": j.point,
+                "seed": j.seed,
+                "device": j.device,
+                "outdir": j.outdir,
+            }
+            for j in jobs
+        ]
+    )

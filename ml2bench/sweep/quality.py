@@ -31,6 +31,7 @@ A reference row that the sweep no longer produces, and a sweep result that has n
 are failures (regenerate with --write and justify the moved numbers in the commit message).
 Entries whose problem or method is not registered are skipped.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -56,14 +58,22 @@ COUNTER_COLUMNS = ("grad_evals", "work_units")
 CONFIG_COLUMNS = ("problem_params", "method_params", "budget", "batch_size")
 
 # Floors that mean "learned" (independent of the code; see the module docstring).
-LEARNED_ACCURACY = 0.5   # 10 classes: chance is 0.1
-LEARNED_REL_L2 = 0.9     # the zero predictor has relative L2 error exactly 1
+LEARNED_ACCURACY = 0.5  # 10 classes: chance is 0.1
+LEARNED_REL_L2 = 0.9  # the zero predictor has relative L2 error exactly 1
 
 # Tiny problem sizes (a run takes about a second or less).
 MLP = {"n_train": 256, "n_test": 128, "width": 32}
 RESNET = {"n_train": 256, "n_test": 128, "width": 8, "depth": 4}
-PINN = {"n_interior": 128, "n_boundary": 32, "n_initial": 32, "n_test": 21, "n_test_x": 32, "n_test_t": 11,
-        "width": 8, "depth": 4}  # filtered by each PINN problem's parameter names
+PINN = {
+    "n_interior": 128,
+    "n_boundary": 32,
+    "n_initial": 32,
+    "n_test": 21,
+    "n_test_x": 32,
+    "n_test_t": 11,
+    "width": 8,
+    "depth": 4,
+}  # filtered by each PINN problem's parameter names
 MINIBATCH = {"epochs": 8}
 FULLBATCH = {"iterations": 8}
 SGD = {"lr": 0.1, "momentum": 0.9}  # lr 0.3 / 1.0 on mlp: accuracy 0.57-0.64 / 0.06-0.16 (measured)
@@ -116,8 +126,9 @@ def sweep() -> list[Entry]:
         entries.append(Entry("resnet", method, RESNET, FULLBATCH if full else MINIBATCH))
         # PINN runs of multilevel methods cost ~0.3 s per iteration here: one seed, few iterations
         iterations = PINN_ITERATIONS.get(method, FULLBATCH["iterations"])
-        entries.append(Entry("pinn_poisson", method, PINN, {"iterations": iterations} if full else MINIBATCH,
-                             seeds=(0,)))
+        entries.append(
+            Entry("pinn_poisson", method, PINN, {"iterations": iterations} if full else MINIBATCH, seeds=(0,))
+        )
     return [e for e in entries if e.problem in PROBLEMS and e.method in METHODS]
 
 
@@ -151,8 +162,9 @@ def _filter_params(problem: str, params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in names}
 
 
-def run_sweep(entries: Sequence[Entry] | None = None, seeds: Sequence[int] | None = None,
-              verbose: bool = False) -> pd.DataFrame:
+def run_sweep(
+    entries: Sequence[Entry] | None = None, seeds: Sequence[int] | None = None, verbose: bool = False
+) -> pd.DataFrame:
     """Run the sweep (one thread, float64, CPU) and return one row per run."""
     from ml2bench.core.config import RunConfig
     from ml2bench.core.runner import run
@@ -164,35 +176,63 @@ def run_sweep(entries: Sequence[Entry] | None = None, seeds: Sequence[int] | Non
     rows = []
     try:
         for e in entries:
-            for seed in (e.seeds if seeds is None else seeds):
+            for seed in e.seeds if seeds is None else seeds:
                 t0 = time.perf_counter()
                 try:
-                    config = RunConfig.from_dict({
-                        "problem": e.problem, "method": e.method, "seed": seed, "device": "cpu",
-                        "dtype": "float64", "threads": 1, "problem_params": _filter_params(e.problem, e.problem_params),
-                        "method_params": e.method_params, "budget": e.budget,
-                    })
+                    config = RunConfig.from_dict(
+                        {
+                            "problem": e.problem,
+                            "method": e.method,
+                            "seed": seed,
+                            "device": "cpu",
+                            "dtype": "float64",
+                            "threads": 1,
+                            "problem_params": _filter_params(e.problem, e.problem_params),
+                            "method_params": e.method_params,
+                            "budget": e.budget,
+                        }
+                    )
                     s = run(config).summary.iloc[0]
                 except Exception as err:  # e.g. levels the problem lacks: recorded, not fatal
-                    rows.append({"problem": e.problem, "method": e.method, "seed": seed, "status": "config_error",
-                                 "error": str(err).splitlines()[0]})
+                    rows.append(
+                        {
+                            "problem": e.problem,
+                            "method": e.method,
+                            "seed": seed,
+                            "status": "config_error",
+                            "error": str(err).splitlines()[0],
+                        }
+                    )
                     if verbose:
-                        print(f"  {e.problem:>14} {e.method:>8} seed {seed}: config_error {rows[-1]['error']}",
-                              file=sys.stderr)
+                        print(
+                            f"  {e.problem:>14} {e.method:>8} seed {seed}: config_error {rows[-1]['error']}",
+                            file=sys.stderr,
+                        )
                     continue
-                rows.append({
-                    "problem": e.problem, "method": e.method, "seed": seed, "status": s["status"],
-                    "metric_name": s["metric_name"],
-                    **{c: float(s[c]) for c in FLOAT_COLUMNS + COUNTER_COLUMNS},
-                    "iterations": int(s["iterations"]), "batch_size": int(s["batch_size"]),
-                    "problem_params": s["problem_params"], "method_params": s["method_params"],
-                    "budget": s["budget"], "error": s["error"],
-                })
+                rows.append(
+                    {
+                        "problem": e.problem,
+                        "method": e.method,
+                        "seed": seed,
+                        "status": s["status"],
+                        "metric_name": s["metric_name"],
+                        **{c: float(s[c]) for c in FLOAT_COLUMNS + COUNTER_COLUMNS},
+                        "iterations": int(s["iterations"]),
+                        "batch_size": int(s["batch_size"]),
+                        "problem_params": s["problem_params"],
+                        "method_params": s["method_params"],
+                        "budget": s["budget"],
+                        "error": s["error"],
+                    }
+                )
                 if verbose:
                     r = rows[-1]
-                    print(f"  {e.problem:>14} {e.method:>8} seed {seed}: {r['status']:<16} "
-                          f"loss={r['final_train_loss']:.6g} metric={r['final_test_metric']:.4g} "
-                          f"({time.perf_counter() - t0:.2f}s)", file=sys.stderr)
+                    print(
+                        f"  {e.problem:>14} {e.method:>8} seed {seed}: {r['status']:<16} "
+                        f"loss={r['final_train_loss']:.6g} metric={r['final_test_metric']:.4g} "
+                        f"({time.perf_counter() - t0:.2f}s)",
+                        file=sys.stderr,
+                    )
     finally:
         torch.set_num_threads(threads)
     out = pd.DataFrame(rows)
@@ -228,16 +268,19 @@ def check(reference: pd.DataFrame, current: pd.DataFrame, rtol: float = RTOL, at
         key = tuple(row[k] for k in KEY)
         name = f"{row['problem']}/{row['method']}/seed{row['seed']}"
         if key not in ref:
-            failures.append(f"{name}: not in reference (new problem/method/entry?): status={row['status']} "
-                            f"train_loss={row.get('final_train_loss', math.nan):.6g}; regenerate with "
-                            f"'python -m ml2bench.sweep.quality --write'")
+            failures.append(
+                f"{name}: not in reference (new problem/method/entry?): status={row['status']} "
+                f"train_loss={row.get('final_train_loss', math.nan):.6g}; regenerate with "
+                f"'python -m ml2bench.sweep.quality --write'"
+            )
             continue
         r = ref[key]
         changed_config = [c for c in CONFIG_COLUMNS if c in r and c in row and str(r[c]) != str(row[c])]
         config_note = ""
         if changed_config:  # e.g. a method gained a hyper-parameter: only a note if results agree
-            config_note = (" [resolved config changed: " + "; ".join(f"{c}: {r[c]} -> {row[c]}" for c in changed_config)
-                           + "]")
+            config_note = (
+                " [resolved config changed: " + "; ".join(f"{c}: {r[c]} -> {row[c]}" for c in changed_config) + "]"
+            )
             notes.append(f"{name}: resolved config differs from the reference{config_note}")
         n_fail = len(failures)
         for c in EXACT_COLUMNS:
@@ -247,15 +290,16 @@ def check(reference: pd.DataFrame, current: pd.DataFrame, rtol: float = RTOL, at
             a, b = float(r.get(c, math.nan)), float(row.get(c, math.nan))
             if not _close(a, b, tol, atol):
                 rel = (b - a) / abs(a) if a not in (0.0,) and math.isfinite(a) else math.nan
-                failures.append(f"{name}: {c} {a:.10g} -> {b:.10g} (relative change {rel:+.3e}, "
-                                f"tolerance {tol:g})")
+                failures.append(f"{name}: {c} {a:.10g} -> {b:.10g} (relative change {rel:+.3e}, tolerance {tol:g})")
         if changed_config and len(failures) > n_fail:
             failures[-1] += config_note
     current_keys = {tuple(x[k] for k in KEY) for x in current.to_dict("records")}
     for key in ref:
         if key not in current_keys:
-            failures.append(f"{key[0]}/{key[1]}/seed{key[2]}: in reference but not run (problem/method not "
-                            f"registered or removed from the sweep; regenerate with --write if intended)")
+            failures.append(
+                f"{key[0]}/{key[1]}/seed{key[2]}: in reference but not run (problem/method not "
+                f"registered or removed from the sweep; regenerate with --write if intended)"
+            )
     failures += [f"floor: {f}" for f in floor_failures(current)]
     return Report(failures, notes)
 

@@ -19,14 +19,16 @@ count). ``--estimate`` runs every job of seed 0 once at the configured budget an
 the summed wall time x number of seeds, i.e. the serial sweep time; divide by the cores the sweep
 gets (two one-thread jobs on two cores).
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -54,8 +56,14 @@ def _entries(config: Mapping[str, Any], ids: Iterable[str] | None, classificatio
     return out
 
 
-def run_jobs(configfile: str | Path, ids: Iterable[str] | None = None, seed: int = 0,
-             factor: float = 1.0, classification_only: bool = False, log=sys.stderr) -> pd.DataFrame:
+def run_jobs(
+    configfile: str | Path,
+    ids: Iterable[str] | None = None,
+    seed: int = 0,
+    factor: float = 1.0,
+    classification_only: bool = False,
+    log=sys.stderr,
+) -> pd.DataFrame:
     """One run per (entry, method, point) of ``configfile`` at ``seed``, work-unit budget x ``factor``.
 
     Returns one row per run: ids, status, best/final test metric, train and wall time.
@@ -86,12 +94,23 @@ def run_jobs(configfile: str | Path, ids: Iterable[str] | None = None, seed: int
         result = run(RunConfig(**resolved))
         wall = time.perf_counter() - t0
         s = result.summary.iloc[0]
-        row = {"problem_id": job.problem_id, "method": job.method, "point": job.point, "seed": seed,
-               "status": s["status"], "work_units": float(s["work_units"]),
-               "best_test_metric": float(s["best_test_metric"]), "final_test_metric": float(s["final_test_metric"]),
-               "train_time_s": float(s["train_time_s"]), "wall_s": wall}
-        print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-              file=log, flush=True)
+        row = {
+            "problem_id": job.problem_id,
+            "method": job.method,
+            "point": job.point,
+            "seed": seed,
+            "status": s["status"],
+            "work_units": float(s["work_units"]),
+            "best_test_metric": float(s["best_test_metric"]),
+            "final_test_metric": float(s["final_test_metric"]),
+            "train_time_s": float(s["train_time_s"]),
+            "wall_s": wall,
+        }
+        print(
+            " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+            file=log,
+            flush=True,
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -102,15 +121,22 @@ def targets_by_rule(runs: pd.DataFrame, margin: float = RULE["margin"]) -> pd.Da
     for pid, g in runs.groupby("problem_id", sort=False):
         i = g["best_test_metric"].idxmax()
         best = float(g.loc[i, "best_test_metric"])
-        out.append({"problem_id": pid, "best": best, "best_by": f"{g.loc[i, 'method']}[{g.loc[i, 'point']}]",
-                    "target": rule_target(best, margin)})
+        out.append(
+            {
+                "problem_id": pid,
+                "best": best,
+                "best_by": f"{g.loc[i, 'method']}[{g.loc[i, 'point']}]",
+                "target": rule_target(best, margin),
+            }
+        )
     return pd.DataFrame(out)
 
 
 def sweep_estimate(runs: pd.DataFrame, n_seeds: int, cores: int) -> pd.DataFrame:
     """Per entry: serial seconds of all seeds (seed-0 wall x n_seeds) and that over ``cores``."""
-    g = runs.groupby("problem_id", sort=False).agg(runs=("wall_s", "size"), wall_seed0_s=("wall_s", "sum"),
-                                                     train_seed0_s=("train_time_s", "sum"))
+    g = runs.groupby("problem_id", sort=False).agg(
+        runs=("wall_s", "size"), wall_seed0_s=("wall_s", "sum"), train_seed0_s=("train_time_s", "sum")
+    )
     g["serial_all_seeds_s"] = g["wall_seed0_s"] * n_seeds
     g["on_cores_s"] = g["serial_all_seeds_s"] / cores
     return g.reset_index()
@@ -123,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--factor", type=float, default=RULE["factor"], help="budget factor of the long runs")
     parser.add_argument("--seed", type=int, default=RULE["seed"])
     parser.add_argument("--margin", type=float, default=RULE["margin"])
-    parser.add_argument("--estimate", action="store_true",
-                        help="instead: run every entry's seed-0 jobs at the sweep's budget and estimate sweep time")
+    parser.add_argument(
+        "--estimate",
+        action="store_true",
+        help="instead: run every entry's seed-0 jobs at the sweep's budget and estimate sweep time",
+    )
     parser.add_argument("--cores", type=int, default=2, help="cores of the sweep (with --estimate)")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the sweep (with --estimate)")
     args = parser.parse_args(argv)
@@ -134,8 +163,10 @@ def main(argv: list[str] | None = None) -> int:
             est = sweep_estimate(runs, args.seeds, args.cores)
             print(runs.to_string(index=False))
             print(est.to_string(index=False))
-            print(f"total: {est['on_cores_s'].sum():.0f} s on {args.cores} cores "
-                  f"({est['serial_all_seeds_s'].sum():.0f} s serial)")
+            print(
+                f"total: {est['on_cores_s'].sum():.0f} s on {args.cores} cores "
+                f"({est['serial_all_seeds_s'].sum():.0f} s serial)"
+            )
             return 0
         runs = run_jobs(args.config, args.ids, seed=args.seed, factor=args.factor, classification_only=True)
         print(runs.to_string(index=False))

@@ -15,14 +15,16 @@ Exit status: 0 all runs complete and consistent, 1 problems found (listed one pe
 2 bad input. The Snakemake workflow moves corrupt files aside before it builds its DAG (see
 :func:`quarantine`), so the next ``snakemake`` re-runs those runs and re-aggregates.
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -128,17 +130,25 @@ def check_run(run_dir: str | Path, expected: Mapping[str, Any] | None = None) ->
     found = read_identity(d)
     differ = {k for k, v in expected.items() if k in found and found[k] != v}
     if differ:
-        findings.append(Finding("mismatch", str(d / "summary.parquet"),
-                                f"holds the run ({_fmt(found)}) but this directory belongs to "
-                                f"({_fmt(expected)}); {WHAT_TO_DO}"))
+        findings.append(
+            Finding(
+                "mismatch",
+                str(d / "summary.parquet"),
+                f"holds the run ({_fmt(found)}) but this directory belongs to ({_fmt(expected)}); {WHAT_TO_DO}",
+            )
+        )
         return findings
     hist = pq.read_table(d / "history.parquet", columns=["problem", "method", "seed"]).to_pandas()
     for col in ("problem", "method", "seed"):
         other = set(hist[col].unique()) - {found[col]}
         if other:
-            findings.append(Finding("mismatch", str(d / "history.parquet"),
-                                    f"{col} {sorted(map(str, other))} differs from the summary's {found[col]!r}; "
-                                    f"{WHAT_TO_DO}"))
+            findings.append(
+                Finding(
+                    "mismatch",
+                    str(d / "history.parquet"),
+                    f"{col} {sorted(map(str, other))} differs from the summary's {found[col]!r}; {WHAT_TO_DO}",
+                )
+            )
             break
     return findings
 
@@ -171,8 +181,9 @@ def verify(results: str | Path, configfile: str | Path | None = None) -> tuple[i
     """(number of runs checked, findings) for a results folder (or runs root)."""
     results = Path(results)
     if not results.is_dir():
-        raise ConfigError(f"results folder {str(results)!r} not found; allowed: a folder holding runs/ "
-                          f"(e.g. results) or a runs root")
+        raise ConfigError(
+            f"results folder {str(results)!r} not found; allowed: a folder holding runs/ (e.g. results) or a runs root"
+        )
     root = runs_root(results)
     present = sorted({p.parent for name in RUN_FILES for p in root.glob(f"*/*/*/seed*/{name}")})
     if configfile is None:
@@ -189,11 +200,17 @@ def verify(results: str | Path, configfile: str | Path | None = None) -> tuple[i
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ml2bench verify",
-        description="List missing, corrupt and mismatched runs of a results folder (exit 1 when any).")
-    parser.add_argument("results", type=Path, nargs="?",
-                        help="results folder holding runs/ (or a runs root); without it only --configfile is checked")
-    parser.add_argument("--configfile", type=Path,
-                        help="sweep config (as given to snakemake): also list runs that are missing")
+        description="List missing, corrupt and mismatched runs of a results folder (exit 1 when any).",
+    )
+    parser.add_argument(
+        "results",
+        type=Path,
+        nargs="?",
+        help="results folder holding runs/ (or a runs root); without it only --configfile is checked",
+    )
+    parser.add_argument(
+        "--configfile", type=Path, help="sweep config (as given to snakemake): also list runs that are missing"
+    )
     args = parser.parse_args(argv)
     if args.results is None and args.configfile is None:
         parser.error("give RESULTS, --configfile or both")
@@ -208,8 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     for f in findings:
         print(f)
     problems = [f for f in findings if f.kind != "extra"]
-    print(f"{n} runs checked: {len(problems)} problem(s)"
-          + (f", {len(findings) - len(problems)} extra run(s)" if len(findings) > len(problems) else ""))
+    print(
+        f"{n} runs checked: {len(problems)} problem(s)"
+        + (f", {len(findings) - len(problems)} extra run(s)" if len(findings) > len(problems) else "")
+    )
     return 1 if problems else 0
 
 

@@ -1,4 +1,5 @@
 """Shared set-up of the benchmarks: small problem instances built as the runner builds them."""
+
 from __future__ import annotations
 
 import time
@@ -9,10 +10,10 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
-from ml2bench.methods import METHODS
 from ml2bench.core.objective import WorkCounter
-from ml2bench.problems import PROBLEMS
 from ml2bench.core.runner import derive_seeds
+from ml2bench.methods import METHODS
+from ml2bench.problems import PROBLEMS
 
 # Problem families benchmarked; families not registered yet are skipped with a reason.
 FAMILIES = ("mlp", "resnet", "pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
@@ -21,8 +22,16 @@ FAMILIES = ("mlp", "resnet", "pinn_poisson", "pinn_burgers", "pinn_allen_cahn", 
 SMALL = {
     "mlp": {"n_train": 256, "n_test": 64, "width": 32},
     "resnet": {"n_train": 256, "n_test": 64, "width": 16, "depth": 4},
-    "pinn": {"n_interior": 256, "n_boundary": 64, "n_initial": 64, "n_test": 11, "n_test_x": 16,
-             "n_test_t": 11, "width": 16, "depth": 4},
+    "pinn": {
+        "n_interior": 256,
+        "n_boundary": 64,
+        "n_initial": 64,
+        "n_test": 11,
+        "n_test_x": 16,
+        "n_test_t": 11,
+        "width": 16,
+        "depth": 4,
+    },
 }
 
 
@@ -41,18 +50,30 @@ class Setup:
     config: RunConfig
 
 
-def build(problem: str, method: str, *, problem_params: dict | None = None, method_params: dict | None = None,
-          seed: int = 0, n_batches: int = 8) -> Setup:
+def build(
+    problem: str,
+    method: str,
+    *,
+    problem_params: dict | None = None,
+    method_params: dict | None = None,
+    seed: int = 0,
+    n_batches: int = 8,
+) -> Setup:
     """Problem, hierarchy and method as :func:`ml2bench.core.runner.run` builds them (float32, CPU); skips
     the test when the combination does not exist (yet)."""
     if problem not in PROBLEMS:
         pytest.skip(f"problem {problem!r} not registered yet")
     if method not in METHODS:
         pytest.skip(f"method {method!r} not registered yet")
-    config = RunConfig.from_dict({"problem": problem, "method": method, "seed": seed,
-                                  "problem_params": problem_params if problem_params is not None
-                                  else small_params(problem),
-                                  "method_params": method_params or {}})
+    config = RunConfig.from_dict(
+        {
+            "problem": problem,
+            "method": method,
+            "seed": seed,
+            "problem_params": problem_params if problem_params is not None else small_params(problem),
+            "method_params": method_params or {},
+        }
+    )
     problem_cls, method_cls = PROBLEMS.get(problem), METHODS.get(method)
     seeds = derive_seeds(seed)
     prob = problem_cls(config.problem_params, seed=seeds["data"], device=torch.device("cpu"), dtype=torch.float32)

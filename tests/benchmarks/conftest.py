@@ -9,6 +9,7 @@ They are collected only when asked for, so ``python -m pytest`` from the repo ro
 Run them with ``tests/benchmarks/run.sh`` (saves/compares against the committed baseline in
 ``.benchmarks-baseline/``); see ``tests/benchmarks/README.md``.
 """
+
 from __future__ import annotations
 
 import os

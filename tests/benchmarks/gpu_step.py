@@ -8,6 +8,7 @@ objective evaluation (``Objective.loss_grad``, what its closure calls). Hessian-
 ms per ``Objective.hvp`` (RMTR/TR with ``model=hessian``; no goal in the issue). Goals on one H100:
 Adam ≤ 2.5 ms/step, one L-BFGS function+gradient evaluation ≤ 3 ms. Prints the card and torch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,8 @@ import time
 
 import torch
 
-from ml2bench.methods import METHODS
 from ml2bench.core.objective import WorkCounter
+from ml2bench.methods import METHODS
 from ml2bench.problems import PROBLEMS
 
 
@@ -29,8 +30,10 @@ def _sync(device: torch.device) -> None:
 
 def measure(device: torch.device, graphs: str, args) -> dict[str, float]:
     cls = PROBLEMS.get("pinn_burgers")
-    hp = cls.params.validate({"width": args.width, "depth": args.depth, "n_interior": args.points,
-                              "n_initial": 500, "n_boundary": 500}, "pinn_burgers")
+    hp = cls.params.validate(
+        {"width": args.width, "depth": args.depth, "n_interior": args.points, "n_initial": 500, "n_boundary": 500},
+        "pinn_burgers",
+    )
     problem = cls(hp, seed=0, device=device, dtype=torch.float32)
     torch.manual_seed(0)
     hierarchy = problem.hierarchy(1, WorkCounter())
@@ -39,9 +42,11 @@ def measure(device: torch.device, graphs: str, args) -> dict[str, float]:
     adam = METHODS.get("adam")(hierarchy, hierarchy.fine.initial_x(), METHODS.get("adam").params.validate({}, "adam"))
     out = {}
     v = torch.randn(hierarchy.fine.n, generator=torch.Generator().manual_seed(0)).to(device)
-    for name, fn in (("adam_step_ms", lambda: adam.step(batch)),
-                     ("loss_grad_ms", lambda: hierarchy.fine.loss_grad(adam.x, batch)),
-                     ("hvp_ms", lambda: hierarchy.fine.hvp(adam.x, v, batch))):
+    for name, fn in (
+        ("adam_step_ms", lambda: adam.step(batch)),
+        ("loss_grad_ms", lambda: hierarchy.fine.loss_grad(adam.x, batch)),
+        ("hvp_ms", lambda: hierarchy.fine.hvp(adam.x, v, batch)),
+    ):
         for _ in range(5):  # warm-up (and capture)
             fn()
         times = []
@@ -69,13 +74,17 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"{card}, torch {torch.__version__}, Burgers PINN width {args.width} depth {args.depth}, "
-          f"{args.points} interior points, Adam full batch")
+    print(
+        f"{card}, torch {torch.__version__}, Burgers PINN width {args.width} depth {args.depth}, "
+        f"{args.points} interior points, Adam full batch"
+    )
     modes = ["off", "cuda"] if device.type == "cuda" else ["off", "static"]
     for mode in modes:
         r = measure(device, mode, args)
-        print(f"graphs={mode:6s}  Adam {r['adam_step_ms']:.2f} ms/step   loss+grad {r['loss_grad_ms']:.2f} ms   "
-              f"hvp {r['hvp_ms']:.2f} ms")
+        print(
+            f"graphs={mode:6s}  Adam {r['adam_step_ms']:.2f} ms/step   loss+grad {r['loss_grad_ms']:.2f} ms   "
+            f"hvp {r['hvp_ms']:.2f} ms"
+        )
     return 0
 
 

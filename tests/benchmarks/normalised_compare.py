@@ -8,6 +8,7 @@ missing on one side are listed, not failed. Exit 1 on a regression.
 
     python tests/benchmarks/normalised_compare.py BASELINE.json NEW.json [--fail 0.25]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,15 +28,22 @@ def compare(base: dict[str, float], new: dict[str, float], fail: float) -> tuple
     if REFERENCE not in base or REFERENCE not in new:
         return [f"no {REFERENCE} in one of the runs: cannot normalise"], True
     rb, rn = base[REFERENCE], new[REFERENCE]
-    lines = [f"reference workload: baseline {rb * 1e3:.3f} ms, now {rn * 1e3:.3f} ms (machine speed x{rb / rn:.2f})",
-             "", "| benchmark | baseline (norm.) | now (norm.) | change | |", "|---|---|---|---|---|"]
+    lines = [
+        f"reference workload: baseline {rb * 1e3:.3f} ms, now {rn * 1e3:.3f} ms (machine speed x{rb / rn:.2f})",
+        "",
+        "| benchmark | baseline (norm.) | now (norm.) | change | |",
+        "|---|---|---|---|---|",
+    ]
     regressed = False
     for name in sorted(set(base) | set(new)):
         if name == REFERENCE:
             continue
         if name not in base or name not in new:
-            lines.append(f"| {name} | {'—' if name not in base else f'{base[name] / rb:.3f}'} | "
-                         f"{'—' if name not in new else f'{new[name] / rn:.3f}'} | | only in {'new' if name not in base else 'baseline'} |")
+            lines.append(
+                f"| {name} | {'—' if name not in base else f'{base[name] / rb:.3f}'} | "
+                f"{'—' if name not in new else f'{new[name] / rn:.3f}'} | | "
+                f"only in {'new' if name not in base else 'baseline'} |"
+            )
             continue
         b, n = base[name] / rb, new[name] / rn
         change = n / b - 1
@@ -53,7 +61,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     lines, regressed = compare(_load(args.baseline), _load(args.new), args.fail)
     print("\n".join(lines))
-    print(f"\n{'REGRESSION' if regressed else 'ok'}: threshold +{100 * args.fail:.0f}% on min time / reference workload")
+    print(
+        f"\n{'REGRESSION' if regressed else 'ok'}: threshold +{100 * args.fail:.0f}% on min time / reference workload"
+    )
     return 1 if regressed else 0
 
 

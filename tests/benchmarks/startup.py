@@ -4,8 +4,8 @@
     python tests/benchmarks/startup.py --part fixed    # only the process start-up part
     python tests/benchmarks/startup.py --part eval --config workflow/config/default.yaml
 
-*fixed*: wall time of ``ml2bench run --set budget.iterations=1`` (``--method``, default adam) (one step, two evaluation points,
-writing both tables) minus that of ``python -c "import torch"``, both as fresh processes,
+*fixed*: wall time of ``ml2bench run --set budget.iterations=1`` (``--method``, default adam) (one
+step, two evaluation points, writing both tables) minus that of ``python -c "import torch"``, both as fresh processes,
 interleaved, median of ``--repeats``; one row per problem at the default sweep's size. The PDE
 reference cache (``$ML2BENCH_CACHE``) is warmed first, as it is after a sweep's first run.
 
@@ -13,6 +13,7 @@ reference cache (``$ML2BENCH_CACHE``) is warmed first, as it is after a sweep's 
 evaluation points (``Problem.evaluate`` + the full training loss) against the run's training time
 (``train_time_s``). The goal of issue 14 is eval ≤ 25 % of training at the default interval.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,18 @@ def fixed_cost(config_path: Path, repeats: int, only: list[str] | None = None, m
     print("|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         for pid, job in jobs.items():
-            run = [sys.executable, "-m", "ml2bench", "run", *job.cli_args().split(), "--set",
-                   "budget.iterations=1", "--out", f"{tmp}/{pid}", "--quiet"]
+            run = [
+                sys.executable,
+                "-m",
+                "ml2bench",
+                "run",
+                *job.cli_args().split(),
+                "--set",
+                "budget.iterations=1",
+                "--out",
+                f"{tmp}/{pid}",
+                "--quiet",
+            ]
             run = [a.strip("'") for a in run]
             subprocess.run(run, check=True, env=env, stdout=subprocess.DEVNULL)  # warm caches
             base, full = [], []
@@ -110,8 +121,11 @@ def eval_share(config_path: Path) -> None:
         train = float(s["train_time_s"])
         tot_e += spent["eval"]
         tot_t += train
-        print(f"| {job.problem_id} | {job.method} | {len(result.history)} | {spent['eval']:.2f} | {train:.2f} | "
-              f"{spent['eval'] / train:.2f} |", flush=True)
+        print(
+            f"| {job.problem_id} | {job.method} | {len(result.history)} | {spent['eval']:.2f} | {train:.2f} | "
+            f"{spent['eval'] / train:.2f} |",
+            flush=True,
+        )
     print(f"| **all** | | | {tot_e:.1f} | {tot_t:.1f} | {tot_e / tot_t:.2f} |")
 
 

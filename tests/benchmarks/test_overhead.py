@@ -12,6 +12,7 @@ Gate (issue 14): on the smallest case, MLP/SGD, the benchmark fails when the med
 interleaved pairs of harness/plain exceeds ``OVERHEAD_GOAL`` = 1.05. It is a benchmark (run on
 purpose, on a quiet machine), not part of ``python -m pytest``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,10 @@ REPEATS = 15
 OVERHEAD_GOAL = 1.05
 GATED = {("mlp", "sgd")}
 CASES = [("mlp", "sgd"), ("mlp", "adam"), ("mlp", "lbfgs"), ("resnet", "sgd"), ("resnet", "adam")]
-EPOCH = {"mlp": {"n_train": 1024, "n_test": 64, "width": 64},
-         "resnet": {"n_train": 1024, "n_test": 64, "width": 32, "depth": 8}}
+EPOCH = {
+    "mlp": {"n_train": 1024, "n_test": 64, "width": 64},
+    "resnet": {"n_train": 1024, "n_test": 64, "width": 32, "depth": 8},
+}
 
 
 def _plain_optimizer(method, params):
@@ -52,11 +55,13 @@ def _setups(problem, method):
 
     def plain_epoch():
         for batch in s.batches:
+
             def closure():
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model, batch)
                 loss.backward()
                 return loss
+
             opt.step(closure)
 
     return s, model, harness_epoch, plain_epoch
@@ -71,14 +76,23 @@ def test_epoch_overhead(benchmark, problem, method):
     h, p = min(times["harness"]), min(times["plain"])
     med = sorted(a / b for a, b in zip(times["harness"], times["plain"]))[REPEATS // 2]
     benchmark.group = "overhead"
-    benchmark.extra_info.update({
-        "problem": problem, "method": method, "batches": len(s.batches), "harness_epoch_s": h,
-        "plain_epoch_s": p, "overhead_ratio": h / p, "overhead_ratio_median_pair": med,
-        "same_iterates": bool(same),
-    })
+    benchmark.extra_info.update(
+        {
+            "problem": problem,
+            "method": method,
+            "batches": len(s.batches),
+            "harness_epoch_s": h,
+            "plain_epoch_s": p,
+            "overhead_ratio": h / p,
+            "overhead_ratio_median_pair": med,
+            "same_iterates": bool(same),
+        }
+    )
     benchmark.pedantic(harness_epoch, rounds=REPEATS, iterations=1, warmup_rounds=1)
-    print(f"\n{problem}/{method}: harness {h * 1e3:.2f} ms, plain {p * 1e3:.2f} ms, ratio {h / p:.3f} "
-          f"(median pair {med:.3f}), same iterates: {same}")
+    print(
+        f"\n{problem}/{method}: harness {h * 1e3:.2f} ms, plain {p * 1e3:.2f} ms, ratio {h / p:.3f} "
+        f"(median pair {med:.3f}), same iterates: {same}"
+    )
     assert same, "harness and plain loop diverged: they no longer do the same work"
     if (problem, method) in GATED:
         assert med <= OVERHEAD_GOAL, f"{problem}/{method}: harness/plain = {med:.3f} > goal {OVERHEAD_GOAL}"

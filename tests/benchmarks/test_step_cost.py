@@ -1,11 +1,12 @@
 """Per-step cost of every registered method on every problem family (small sizes).
 
-One benchmark round = one ``method.step(batch)`` from a freshly built method (the second step,
-after one untimed warm-up step), i.e. what the runner's clock measures. ``extra_info`` records the work units charged per step, so a change
-in time can be told apart from a change in the amount of work. ``test_reference_workload`` times a
-fixed matmul loop in the same session: ``tests/benchmarks/normalised_compare.py`` divides every
-timing by it before comparing against the baseline (noise-robust on shared machines).
-"""
+One benchmark round = one ``method.step(batch)`` from a freshly built method (the second step, after
+one untimed warm-up step), i.e. what the runner's clock measures. ``extra_info`` records the work
+units charged per step, so a change in time can be told apart from a change in the amount of work.
+``test_reference_workload`` times a fixed matmul loop in the same session:
+``tests/benchmarks/normalised_compare.py`` divides every timing by it before comparing against the
+baseline (noise-robust on shared machines)."""
+
 from __future__ import annotations
 
 import pytest

@@ -6,6 +6,7 @@ Job time per run is Snakemake's benchmark file (``results/benchmarks/runs/<run>.
 ``s``: wall seconds of the job's command); training time is the run's ``train_time_s`` (summary
 table). overhead = 1 − Σ train / Σ job. Issue 14's goal for the default sweep: ≤ 20 %.
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,8 +35,10 @@ def overhead(results: Path) -> dict[str, float]:
 
 def main(argv: list[str]) -> int:
     r = overhead(Path(argv[0] if argv else "results"))
-    print(f"{r['runs']} runs: job time {r['job_s']:.1f} s, training {r['train_s']:.1f} s, "
-          f"start-up + set-up + evaluation {r['job_s'] - r['train_s']:.1f} s = {100 * r['overhead']:.1f} % of job time")
+    print(
+        f"{r['runs']} runs: job time {r['job_s']:.1f} s, training {r['train_s']:.1f} s, "
+        f"start-up + set-up + evaluation {r['job_s'] - r['train_s']:.1f} s = {100 * r['overhead']:.1f} % of job time"
+    )
     return 0
 
 

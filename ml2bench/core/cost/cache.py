@@ -10,6 +10,7 @@ entry is recomputed and rewritten.
 Location: ``$ML2BENCH_CACHE`` if set, else the user cache directory (``platformdirs``:
 ``~/.cache/ml2bench`` on Linux). ``ML2BENCH_CACHE=off`` disables the disk cache.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,9 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -39,15 +41,19 @@ def cache_dir() -> Path | None:
     return Path(platformdirs.user_cache_dir("ml2bench"))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source_hash(module_name: str) -> str:
     source = inspect.getsource(sys.modules[module_name])
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def key_of(fn: Callable[..., Any], args: tuple) -> str:
-    ident = {"fn": f"{fn.__module__}.{fn.__qualname__}", "args": [repr(a) for a in args],
-             "source": _source_hash(fn.__module__), "numpy": np.__version__.split(".")[0]}
+    ident = {
+        "fn": f"{fn.__module__}.{fn.__qualname__}",
+        "args": [repr(a) for a in args],
+        "source": _source_hash(fn.__module__),
+        "numpy": np.__version__.split(".")[0],
+    }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:32]
 
 

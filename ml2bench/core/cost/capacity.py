@@ -5,6 +5,7 @@ swapping machine) after minutes. The finest level's network is built on PyTorch'
 device — shapes without storage — so the count is exact for every problem without a per-problem
 formula, and costs no memory.
 """
+
 from __future__ import annotations
 
 import os
@@ -71,9 +72,12 @@ def check_model_fits(problem, device: torch.device, dtype: torch.dtype, memory: 
     need = n * COPIES * itemsize
     if need > have:
         over = "over " if n > limit else ""
-        hp = ", ".join(f"{k}={v}" for k, v in sorted(problem.hp.items()) if isinstance(v, int) and not isinstance(v, bool))
+        hp = ", ".join(
+            f"{k}={v}" for k, v in sorted(problem.hp.items()) if isinstance(v, int) and not isinstance(v, bool)
+        )
         raise ConfigError(
             f"problem {problem.name!r} ({hp}) has {over}{n:.3g} parameters: {COPIES} copies at {dtype} need "
             f"{over}{_size(need)}, more than the {_size(have)} of memory on {device.type}; allowed: networks whose "
-            f"parameters fit (reduce width or depth)")
+            f"parameters fit (reduce width or depth)"
+        )
     return n

@@ -4,12 +4,14 @@ Counters are cumulative hardware readings; a meter reports the energy used since
 Where a counter is absent or unreadable the value is NaN and the source says so: ml2bench never
 estimates energy and presents it as measured.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -118,7 +120,7 @@ class EnergyMeter:
     nvml: NvmlCounter | None = None
 
     @classmethod
-    def for_device(cls, device: torch.device, powercap_root: Path | str | None = None) -> "EnergyMeter":
+    def for_device(cls, device: torch.device, powercap_root: Path | str | None = None) -> EnergyMeter:
         """Counters for ``device``: RAPL zones (under ``powercap_root``) and, on CUDA, NVML."""
         return cls(find_rapl_zones(powercap_root), find_nvml(torch.device(device)))
 

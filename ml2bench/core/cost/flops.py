@@ -19,17 +19,28 @@ This is what ``FlopCounterMode`` counts for the same forward+backward (``tests/t
 checks equality on every problem family). Graph nodes with products this module has no formula
 for (``bmm``, double backward through a convolution) raise instead of being miscounted.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-_MM = {"MmBackward0": ("_saved_self_sym_sizes", "_saved_mat2_sym_sizes", (0, 1)),
-       "AddmmBackward0": ("_saved_mat1_sym_sizes", "_saved_mat2_sym_sizes", (1, 2))}
-_UNSUPPORTED = ("BmmBackward0", "BaddbmmBackward0", "ConvolutionBackwardBackward0", "MvBackward0",
-                "DotBackward0", "AddmvBackward0", "MatmulBackward0")
+_MM = {
+    "MmBackward0": ("_saved_self_sym_sizes", "_saved_mat2_sym_sizes", (0, 1)),
+    "AddmmBackward0": ("_saved_mat1_sym_sizes", "_saved_mat2_sym_sizes", (1, 2)),
+}
+_UNSUPPORTED = (
+    "BmmBackward0",
+    "BaddbmmBackward0",
+    "ConvolutionBackwardBackward0",
+    "MvBackward0",
+    "DotBackward0",
+    "AddmvBackward0",
+    "MatmulBackward0",
+)
 
 
 def _module_forward_flops(module: nn.Module, out: Tensor) -> int:
@@ -70,8 +81,9 @@ def _reaching(nodes: list[Any], targets: set[int]) -> set[int]:
     return reach
 
 
-def graph_flops(loss: Tensor, wrt: Tensor, module_flops: dict[int, int] | None = None,
-                extra_roots: list[Tensor] = ()) -> int:
+def graph_flops(
+    loss: Tensor, wrt: Tensor, module_flops: dict[int, int] | None = None, extra_roots: list[Tensor] = ()
+) -> int:
     """FLOPs of the products that built ``loss`` plus those of ``autograd.grad(loss, wrt)``.
 
     ``wrt`` must be a leaf that requires grad; ``module_flops`` maps ``id(grad_fn)`` of the outputs
@@ -106,8 +118,9 @@ def graph_flops(loss: Tensor, wrt: Tensor, module_flops: dict[int, int] | None =
             fwd, operands = module_flops[id(node)], (0, 1)
         else:
             continue
-        needed = sum(1 for i in operands
-                     if node.next_functions[i][0] is not None and id(node.next_functions[i][0]) in reach)
+        needed = sum(
+            1 for i in operands if node.next_functions[i][0] is not None and id(node.next_functions[i][0]) in reach
+        )
         total += fwd * ((0 if counted else 1) + (needed if id(node) in reach else 0))
     return total
 

@@ -18,6 +18,7 @@ multilevel, Schwarz — gets the speed-up through ``Objective.loss_grad`` withou
   (e.g. :class:`~ml2bench.problems.pinn.base.PINNNet` keeps its input map in registered buffers).
 * Only the float loss value is read back (one sync per evaluation, as the methods need it).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,9 @@ def _signature(obj: Any) -> tuple:
     if isinstance(obj, Tensor):
         return ("T", tuple(obj.shape), obj.dtype, str(obj.device))
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return (type(obj).__name__,) + tuple((f.name, _signature(getattr(obj, f.name)))
-                                             for f in dataclasses.fields(obj))
+        return (type(obj).__name__,) + tuple(
+            (f.name, _signature(getattr(obj, f.name))) for f in dataclasses.fields(obj)
+        )
     if isinstance(obj, dict):
         return ("dict",) + tuple((k, _signature(obj[k])) for k in sorted(obj))
     if isinstance(obj, (list, tuple)):
@@ -66,8 +68,9 @@ def _static_copy(obj: Any) -> Any:
     if isinstance(obj, Tensor):
         return obj.detach().clone()
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return dataclasses.replace(obj, **{f.name: _static_copy(getattr(obj, f.name))
-                                           for f in dataclasses.fields(obj) if f.init})
+        return dataclasses.replace(
+            obj, **{f.name: _static_copy(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}
+        )
     if isinstance(obj, dict):
         return {k: _static_copy(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -93,7 +96,7 @@ class StaticEvaluation:
             self._capture()
 
     @classmethod
-    def for_batch(cls, objective: Any, batch: Any, kind: str = "loss_grad") -> "StaticEvaluation":
+    def for_batch(cls, objective: Any, batch: Any, kind: str = "loss_grad") -> StaticEvaluation:
         key = (kind, _signature(batch))
         evaluation = objective._static.pop(key, None)
         if evaluation is None:
@@ -112,7 +115,6 @@ class StaticEvaluation:
         return obj._hvp_in_place(self.batch, self.v)
 
     def _capture(self) -> None:
-        obj = self.objective
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):

@@ -6,6 +6,7 @@ functions) it measures nothing. :class:`OpCounter` uses torch's FLOP formula whe
 and otherwise one operation per output element (views count zero), which ranks a double
 backward against a single one on any loss.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -6,6 +6,7 @@ repository (an unpacked sdist, a vendored copy) would otherwise record *that* re
 commit. Everywhere else the summary records ``git_commit = "none"`` and the package version
 plus ``source_hash``, a SHA-256 over the package's ``.py`` files (paths and contents).
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
@@ -43,8 +44,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[2]  # the ml2bench package
 
 
 def _git(args: list[str], cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5,
-                          check=True).stdout.strip()
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
 
 
 def names_ml2bench(pyproject: Path) -> bool:

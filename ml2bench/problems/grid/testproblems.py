@@ -22,7 +22,8 @@ Energies (h = 1/(n+1), u = 0 on the boundary):
 - ``varcoef`` (2-D): −div(a ∇u) + u = f, a(x, y) = 1 + 0.9 sin(3πx) cos(2πy) ∈ [0.1, 1.9] (a smooth
   coefficient with contrast 19), exact u = sin(πx) sin(πy) (manufactured f); energy
   ½ Σ_edges a(edge midpoint) (u_a − u_b)² + h² Σ [u²/2 − f u], linear and isotropic but with a
-  stiffness that varies in space; discretisation error O(h²). Coarse levels are rediscretised (a sampled at their own edge midpoints).
+  stiffness that varies in space; discretisation error O(h²). Coarse levels are rediscretised (a
+  sampled at their own edge midpoints).
 - ``minsurf`` (2-D): E_h(u) = h² Σ_cells √(1 + |∇_h u|²) with forward differences and
   Dirichlet data g(x, y) = x(1 − x) + y² (non-zero on y = 1); no closed-form solution.
   From u₀ = 0 the first iterates jump by 1 across the cells next to y = 1 (slopes 1/h), and the
@@ -42,11 +43,12 @@ Energies (h = 1/(n+1), u = 0 on the boundary):
 The energies are weighted by h^d so that the coarse energy approximates E_h(P y) variationally:
 restrict gradients with Pᵀ (``grad_restriction="variational"``), iterates by injection.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -90,8 +92,9 @@ def _mesh(n: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
     return torch.meshgrid(x, x, indexing="ij")
 
 
-def exact_solution(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A
-                   ) -> Tensor:
+def exact_solution(
+    kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A
+) -> Tensor:
     """Exact solution of the continuous problem at the interior nodes (flat)."""
     if kind == "poisson":
         if dim == 1:
@@ -100,7 +103,7 @@ def exact_solution(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float
         return (torch.sin(math.pi * X) * torch.sin(math.pi * Y)).reshape(-1)
     if kind == "fas":
         X, Y = _mesh(n, dtype)
-        return ((X ** 2 - X ** 3) * torch.sin(3 * math.pi * Y)).reshape(-1)
+        return ((X**2 - X**3) * torch.sin(3 * math.pi * Y)).reshape(-1)
     if kind in ("cubic", "varcoef"):
         X, Y = _mesh(n, dtype)
         return (torch.sin(math.pi * X) * torch.sin(math.pi * Y)).reshape(-1)
@@ -119,18 +122,18 @@ def scherk(X: Tensor, Y: Tensor, a: float = SCHERK_A) -> Tensor:
 def right_hand_side(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64) -> Tensor:
     if kind == "poisson":
         if dim == 1:
-            return math.pi ** 2 * torch.sin(math.pi * nodes(n, dtype))
+            return math.pi**2 * torch.sin(math.pi * nodes(n, dtype))
         X, Y = _mesh(n, dtype)
-        return (2 * math.pi ** 2 * torch.sin(math.pi * X) * torch.sin(math.pi * Y)).reshape(-1)
+        return (2 * math.pi**2 * torch.sin(math.pi * X) * torch.sin(math.pi * Y)).reshape(-1)
     if kind == "fas":
         X, Y = _mesh(n, dtype)
         s = torch.sin(3 * math.pi * Y)
-        u = (X ** 2 - X ** 3) * s
-        lap = (2 - 6 * X) * s - 9 * math.pi ** 2 * (X ** 2 - X ** 3) * s
+        u = (X**2 - X**3) * s
+        lap = (2 - 6 * X) * s - 9 * math.pi**2 * (X**2 - X**3) * s
         return (-lap + GAMMA * u * torch.exp(u)).reshape(-1)
     if kind == "cubic":
         u = exact_solution("cubic", n, 2, dtype)
-        return 2 * math.pi ** 2 * u + u ** 3
+        return 2 * math.pi**2 * u + u**3
     if kind == "varcoef":  # f = −a Δu − ∇a·∇u + u for u = sin(πx) sin(πy)
         X, Y = _mesh(n, dtype)
         pi = math.pi
@@ -139,7 +142,7 @@ def right_hand_side(kind: str, n: int, dim: int, dtype: torch.dtype = torch.floa
         a_y = -1.8 * pi * torch.sin(3 * pi * X) * torch.sin(2 * pi * Y)
         u_x = pi * torch.cos(pi * X) * torch.sin(pi * Y)
         u_y = pi * torch.sin(pi * X) * torch.cos(pi * Y)
-        return (2 * pi ** 2 * coefficient(X, Y) * u - a_x * u_x - a_y * u_y + u).reshape(-1)
+        return (2 * pi**2 * coefficient(X, Y) * u - a_x * u_x - a_y * u_y + u).reshape(-1)
     if kind in ("minsurf", "scherk"):
         return torch.zeros(n * n, dtype=dtype)
     raise ValueError(f"unknown kind {kind!r}")
@@ -166,14 +169,14 @@ def _edge_energy_2d(U: Tensor) -> Tensor:
     pad = torch.nn.functional.pad(U, (1, 1, 1, 1))
     dx = pad[1:, 1:-1] - pad[:-1, 1:-1]
     dy = pad[1:-1, 1:] - pad[1:-1, :-1]
-    return 0.5 * ((dx ** 2).sum() + (dy ** 2).sum())
+    return 0.5 * ((dx**2).sum() + (dy**2).sum())
 
 
 def _minsurf_boundary(n: int, dtype: torch.dtype) -> Tensor:
     """Dirichlet data on the (n+2)² grid including boundary nodes (zero inside)."""
     t = torch.arange(0, n + 2, dtype=dtype) / (n + 1)
     X, Y = torch.meshgrid(t, t, indexing="ij")
-    G = X * (1 - X) + Y ** 2
+    G = X * (1 - X) + Y**2
     G[1:-1, 1:-1] = 0.0
     return G
 
@@ -187,30 +190,39 @@ def _scherk_boundary(n: int, dtype: torch.dtype, a: float = SCHERK_A) -> Tensor:
     return G
 
 
-def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A
-              ) -> Callable[[Tensor], Tensor]:
+def energy_fn(
+    kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A
+) -> Callable[[Tensor], Tensor]:
     """The discrete energy E_h(u) of a flat vector u (see module docstring; ``scherk_a``: the
     steepness of the ``scherk`` data)."""
     h = 1.0 / (n + 1)
     f = right_hand_side(kind, n, dim, dtype)
     if kind == "poisson" and dim == 1:
+
         def energy(u: Tensor) -> Tensor:
             pad = torch.nn.functional.pad(u, (1, 1))
             return 0.5 / h * ((pad[1:] - pad[:-1]) ** 2).sum() - h * (f.to(u) * u).sum()
+
         return energy
     if dim != 2:
         raise ValueError(f"{kind!r} is a 2-D problem")
     if kind == "poisson":
+
         def energy(u: Tensor) -> Tensor:
             return _edge_energy_2d(u.reshape(n, n)) - h * h * (f.to(u) * u).sum()
+
         return energy
     if kind == "fas":
+
         def energy(u: Tensor) -> Tensor:
             return _edge_energy_2d(u.reshape(n, n)) + h * h * (GAMMA * (u - 1) * torch.exp(u) - f.to(u) * u).sum()
+
         return energy
     if kind == "cubic":
+
         def energy(u: Tensor) -> Tensor:
-            return _edge_energy_2d(u.reshape(n, n)) + h * h * (0.25 * u ** 4 - f.to(u) * u).sum()
+            return _edge_energy_2d(u.reshape(n, n)) + h * h * (0.25 * u**4 - f.to(u) * u).sum()
+
         return energy
     if kind == "varcoef":
         ax, ay = edge_coefficients(n, dtype)
@@ -219,8 +231,10 @@ def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, s
             pad = torch.nn.functional.pad(u.reshape(n, n), (1, 1, 1, 1))
             dx = pad[1:, 1:-1] - pad[:-1, 1:-1]
             dy = pad[1:-1, 1:] - pad[1:-1, :-1]
-            return 0.5 * ((ax.to(u) * dx ** 2).sum() + (ay.to(u) * dy ** 2).sum()) \
-                + h * h * (0.5 * u ** 2 - f.to(u) * u).sum()
+            return (
+                0.5 * ((ax.to(u) * dx**2).sum() + (ay.to(u) * dy**2).sum()) + h * h * (0.5 * u**2 - f.to(u) * u).sum()
+            )
+
         return energy
     if kind == "minsurf":
         G = _minsurf_boundary(n, dtype)
@@ -230,7 +244,8 @@ def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, s
             full[1:-1, 1:-1] = u.reshape(n, n)
             dx = (full[1:, :-1] - full[:-1, :-1]) / h
             dy = (full[:-1, 1:] - full[:-1, :-1]) / h
-            return h * h * torch.sqrt(1 + dx ** 2 + dy ** 2).sum()
+            return h * h * torch.sqrt(1 + dx**2 + dy**2).sum()
+
         return energy
     if kind == "scherk":
         G = _scherk_boundary(n, dtype, scherk_a)
@@ -243,21 +258,38 @@ def energy_fn(kind: str, n: int, dim: int, dtype: torch.dtype = torch.float64, s
             lower = torch.sqrt(1 + dx[:, :-1] ** 2 + dy[:-1, :] ** 2)
             upper = torch.sqrt(1 + dx[:, 1:] ** 2 + dy[1:, :] ** 2)
             return 0.5 * h * h * (lower.sum() + upper.sum())
+
         return energy
     raise ValueError(f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
 
 
-def grid_objective(kind: str, n: int, dim: int, counter: WorkCounter, level: int = 0, cost_ratio: float = 1.0,
-                   dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A) -> Objective:
+def grid_objective(
+    kind: str,
+    n: int,
+    dim: int,
+    counter: WorkCounter,
+    level: int = 0,
+    cost_ratio: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+    scherk_a: float = SCHERK_A,
+) -> Objective:
     energy = energy_fn(kind, n, dim, dtype, scherk_a)
-    model = GridFunction(n ** dim, dtype)
-    return Objective(model, lambda fmodel, batch: energy(fmodel(batch.x)), counter, n_train=1, level=level,
-                     cost_ratio=cost_ratio)
+    model = GridFunction(n**dim, dtype)
+    return Objective(
+        model, lambda fmodel, batch: energy(fmodel(batch.x)), counter, n_train=1, level=level, cost_ratio=cost_ratio
+    )
 
 
-def grid_hierarchy(kind: str = "poisson", n_fine: int = 63, dim: int = 1, levels: int | None = None,
-                   grad_restriction: str = "variational", counter: WorkCounter | None = None,
-                   dtype: torch.dtype = torch.float64, scherk_a: float = SCHERK_A) -> tuple[Hierarchy, UnitBatch]:
+def grid_hierarchy(
+    kind: str = "poisson",
+    n_fine: int = 63,
+    dim: int = 1,
+    levels: int | None = None,
+    grad_restriction: str = "variational",
+    counter: WorkCounter | None = None,
+    dtype: torch.dtype = torch.float64,
+    scherk_a: float = SCHERK_A,
+) -> tuple[Hierarchy, UnitBatch]:
     """A hierarchy of ``levels`` grid objectives (default: as many as fit, down to one node per
     dimension) and the batch to evaluate them on; the initial iterate is u = 0. ``scherk_a``
     (``scherk`` only): Scherk's a in (0, π), boundary slopes up to tan(a/2)."""
@@ -270,8 +302,10 @@ def grid_hierarchy(kind: str = "poisson", n_fine: int = 63, dim: int = 1, levels
     levels = max_grid_levels(n_fine) if levels is None else levels
     sizes = grid_sizes(n_fine, levels)
     counter = counter or WorkCounter()
-    objectives = [grid_objective(kind, n, dim, counter, level=l, cost_ratio=(n / n_fine) ** dim, dtype=dtype,
-                                 scherk_a=scherk_a) for l, n in enumerate(sizes)]
+    objectives = [
+        grid_objective(kind, n, dim, counter, level=l, cost_ratio=(n / n_fine) ** dim, dtype=dtype, scherk_a=scherk_a)
+        for l, n in enumerate(sizes)
+    ]
     transfers = [GridTransfer(sizes[l + 1], dim, grad_restriction) for l in range(levels - 1)]
     return Hierarchy(objectives, transfers, counter), UnitBatch(torch.zeros(1, dtype=dtype))
 
@@ -287,7 +321,7 @@ def laplacian_2d(n: int):
 
 _REACTION = {  # c(u) and c'(u) of −Δu + c(u) = f
     "fas": (lambda u: GAMMA * u * np.exp(u), lambda u: GAMMA * (1 + u) * np.exp(u)),
-    "cubic": (lambda u: u ** 3, lambda u: 3 * u ** 2),
+    "cubic": (lambda u: u**3, lambda u: 3 * u**2),
 }
 
 

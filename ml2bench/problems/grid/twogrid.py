@@ -13,6 +13,7 @@ Richardson 0.921 / 0.966 / 0.982, Jacobi 0.698 / 0.799 / 0.858 (rediscretised wi
 Galerkin); ``minsurf`` Richardson 0.886 / 0.936 / 0.957 (tests/test_multilevel_convergence.py).
 Dense: 63² takes about a minute per rate.
 """
+
 from __future__ import annotations
 
 import torch
@@ -32,7 +33,7 @@ def discrete_minimiser(kind: str, n: int, tol: float = 1e-12, max_iter: int = 30
     if kind == "minsurf":  # the data x(1 − x) + y² extended into the interior
         t = torch.arange(1, n + 1, dtype=torch.float64) / (n + 1)
         X, Y = torch.meshgrid(t, t, indexing="ij")
-        u = (X * (1 - X) + Y ** 2).reshape(-1)
+        u = (X * (1 - X) + Y**2).reshape(-1)
     else:
         u = exact_solution(kind, n, 2)
     for _ in range(max_iter):
@@ -43,8 +44,9 @@ def discrete_minimiser(kind: str, n: int, tol: float = 1e-12, max_iter: int = 30
     raise RuntimeError(f"Newton on {kind!r} n={n}: ‖g‖ = {float(g.norm()):.1e} after {max_iter} steps")
 
 
-def two_grid_rate(kind: str, n: int, smoother: str = "richardson", coarse: str = "galerkin", sweeps: int = 2,
-                  omega: float = 0.7) -> float:
+def two_grid_rate(
+    kind: str, n: int, smoother: str = "richardson", coarse: str = "galerkin", sweeps: int = 2, omega: float = 0.7
+) -> float:
     """Spectral radius of the two-grid error propagation at u* (see module docstring).
     ``richardson``: u ← u − (2ω/λ_max) A_h e (one global step); ``jacobi``: u ← u − ω D⁻¹ A_h e."""
     if smoother not in SMOOTHERS or coarse not in COARSE:

@@ -9,6 +9,7 @@ common practice for this problem; ``w_initial=1`` gives the plain loss of Raissi
 Test set: the standard 512 × 201 grid from an ETDRK4/Fourier solve
 (:mod:`ml2bench.problems.pinn.reference.allen_cahn`, accurate to ~1e-9; ~1 s once per process, then cached).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,9 +21,9 @@ from torch import Tensor
 
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import ConfigError, Param, spec
-from ml2bench.problems.pinn.reference import allen_cahn
 from ml2bench.problems import register
 from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, network_params, sampling_param, tabulated_grid
+from ml2bench.problems.pinn.reference import allen_cahn
 
 
 @register
@@ -55,8 +56,10 @@ class PinnAllenCahn(PINNProblem):
     def __init__(self, hp: dict[str, Any], **kwargs: Any) -> None:
         super().__init__(hp, **kwargs)
         if self.hp["n_test_x"] % 2:  # fail before training, not at the first evaluation
-            raise ConfigError(f"problem {self.name!r}: parameter 'n_test_x' must be even (periodic "
-                              f"Fourier grid), got {self.hp['n_test_x']}")
+            raise ConfigError(
+                f"problem {self.name!r}: parameter 'n_test_x' must be even (periodic "
+                f"Fourier grid), got {self.hp['n_test_x']}"
+            )
 
     def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         return tabulated_grid(allen_cahn.reference_grid, self.hp["n_test_x"], self.hp["n_test_t"])

@@ -27,13 +27,15 @@ Design choices, shared by all four problems:
   in float64 (so the zero network gives exactly 1); the grid and reference values are computed
   once per problem instance (and cached per process in the modules, for sweeps).
 """
+
 from __future__ import annotations
 
 import functools
 import math
 from abc import abstractmethod
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -41,10 +43,10 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from ml2bench.core.cost.cache import cached_arrays
-from ml2bench.multilevel.depth import KINDS, DepthTransfer
-from ml2bench.nn.odenet import DenseODEResNet, depth_levels
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import ConfigError, Param
+from ml2bench.multilevel.depth import KINDS, DepthTransfer
+from ml2bench.nn.odenet import DenseODEResNet, depth_levels
 from ml2bench.problems.base import Problem
 
 Grid = tuple[NDArray[np.float64], NDArray[np.float64]]
@@ -74,6 +76,7 @@ def exact_grid(exact: Callable[[Any, Any], Any], n: int) -> Grid:
     pts = np.stack([a.ravel(), b.ravel()], axis=1)
     return _frozen(pts, exact(pts[:, 0], pts[:, 1]))
 
+
 Box = tuple[tuple[float, float], tuple[float, float]]
 
 # ReLU is excluded on purpose: its second derivative vanishes, so u_xx terms would be zero.
@@ -87,30 +90,33 @@ def network_params(width: int = 32, depth: int = 8) -> tuple[Param, ...]:
     return (
         Param("width", int, width, "hidden units of the residual blocks", low=1),
         Param("depth", int, depth, "residual blocks (levels: times depth can be halved, +1)", low=1),
-        Param("T", float, 1.0, "ODE time horizon; step h = T / depth on every level", low=0.0,
-              low_inclusive=False),
-        Param("activation", str, "tanh", "activation (no relu: PINN losses need 2nd derivatives)",
-              choices=PINN_ACTIVATIONS),
+        Param("T", float, 1.0, "ODE time horizon; step h = T / depth on every level", low=0.0, low_inclusive=False),
+        Param(
+            "activation",
+            str,
+            "tanh",
+            "activation (no relu: PINN losses need 2nd derivatives)",
+            choices=PINN_ACTIVATIONS,
+        ),
         Param("interpolation", str, "constant", "depth transfer between levels", choices=KINDS),
     )
 
 
 def sampling_param() -> Param:
-    return Param("sampling", str, "uniform", "collocation points: i.i.d. uniform or scrambled Sobol",
-                 choices=SAMPLINGS)
+    return Param("sampling", str, "uniform", "collocation points: i.i.d. uniform or scrambled Sobol", choices=SAMPLINGS)
 
 
 @dataclass(frozen=True)
 class PointSet:
     """Points of one boundary/initial loss term and the data the network must match there."""
 
-    x: Tensor       # (m, 2) inputs
+    x: Tensor  # (m, 2) inputs
     target: Tensor  # (m,) data g_c
 
     def __len__(self) -> int:
         return self.x.shape[0]
 
-    def take(self, idx: Tensor) -> "PointSet":
+    def take(self, idx: Tensor) -> PointSet:
         return PointSet(self.x[idx], self.target[idx])
 
 
@@ -121,8 +127,8 @@ class PINNBatch:
     ``size`` is the number of interior points: the unit the work counter and epochs count in.
     """
 
-    interior: Tensor             # (n, 2)
-    forcing: Tensor              # (n,) right-hand side of the PDE at the interior points
+    interior: Tensor  # (n, 2)
+    forcing: Tensor  # (n,) right-hand side of the PDE at the interior points
     conditions: dict[str, PointSet]
     size: int
 
@@ -138,15 +144,18 @@ class PINNNet(DenseODEResNet):
     graph (the earlier ``p.new_tensor(list)`` copied and synchronised on every forward).
     """
 
-    def __init__(self, domain: Box, width: int, depth: int, T: float = 1.0, activation: str = "tanh",
-                 periodic_x: bool = False) -> None:
+    def __init__(
+        self, domain: Box, width: int, depth: int, T: float = 1.0, activation: str = "tanh", periodic_x: bool = False
+    ) -> None:
         super().__init__(3 if periodic_x else 2, width, 1, depth, T, activation)
         self.domain = tuple(tuple(float(v) for v in side) for side in domain)
         self.periodic_x = periodic_x
         (x0, x1), (t0, t1) = self.domain
         # float64 master copies; features() keeps one cast copy per (device, dtype), made on first use
-        self._map64 = torch.tensor([[2.0 / (x1 - x0), 2.0 / (t1 - t0)],
-                                    [-1.0 - 2.0 * x0 / (x1 - x0), -1.0 - 2.0 * t0 / (t1 - t0)]], dtype=torch.float64)
+        self._map64 = torch.tensor(
+            [[2.0 / (x1 - x0), 2.0 / (t1 - t0)], [-1.0 - 2.0 * x0 / (x1 - x0), -1.0 - 2.0 * t0 / (t1 - t0)]],
+            dtype=torch.float64,
+        )
         self._map: Tensor = self._map64
 
     def features(self, p: Tensor) -> Tensor:
@@ -193,8 +202,9 @@ class PINNProblem(Problem):
     #: boundary/initial loss term name -> hyper-parameter holding its weight
     condition_weights: ClassVar[dict[str, str]]
 
-    def __init__(self, hp: dict[str, Any], *, seed: int, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self, hp: dict[str, Any], *, seed: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    ) -> None:
         # Validating again is idempotent for configs from RunConfig and lets tests pass partial dicts.
         hp = self.params.validate(hp, f"problem {self.name!r}")
         super().__init__(hp, seed=seed, device=torch.device(device), dtype=dtype)
@@ -235,7 +245,7 @@ class PINNProblem(Problem):
         """n points on the spatial boundary over time: the first half on x = x0, the rest on x = x1."""
         (x0, x1), (t0, t1) = self.domain
         points = self.sample_box(gen, n, ((x0, x0), (t0, t1)))
-        points[n // 2:, 0] = x1
+        points[n // 2 :, 0] = x1
         return points
 
     # --- the PDE (subclasses) ---------------------------------------------------------
@@ -276,7 +286,7 @@ class PINNProblem(Problem):
         perm = torch.randperm(n, generator=generator).to(self.device)
         shares = {name: _split(len(ps), n_batches, generator) for name, ps in self.conditions.items()}
         for k in range(n_batches):
-            idx = perm[k * batch_size:(k + 1) * batch_size]
+            idx = perm[k * batch_size : (k + 1) * batch_size]
             conditions = {name: ps.take(shares[name][k].to(self.device)) for name, ps in self.conditions.items()}
             yield PINNBatch(self.interior[idx], self.forcing[idx], conditions, idx.numel())
 
@@ -303,14 +313,13 @@ class PINNProblem(Problem):
         """Test points (in the problem's dtype) and float64 reference values; built once."""
         if self._test is None:
             pts, ref = self.reference_grid()
-            self._test = (self._cast(torch.tensor(pts)),
-                          torch.tensor(ref, dtype=torch.float64, device=self.device))
+            self._test = (self._cast(torch.tensor(pts)), torch.tensor(ref, dtype=torch.float64, device=self.device))
         return self._test
 
     def predict(self, f: FModel, points: Tensor) -> Tensor:
         """u_θ at ``points`` as a flat float64 tensor (no graph; chunked)."""
         with torch.no_grad():
-            out = [f(points[i:i + EVAL_CHUNK]).reshape(-1) for i in range(0, points.shape[0], EVAL_CHUNK)]
+            out = [f(points[i : i + EVAL_CHUNK]).reshape(-1) for i in range(0, points.shape[0], EVAL_CHUNK)]
         return torch.cat(out).to(torch.float64)
 
     def evaluate(self, f: FModel) -> dict[str, float]:
@@ -327,11 +336,14 @@ class PINNProblem(Problem):
 
     def build_model(self, level: int = 0) -> PINNNet:
         if not 0 <= level < self.max_levels():
-            raise ConfigError(f"problem {self.name!r}: level {level} does not exist for depth="
-                              f"{self.hp['depth']}; allowed: 0..{self.max_levels() - 1}")
+            raise ConfigError(
+                f"problem {self.name!r}: level {level} does not exist for depth="
+                f"{self.hp['depth']}; allowed: 0..{self.max_levels() - 1}"
+            )
         hp = self.hp
-        return PINNNet(self.domain, hp["width"], hp["depth"] // 2**level, hp["T"], hp["activation"],
-                       periodic_x=self.periodic_x)
+        return PINNNet(
+            self.domain, hp["width"], hp["depth"] // 2**level, hp["T"], hp["activation"], periodic_x=self.periodic_x
+        )
 
     def transfer(self, fine: torch.nn.Module, coarse: torch.nn.Module, level: int) -> DepthTransfer:
         return DepthTransfer(fine, coarse, self.hp["interpolation"])
@@ -345,4 +357,4 @@ def _split(m: int, n_batches: int, generator: torch.Generator) -> list[Tensor]:
     perm = torch.randperm(m, generator=generator)
     if m >= n_batches:
         return list(torch.tensor_split(perm, n_batches))
-    return [perm[k % m:k % m + 1] for k in range(n_batches)]
+    return [perm[k % m : k % m + 1] for k in range(n_batches)]

@@ -4,8 +4,8 @@ Data u(x, 0) = -sin(πx), u(±1, t) = 0. A shock-like front forms at x = 0 aroun
 is what makes the problem hard for PINNs. The test set is the standard 256 × 100 grid with the
 exact Cole–Hopf solution (:mod:`ml2bench.problems.pinn.reference.burgers`, round-off accurate).
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -14,9 +14,9 @@ from torch import Tensor
 
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import Param, spec
-from ml2bench.problems.pinn.reference import burgers
 from ml2bench.problems import register
 from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, network_params, sampling_param, tabulated_grid
+from ml2bench.problems.pinn.reference import burgers
 
 
 @register

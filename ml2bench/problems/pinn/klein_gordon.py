@@ -5,8 +5,8 @@ u_t = 0 at t = 0 and the Dirichlet data at x = 0, 1 come from the exact solution
 (:mod:`ml2bench.problems.pinn.reference.klein_gordon`). The second-order-in-time PDE needs two initial terms; the
 u_t term is a derivative condition, evaluated by autograd like the residual.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -15,9 +15,17 @@ from torch import Tensor
 
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import Param, spec
-from ml2bench.problems.pinn.reference import klein_gordon
 from ml2bench.problems import register
-from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, input_points, network_params, sampling_param, exact_grid
+from ml2bench.problems.pinn.base import (
+    PINNProblem,
+    PointSet,
+    d,
+    exact_grid,
+    input_points,
+    network_params,
+    sampling_param,
+)
+from ml2bench.problems.pinn.reference import klein_gordon
 
 
 @register

@@ -3,8 +3,8 @@
 The smallest PINN problem: stationary, smooth, with a closed-form solution, so the test error is
 measured against the exact u (no numerical reference). See :mod:`ml2bench.problems.pinn.base`.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import torch
@@ -13,9 +13,9 @@ from torch import Tensor
 
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import Param, spec
-from ml2bench.problems.pinn.reference import poisson
 from ml2bench.problems import register
-from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, network_params, sampling_param, exact_grid
+from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, exact_grid, network_params, sampling_param
+from ml2bench.problems.pinn.reference import poisson
 
 
 @register

@@ -18,6 +18,7 @@ latency-wait (60 s), by submitting the next jobs or exiting; so after --stall-s 
 600) the watchdog stops Snakemake's process group (TERM, KILL after --grace-s), cancels the run's
 SLURM jobs (scancel --name) and exits 3 with what to do next. Otherwise it exits with Snakemake's status.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,9 @@ def live_jobs(run_id: str, timeout_s: float) -> int | None:
     """Jobs of the run that SLURM lists as pending/running (squeue's default states); None when the
     query fails or times out (controller unreachable)."""
     try:
-        out = subprocess.run(["squeue", "--noheader", "--format=%i", "--name", run_id],
-                             capture_output=True, text=True, timeout=timeout_s)
+        out = subprocess.run(
+            ["squeue", "--noheader", "--format=%i", "--name", run_id], capture_output=True, text=True, timeout=timeout_s
+        )
     except (subprocess.TimeoutExpired, OSError):
         return None
     if out.returncode != 0:
@@ -103,13 +105,18 @@ class Watchdog:
             if busy:
                 stalled_since = None
                 continue
-            last_failure = ("squeue fails (controller unreachable?)" if n is None
-                            else "no job of the run is pending or running in SLURM")
+            last_failure = (
+                "squeue fails (controller unreachable?)"
+                if n is None
+                else "no job of the run is pending or running in SLURM"
+            )
             stalled_since = stalled_since or now
             self.longest_stall_s = max(self.longest_stall_s, now - stalled_since)
             if now - stalled_since >= self.stall_s:
-                self.reason = (f"for {now - stalled_since:.0f} s {last_failure}, and Snakemake neither submitted "
-                               f"a job nor exited (limit --stall-s {self.stall_s:g})")
+                self.reason = (
+                    f"for {now - stalled_since:.0f} s {last_failure}, and Snakemake neither submitted "
+                    f"a job nor exited (limit --stall-s {self.stall_s:g})"
+                )
                 return True
         return False
 
@@ -142,12 +149,18 @@ def cancel_run(run_id: str) -> str:
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False,
-                                 epilog="All other arguments go to snakemake (after --executor slurm "
-                                        f"--workflow-profile {PROFILE}).")
-    ap.add_argument("--stall-s", type=float, default=600.0,
-                    help="seconds without a pending/running job of the run before Snakemake is stopped "
-                         "(default 600; keep it above 180 s + latency-wait)")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        allow_abbrev=False,
+        epilog=f"All other arguments go to snakemake (after --executor slurm --workflow-profile {PROFILE}).",
+    )
+    ap.add_argument(
+        "--stall-s",
+        type=float,
+        default=600.0,
+        help="seconds without a pending/running job of the run before Snakemake is stopped "
+        "(default 600; keep it above 180 s + latency-wait)",
+    )
     ap.add_argument("--poll-s", type=float, default=30.0, help="seconds between squeue checks (default 30)")
     ap.add_argument("--grace-s", type=float, default=20.0, help="seconds between SIGTERM and SIGKILL (default 20)")
     opts, rest = ap.parse_known_args(argv)
@@ -161,12 +174,21 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     opts, snakemake_args = parse(sys.argv[1:] if argv is None else argv)
-    cmd = [sys.executable, "-m", "snakemake", "--executor", "slurm", "--workflow-profile", str(PROFILE),
-           *snakemake_args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-                            start_new_session=True)   # own process group: stopped as a whole
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--executor",
+        "slurm",
+        "--workflow-profile",
+        str(PROFILE),
+        *snakemake_args,
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True
+    )  # own process group: stopped as a whole
 
-    def forward(signum, _frame):   # Ctrl-C / TERM on the wrapper: Snakemake cancels its jobs itself
+    def forward(signum, _frame):  # Ctrl-C / TERM on the wrapper: Snakemake cancels its jobs itself
         try:
             os.killpg(proc.pid, signum)
         except ProcessLookupError:
@@ -181,18 +203,22 @@ def main(argv: list[str] | None = None) -> int:
     if not stalled:
         rc = proc.wait()
         pump.join(timeout=10)
-        log(f"snakemake exited with {rc}; longest stall seen {dog.longest_stall_s:.0f} s "
-            f"(limit {opts.stall_s:g} s, squeue every {opts.poll_s:g} s)")
+        log(
+            f"snakemake exited with {rc}; longest stall seen {dog.longest_stall_s:.0f} s "
+            f"(limit {opts.stall_s:g} s, squeue every {opts.poll_s:g} s)"
+        )
         return rc
     how = stop_group(proc, opts.grace_s)
     pump.join(timeout=10)
     cancelled = cancel_run(dog.run_id) if dog.run_id else "no SLURM run ID was seen"
     again = shlex.join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)])
-    log(f"FAILED: Snakemake stalled: {dog.reason}. Most likely it lost track of its SLURM jobs (the plugin "
+    log(
+        f"FAILED: Snakemake stalled: {dog.reason}. Most likely it lost track of its SLURM jobs (the plugin "
         f"drops them when a status check fails on every attempt). Snakemake {how}; {cancelled}.\n"
         "  Next: check the controller (`scontrol ping`, `squeue`); remove the lock the killed Snakemake left "
         f"(snakemake --unlock: `{again} --unlock`); then rerun the same command without --unlock: the "
-        "profile sets --rerun-incomplete, so outputs of the interrupted jobs are redone.")
+        "profile sets --rerun-incomplete, so outputs of the interrupted jobs are redone."
+    )
     return EXIT_STALLED
 
 

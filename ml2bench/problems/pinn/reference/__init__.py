@@ -4,6 +4,7 @@ Each module documents the accuracy it was verified to (``tests/test_pde_referenc
 ``poisson`` and ``klein_gordon`` are closed-form/manufactured, ``burgers`` is the exact
 Cole–Hopf solution by Gauss–Hermite quadrature, ``allen_cahn`` is a Fourier/ETDRK4 solve.
 """
+
 from ml2bench.problems.pinn.reference import allen_cahn, burgers, klein_gordon, poisson
 
 __all__ = ["allen_cahn", "burgers", "klein_gordon", "poisson"]

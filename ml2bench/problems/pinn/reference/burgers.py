@@ -20,6 +20,7 @@ Measured (``tests/test_pde_reference.py``):
 * PDE residual from 4th-order finite differences (h = 1e-4): 2e-11 for t ≤ 0.25,
   6e-7 near/after shock formation (where |u u_x| ~ 100, i.e. FD-limited).
 """
+
 from __future__ import annotations
 
 import functools
@@ -58,11 +59,11 @@ def _cole_hopf(
         raise ValueError("t must be >= 0")
     z, logw = _hermgauss(n_quad)
     c = np.sqrt(4.0 * nu * t)[..., None]
-    y = x[..., None] - c * z                         # f is evaluated at y = x - η
+    y = x[..., None] - c * z  # f is evaluated at y = x - η
     py = np.pi * y
     s = np.sin(py)
     logf = logw - np.cos(py) / (2.0 * np.pi * nu)
-    g = np.exp(logf - logf.max(axis=-1, keepdims=True))   # stabilised weights·f
+    g = np.exp(logf - logf.max(axis=-1, keepdims=True))  # stabilised weights·f
     den = g.sum(-1)
     num = (g * s).sum(-1)
     u = -num / den
@@ -72,7 +73,7 @@ def _cole_hopf(
         dden = (g * s).sum(-1) / (2.0 * nu)
         dnum = (g * (np.pi * np.cos(py) + s * s / (2.0 * nu))).sum(-1)
         ux = -(dnum * den - num * dden) / den**2
-    t0 = t == 0                                       # c = 0: quadrature degenerates
+    t0 = t == 0  # c = 0: quadrature degenerates
     if np.any(t0):
         u = np.where(t0, -np.sin(np.pi * x), u)
         if ux is not None:
@@ -80,16 +81,12 @@ def _cole_hopf(
     return u, ux
 
 
-def reference(
-    x: ArrayLike, t: ArrayLike, nu: float = NU, n_quad: int = 100
-) -> NDArray[np.float64]:
+def reference(x: ArrayLike, t: ArrayLike, nu: float = NU, n_quad: int = 100) -> NDArray[np.float64]:
     """Cole–Hopf solution u(x, t) at broadcast points (accurate to ~1e-15 for ν = 0.01/π)."""
     return _cole_hopf(x, t, nu, n_quad, derivative=False)[0]
 
 
-def reference_ux(
-    x: ArrayLike, t: ArrayLike, nu: float = NU, n_quad: int = 100
-) -> NDArray[np.float64]:
+def reference_ux(x: ArrayLike, t: ArrayLike, nu: float = NU, n_quad: int = 100) -> NDArray[np.float64]:
     """Exact x-derivative of the quadrature formula for u (relative accuracy ~1e-14)."""
     ux = _cole_hopf(x, t, nu, n_quad, derivative=True)[1]
     assert ux is not None

@@ -12,6 +12,7 @@ u(1, t) = cos(5πt) + t³.  ``tests/test_pde_reference.py`` checks ``forcing`` a
 sympy (symbolically identical; numerically 2e-16 relative) and against 4th-order
 finite differences of ``exact`` (7e-10 relative at h = 1e-3).  numpy arrays or torch tensors in.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -7,6 +7,7 @@ serves as PINN forcing term and as test-set reference.  Verified in
 ``tests/test_pde_reference.py``: a 4th-order finite-difference Laplacian of ``exact``
 matches ``source`` to 5e-11 relative (h = 1e-3) and u vanishes on ∂Ω to round-off.
 """
+
 from __future__ import annotations
 
 import sys
