@@ -1,4 +1,4 @@
-"""The claims sweep as a Snakemake workflow (dry runs; the tiny end-to-end run is in the README)."""
+"""The claims sweep as a Snakemake workflow (dry runs; the tiny end-to-end run is in docs/claims.md)."""
 
 from __future__ import annotations
 

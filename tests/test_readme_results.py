@@ -115,3 +115,34 @@ def test_missing_markers_or_tables_are_bad_input(tmp_path, tables):
     assert (
         readme_results.main(["--tables", str(tmp_path / "nowhere"), "--readme", str(readme), "--figures", "none"]) == 2
     )
+
+
+def test_every_doc_gets_the_block_and_check_names_the_stale_one(tmp_path, tables, capsys):
+    results, readme = tmp_path / "results.md", _readme(tmp_path)
+    results.write_text("# Results\n<!-- results:default:begin -->\n<!-- results:default:end -->\n")
+    args = ["--tables", str(tables), "--figures", "none", "--doc", str(results), "--readme", str(readme)]
+    assert readme_results.main(args) == 0
+
+    def block(path):
+        return path.read_text().split("<!-- results:default:begin -->")[1].split("<!-- results:default:end -->")[0]
+
+    assert "| mlp (accuracy ≥ 0.96) |" in block(readme) and block(results) == block(readme)
+    assert readme_results.main(args + ["--check"]) == 0
+    results.write_text(results.read_text().replace("5 · 2/3", "4 · 2/3"))
+    assert readme_results.main(args + ["--check"]) == 1
+    err = capsys.readouterr().err
+    assert str(results) in err and str(readme) not in err
+    # a doc without the markers is bad input naming the file, and nothing is written
+    results.write_text("# no markers\n")
+    before = readme.read_text()
+    readme.write_text(before.replace("5 · 2/3", "4 · 2/3"))
+    assert readme_results.main(args) == 2
+    assert str(results) in capsys.readouterr().err and "4 · 2/3" in readme.read_text()
+
+
+def test_default_docs_are_the_results_page_and_the_readme():
+    assert readme_results.DOCS == (Path("docs/results.md"), Path("README.md"))
+    for doc in readme_results.DOCS:
+        begin, end = readme_results.markers("default")
+        text = (REPO / doc).read_text()
+        assert text.index(begin) < text.index(end)

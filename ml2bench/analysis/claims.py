@@ -17,7 +17,7 @@ threshold t > 1. For each (problem, baseline) pair this module computes, over th
   generator seeded from the claim id, so the interval is reproducible). Runs that never reached a
   target count as +inf; where both medians are +inf the ratio is 1 (a tie: neither solved it).
 
-The verdict rule, stated once (README "Claims" repeats it):
+The verdict rule, stated once (docs/claims.md repeats it):
 
     **reproduced** when every seed count is ≥ ``min_seeds`` (5) and the whole 95 % interval of r
     lies strictly on the claimed side of the threshold t (t = 1 unless the claim states another:

@@ -3,7 +3,7 @@
 literature (MGH 1981; each was matched to all printed digits by a tight Levenberg–Marquardt solve
 in an outside review). ``python -m ml2bench.bench mgh --all [--scale 10]`` runs the methods on
 all of them against scipy's L-BFGS-B; :data:`ml2bench.bench.mgh.PROBLEMS` keeps the five badly
-scaled ones of the README table.
+scaled ones of the table in docs/methods/mgh.md.
 
 Where a standard start leads solvers to a known non-global local minimum (:data:`LOCAL`), a
 method that stops there with its gradient test satisfied is not a false convergence.

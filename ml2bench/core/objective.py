@@ -10,8 +10,8 @@ evaluations and fine-level-equivalent work are counted.
 Loss+gradient evaluations (the bulk of all work) take a faster path: the module's parameters are
 bound once as views of one flat buffer, their ``.grad`` as views of one flat gradient buffer, so
 an evaluation copies ``x`` in, runs forward and backward on the module as it is, and the gradient
-is accumulated in place into the flat buffer (no per-call views, swaps or concatenation; issue 14:
-the harness was 1.10x a plain PyTorch loop on small networks). The same static buffers let
+is accumulated in place into the flat buffer (no per-call views, swaps or concatenation: the
+harness's overhead over a plain PyTorch loop, docs/performance.md). The same static buffers let
 :class:`~ml2bench.core.cost.graphs.StaticEvaluation` capture an evaluation as a CUDA graph and replay it
 (``graphs`` = ``"cuda"``); ``"static"`` runs the same static-buffer code eagerly (CPU tests).
 """

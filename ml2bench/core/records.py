@@ -39,6 +39,56 @@ HISTORY_COLUMNS = {
     "test_metric": "test metric (accuracy for classification, relative L2 error for PINNs)",
 }
 
+# The summary table's columns in the order the runner writes them (tests/test_records.py checks the
+# order against a real run; docs/records.md is generated from this by tools/records_doc.py).
+SUMMARY_COLUMNS = {
+    "problem": "registered problem name",
+    "method": "registered method name",
+    "seed": "run seed (data, initialisation and batch-order seeds are derived from it)",
+    "status": "ok (a stated convergence criterion holds), stopped (the method could not go on without "
+    "converging), budget_exhausted, diverged (loss NaN/inf or exploded) or failed (an exception)",
+    "stop_reason": "why the run ended: the method's criterion or reason (e.g. grad_tol, roundoff, stalled), "
+    "budget:<key> for the first budget reached, no_evaluation, diverged or failed",
+    "error": "the exception of a failed run ('' otherwise)",
+    "metric_name": "name of the test metric (accuracy, rel_l2)",
+    "metric_higher_is_better": "true when a larger test metric is better (accuracy)",
+    "final_train_loss": "train_loss at the last evaluation point",
+    "final_test_loss": "test_loss at the last evaluation point",
+    "final_test_metric": "test_metric at the last evaluation point",
+    "best_train_loss": "lowest train_loss over the evaluation points",
+    "best_test_metric": "best test_metric over the evaluation points (by metric_higher_is_better)",
+    "iterations": "method steps taken",
+    "epochs": "passes over the training data drawn by the sampler",
+    "grad_evals": "total evaluations in units of one full-batch evaluation (as in the history)",
+    "work_units": "total evaluations weighted by their level's FLOP ratio (as in the history)",
+    "train_time_s": "total training wall time, evaluation excluded",
+    "wall_time_s": "wall time of the whole run: set-up, training and evaluation",
+    "energy_j": "energy_j at the last evaluation point (NaN: no counter)",
+    "energy_source": "energy counters read: rapl, nvml, rapl+nvml or none (never estimated)",
+    "levels": "levels of the hierarchy the method used (1 for single-level methods)",
+    "batch_size": "mini-batch size actually used, at most n_train (-1: full batch)",
+    "dtype": "floating-point type of the run (float32, float64)",
+    "budget": "the resolved budget as JSON",
+    "problem_params": "the resolved problem hyper-parameters as JSON",
+    "method_params": "the resolved method hyper-parameters as JSON",
+    "config_hash": "first 16 hex digits of SHA-256 over the resolved run config",
+    "started_at": "local start time, ISO 8601 with offset",
+    "ml2bench_version": "installed ml2bench version",
+    "python_version": "Python version",
+    "torch_version": "torch version",
+    "numpy_version": "numpy version",
+    "pandas_version": "pandas version",
+    "torch_threads": "torch intra-op threads of the run",
+    "device": "torch device of the run (cpu, cuda, cuda:0, ...)",
+    "cpu_model": "CPU model name",
+    "gpu_model": "GPU model name on CUDA, none otherwise",
+    "hostname": "host name",
+    "git_commit": "commit of ml2bench's own checkout (-dirty with uncommitted changes); none when the package "
+    "is not in ml2bench's repository, unknown when git cannot tell",
+    "source_hash": "first 16 hex digits of SHA-256 over the package's .py files",
+    "level_cost_ratios": "JSON list: each level's cost relative to the finest (1.0 first), as charged in work_units",
+}
+
 SUMMARY_STATUS = ("ok", "stopped", "diverged", "budget_exhausted", "failed")
 FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")
 # why a run ended (summary column ``stop_reason``): the method's own reason when it stopped

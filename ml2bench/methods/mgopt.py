@@ -21,20 +21,10 @@ Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`
 ``grad_rtol`` ‖g₀‖; "stalled" (not converged) after ``stall_cycles`` V-cycles in a row that leave
 the iterate unchanged.
 
-Default smoother ``tr`` (one L-BFGS trust-region iteration per smoothing step): level independent
-on 2-D Poisson, the FAS problem and −Δu + u³ = f, 7 V-cycles (48–50 work units) to
-‖g‖ ≤ 1e-8 ‖g₀‖ from 31² to 127² (tests/test_multilevel_convergence.py; ``python -m
-ml2bench.bench multilevel --grid``). The former default ``lbfgs`` was erratic (13, 8, >400, 19
-cycles in the issue's measurement). On the minimal surfaces no smoother is level independent here
-(``tr``: 28 / 37 cycles at 31² / 63² with data x(1 − x) + y²; 30 / 49 / 68 cycles, 205 / 342 / 486
-work units at 31² / 63² / 127² on the steep Scherk surface): the global smoothing step cannot
-smooth a linearisation whose local stiffness varies by up to (1 + |∇u|²)^{3/2}, while the coarse
-problem is right (two-grid analysis, :mod:`ml2bench.problems.grid.twogrid`); a smooth coefficient of
-contrast 19 (``varcoef``) takes 16 / 18 / 19 / 19 cycles at 31² … 255² (109–133 work units).
-The coarsest-level cap ``coarse_steps=50`` is what the
-grid problems need with ``levels=3`` (Poisson 63² / 127²: 7 / 7 cycles; cap 5: 10 / 19), and it
-is best on the ResNet benchmark (23 work units to target against 44); on ``pinn_poisson`` (50
-work units) cap 5 ends better (relative L2 0.16 against 0.25): grid and PINN problems disagree.
+Arguments: ``ml2bench list methods`` prints every one with its default and range. The default
+smoother ``tr`` (one L-BFGS trust-region iteration per smoothing step) and ``coarse_steps=50`` were
+chosen by measurement; level (in)dependence on the grid problems, the ResNet benchmark and the
+smoother comparison are in docs/methods/mgopt.md.
 
 Smoothers (``smoother``): ``gd`` (fixed step ``lr`` · ``lr_level_factor``^l; the factor lets the
 step follow the level's curvature scale, e.g. 2 for 1-D h-weighted energies whose Hessian scales

@@ -22,65 +22,42 @@ Trust regions across levels (2-norm variant). Level l+1 must keep its prolongate
 inside the level-l region: ‖P(y − y₀)‖ ≤ Δ_bound = min(Δ_l, what is left of level l's own bound).
 Δ_l is the level's radius *at the start of the cycle* (as in Gratton–Sartenaer–Toint's analysis),
 enlarged by successful smoothing steps but never cut by rejected ones: the smoothing steps run on
-their own radius. With one shared radius, rejected fine smoothing steps on the stiff modes cut it
-(0.98 → 0.025 measured on a steep minimal surface) and it capped the coarse correction for
-hundreds of cycles while the coarse ρ ≈ 1; this is what made RMTR with L-BFGS grow from 17 to 67
-cycles between 31² and 255². The coarse level starts with Δ_H = min(coarse_radius_max,
-Δ_bound / ‖P‖), and each coarse TR step is limited to (Δ_bound − ‖P(y − y₀)‖) / ‖P‖ (‖P‖₂ by
-power iteration once at start, inflated by 5 %), so the prolongated step stays inside the fine
-region (should the estimate of ‖P‖ be too small, the final coarse displacement is scaled back
-onto the bound, at the price of one more coarse evaluation); the coarse iteration stops when
-‖P(y − y₀)‖ ≥ (1 − ε_Δ) Δ_bound or ‖∇h_H‖ ≤ ε. The coarse radius starts afresh in every
-cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps (the coarse models
-change by a linear term only, so their curvature pairs stay valid). A coarse correction's pair
-(s, ∇m(x + s) − ∇m(x)) joins level l's memory without resetting the scaling δ of B₀ = δI: δ stays
-the smoothing steps' (:class:`~ml2bench.numerics.quasi_newton._LimitedMemory`). Rescaled by the
-coarse pair — the curvature of the smooth modes — every post-smoothing step overshot on the
-oscillatory ones; measured with that rescaling (ν1 = ν2 = 1): 14–18 cycles (55–74 work units)
-on the problems below instead of 10–11 (43–48), and a stall at 1e-6 ‖g₀‖ on the minimal surface.
+their own radius (with one shared radius, rejected smoothing steps on the stiff modes cut it and
+it capped the coarse correction for hundreds of cycles). The coarse level starts with
+Δ_H = min(coarse_radius_max, Δ_bound / ‖P‖), and each coarse TR step is limited to
+(Δ_bound − ‖P(y − y₀)‖) / ‖P‖ (‖P‖₂ by power iteration once at start, inflated by 5 %), so the
+prolongated step stays inside the fine region (should the estimate of ‖P‖ be too small, the final
+coarse displacement is scaled back onto the bound, at the price of one more coarse evaluation);
+the coarse iteration stops when ‖P(y − y₀)‖ ≥ (1 − ε_Δ) Δ_bound or ‖∇h_H‖ ≤ ε. The coarse radius
+starts afresh in every cycle; Δ_0 and the quasi-Newton memories of all levels persist across steps
+(the coarse models change by a linear term only, so their curvature pairs stay valid). A coarse
+correction's pair (s, ∇m(x + s) − ∇m(x)) joins level l's memory without resetting the scaling δ of
+B₀ = δI: δ stays the smoothing steps' (:class:`~ml2bench.numerics.quasi_newton._LimitedMemory`);
+rescaled by the curvature of the smooth modes, the post-smoothing steps overshoot on the
+oscillatory ones.
 
 Predicted reduction of a coarse correction: h_H(y₀) − h_H(y*) is accumulated as the sum of the
 actual reductions of the coarse level's accepted steps (each by
 :func:`~ml2bench.numerics.trust_region.actual_reduction`): the same number in exact arithmetic,
 but it survives near a minimiser, where the plain difference of two model values is round-off and
-made ρ random (measured: the fine radius collapsed to 1e-10 at ‖g‖ ≈ 1e-8 ‖g₀‖ on 1-D Poisson).
-A coarse correction with ρ > η₂ enlarges Δ_l like a TR step (Δ_l ← max(Δ_l, γ₂‖s‖)).
+would make ρ random. A coarse correction with ρ > η₂ enlarges Δ_l like a TR step
+(Δ_l ← max(Δ_l, γ₂‖s‖)).
 
 Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
 ``grad_rtol`` ‖g₀‖; "stalled" (not converged) after ``stall_cycles`` V-cycles in a row that leave
 the iterate unchanged.
 
-Defaults and level independence (tests/test_multilevel_convergence.py; ``python -m ml2bench.bench
-multilevel --grid``): with the L-BFGS model (the ``tr`` default, also the better one on networks
-in work and time) and ν1 = ν2 = 2 the V-cycles to ‖g‖ ≤ 1e-8 ‖g₀‖ on 2-D Poisson, the FAS problem
-and −Δu + u³ = f stay at 6–7 from 31² to 255², 42–50 work units. ν = 2 replaced ν = 1 (10–11
-cycles, 43–48 work units) because it measured as good or better everywhere: minimal surface
-26 / 40 / 52 cycles at 31² / 63² / 127² against 51 / 67 / 97; Scherk data with a = 1.6 level
-independent (9 / 10 / 12) against 15 / 20 / 22; ResNet benchmark 50.0 against 51.7 work units to
-the target (median of 8 seeds); default sweep, 3 seeds, median final metric: resnet accuracy
-0.971 against 0.967, deep peaks ResNet 0.941 against 0.936, Poisson PINN rel. L2 0.092 against 0.099.
-``model="hessian"`` with ``cg_max_iter=2`` (Hessian-vector products, the Taylor models of
-Gratton–Sartenaer–Toint; CG capped so that it smooths rather than solves) needs fewer cycles
-(6 / 6 / 6) but more work (155–161 units, each product charged at its measured ratio, 2.1–2.5
-gradients). The coarsest-level cap ``coarse_steps=50`` is what the grid problems need with
-``levels=3`` (Poisson 63² / 127²: 7 / 7 cycles; cap 5: 10 / 17); on the ResNet benchmark 50 and 5
-reach the target with 50.3 / 44.1 work units (median of 3 seeds), and on ``pinn_poisson`` (50
-work units) cap 5 ends with the lower loss (0.15 against 0.19) but the larger relative L2 error
-(0.21 against 0.18): networks whose coarse levels are not cheap may prefer a small cap. Neither
-method is level independent on steep minimal surfaces (anisotropic linearisation; the test
-module's table): default RMTR 26 / 40 / 52 cycles on ``minsurf``, RMTR-Hessian 40 / 67 at
-31² / 63², the default Scherk surface (a = 2.8) 31 / 48 / 67 (the smoothing, not the coarse model,
-is the bottleneck: :mod:`ml2bench.problems.grid.twogrid`). A smooth coefficient of contrast 19
-(``varcoef``, linear and isotropic) already doubles the cycles: 16 / 17 / 19 / 21 at 31² … 255²,
-109–147 work units (the global smoothing step cannot follow a stiffness that varies in space).
-Units: ``eps_g`` is relative to ‖g₀‖ and the radii are capped at 1e10 only, so scaling f or x
-does not change the iteration's behaviour (tests/test_multilevel_convergence.py). A user-built
-hierarchy needs R_g scaled like its coarse energies (:func:`~ml2bench.multilevel.coarse.
-curvature_scaling`): with R_g four times too large RMTR needed 16 / 31 / 60 cycles.
+Arguments: ``ml2bench list methods`` prints every one with its default and range. The defaults
+(L-BFGS model, ν1 = ν2 = 2, ``coarse_steps=50``) and the measurements that chose them, level
+(in)dependence on the grid problems and the ResNet benchmark are in docs/methods/rmtr.md.
+``eps_g`` is relative to ‖g₀‖ and the radii are capped at 1e10 only, so scaling f or x does not
+change the iteration. A user-built hierarchy needs R_g scaled like its coarse energies
+(:func:`~ml2bench.multilevel.coarse.curvature_scaling`).
 
 Batches: one ``step(batch)`` = ``cycles_per_step`` V-cycles on that batch; the coarse models are
 built and evaluated on the same batch. With mini-batches the fine gradient is re-evaluated when
-the batch changes (one extra evaluation per step); with the full batch it is reused.
+the batch changes (one extra evaluation per step); with the full batch it is reused. With
+``batch_growth`` the method draws its own growing mini-batches (:mod:`ml2bench.numerics.sampling`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A fork server for sweeps: pay ``import torch`` (and pandas, ml2bench) once, not once per run.
 
 Why: a sweep is many short runs, each a fresh ``ml2bench run`` process, and importing the stack
-costs more than many runs train (issue 14: 271 s of a 707 s sweep was process start-up). Snakemake
+costs more than many runs train (measurements: docs/performance.md). Snakemake
 runs each job's shell command as its own process and ignores ``group:`` for local execution, so
 the jobs stay as they are — one job = one run = one set of outputs, resumable as before — and
 only the *work* of ``ml2bench run`` moves: the command becomes a thin client that hands its

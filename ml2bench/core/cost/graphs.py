@@ -1,7 +1,7 @@
 """Static-buffer evaluations of an objective, captured once as CUDA graphs and replayed.
 
-Why: on a GPU the small networks of this suite are launch-bound (issue 14: a Burgers PINN step
-is 21 ms eager, ~2 ms as one replayed CUDA graph). An evaluation of :class:`~ml2bench.core.objective.
+Why: on a GPU the small networks of this suite are launch-bound (docs/performance.md says what was
+measured and how to measure it). An evaluation of :class:`~ml2bench.core.objective.
 Objective` on a batch of fixed shapes always runs the same kernels on the same addresses once its
 inputs live in fixed buffers: the parameters in the objective's flat buffer, the gradient in its
 flat gradient buffer, and the batch in a static copy made here. So every method — single-level,

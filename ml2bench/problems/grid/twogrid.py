@@ -8,10 +8,8 @@ gradient or quasi-Newton smoother amounts to), the linearisation has strongly va
 stiffness. The error propagation of one two-grid cycle with ν1 = ν2 = ``sweeps`` is
 S^ν2 (I − P A_H⁻¹ Pᵀ A_h) S^ν1, A_h = ∇²f_h(u*); its spectral radius is returned.
 
-Measured (ν = 2, ω = 0.7; Galerkin; 15² / 31² / 63²): cubic Richardson – / 0.176 / 0.178; Scherk
-Richardson 0.921 / 0.966 / 0.982, Jacobi 0.698 / 0.799 / 0.858 (rediscretised within 0.01 of
-Galerkin); ``minsurf`` Richardson 0.886 / 0.936 / 0.957 (tests/test_multilevel_convergence.py).
-Dense: 63² takes about a minute per rate.
+The rates measured on the grid problems are in docs/methods/multilevel.md. Dense: 63² takes
+about a minute per rate.
 """
 
 from __future__ import annotations
