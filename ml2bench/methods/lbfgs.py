@@ -2,8 +2,8 @@
 
 Why not ``torch.optim.LBFGS`` with one iteration per runner step: every ``step()`` of it starts
 by evaluating f and ∇f at the point the previous line search already evaluated, so about half of
-its charged evaluations repeated a known point (35 of 79 on Rosenbrock, 90 of 201 on Wood), and
-L-BFGS looked up to 2× more expensive than it is. Here the method keeps f and ∇f of the current
+its charged evaluations repeated a known point (measured: docs/methods/lbfgs.md), and L-BFGS
+looked up to 2× more expensive than it is. Here the method keeps f and ∇f of the current
 iterate across runner steps (re-evaluated only when the batch changes), so every charged
 evaluation is at a new point.
 
@@ -19,8 +19,8 @@ Exploding trial values (f non-finite, or above f + 1e8 max(1, |f|): an overflow,
 too long for the curvature): before the strong-Wolfe search, the first trial step is cut by 10
 until f is sane (at most ``max_evals_per_step`` trials, each charged; the search then starts from
 that point without evaluating it again). torch's search brackets and interpolates with such
-values instead, and its cubic interpolation overflows to NaN; measured on Chebyquad (MGH 35) from
-100·x₀: 2752 of 3017 evaluations were non-finite and the run ended at f = 6e25.
+values instead, and its cubic interpolation overflows to NaN (on Chebyquad, MGH 35, from 100·x₀
+most evaluations were non-finite: docs/methods/lbfgs.md).
 
 Stopping (``StepResult.stop_reason``): ``grad_tol`` (max|g| ≤ ``tolerance_grad``) is the only
 convergence criterion. ``nonfinite``: f or ∇f at the iterate is not finite (a start where the

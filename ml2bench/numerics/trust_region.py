@@ -21,10 +21,9 @@ m(0) − m(s) comes from the CG recurrence, without one more product):
    only when the step reached the boundary, or nearly); otherwise unchanged.
 5. The pair (s, g₊ − g) updates B whether or not the step was accepted (standard for SR1 trust
    regions; rejected steps still carry curvature information), except from a trial whose f has
-   exploded (f₊ − f > 1e8 max(1, |f|), :data:`EXPLODED`): its curvature is not the region's, and
-   measured on Osborne 1 (MGH 17) the L-SR1 scaling δ jumped to its cap 1e15 on such a first trial,
-   after which 3000 steps of 4e-13 were accepted with ρ ≈ 2 at f = f₀. The exact Hessian ignores
-   the pair.
+   exploded (f₊ − f > 1e8 max(1, |f|), :data:`EXPLODED`): its curvature is not the region's (on
+   Osborne 1, MGH 17, the L-SR1 scaling δ jumped to its cap on such a first trial and the iteration
+   locked up: docs/methods/tr.md). The exact Hessian ignores the pair.
 
 Defaults (:data:`TR_DEFAULTS`) follow the public utopia RMTR/TR code quoted in shared/METHODS.md:
 η₀ = 0.005 (accept), η₁ = 0.05 (shrink below), η₂ = 0.9 (grow above), γ₁ = 0.25, γ₂ = 2.5,
