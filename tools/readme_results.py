@@ -209,12 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     changed = [doc for doc, (text, new) in texts.items() if new != text]
     if args.check:
         if changed or stale:
-            print(
-                f"{', '.join(map(str, changed)) or 'figures'}: the '{args.name}' results differ from {args.tables}"
-                f"{' (figures: ' + ', '.join(stale) + ')' if stale else ''} "
-                f"(run python tools/readme_results.py)",
-                file=sys.stderr,
-            )
+            parts = []
+            if changed:
+                parts.append(f"{', '.join(map(str, changed))}: the '{args.name}' results differ from {args.tables}")
+            if stale:
+                parts.append(f"{', '.join(stale)}: differ from the sweep's figures in {args.figures}")
+            print("; ".join(parts) + " (run python tools/readme_results.py)", file=sys.stderr)
             return 1
         return 0
     for doc in changed:
