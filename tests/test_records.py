@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from ml2bench.core.config import RunConfig
-from ml2bench.core.records import SUMMARY_COLUMNS, finished_run_exists, write_parquet_atomic, write_run
+from ml2bench.core.records import (
+    SUMMARY_COLUMNS,
+    SUMMARY_MEASURES,
+    finished_run_exists,
+    write_parquet_atomic,
+    write_run,
+)
 from ml2bench.core.runner import run
 
 
@@ -51,3 +57,6 @@ def test_a_run_writes_exactly_the_documented_summary_columns(small_mlp):
     summary = run(RunConfig.from_dict(small_mlp)).summary
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     assert all(text.strip() for text in SUMMARY_COLUMNS.values())
+    # the measures (what a claim may compare) are the numeric columns that are not the run's identity
+    numeric = {c for c in summary if pd.api.types.is_numeric_dtype(summary[c]) and summary[c].dtype != bool}
+    assert set(SUMMARY_MEASURES) == numeric - {"seed", "torch_threads"}

@@ -1,31 +1,45 @@
 """Claims of the multilevel / domain-decomposition training papers, checked against a sweep.
 
 A claim (``claims:`` in a sweep config, e.g. workflow/config/claims.yaml) says that ``method`` does
-better than each of ``baselines`` on ``problems`` in one ``metric`` (a column of the run summary,
-e.g. ``final_test_metric``, or of the time-to-target table, e.g. ``work_units_to_target``), where
-``direction`` says which way is better (``lower`` or ``higher``). ``name[point]`` picks one
-hyper-parameter point of a method (e.g. ``schwarz[parallel~True]`` against ``schwarz[parallel~False]``
-for a parallel speed-up in ``train_time_s``). ``table: grid_cycles`` reads V-cycle counts on the grid
-test problems instead of the sweep's runs (:func:`ml2bench.sweep.grid_cycles.grid_cycles`; point
-``n~<size>``): the level-independence claim compares the finest grid against the coarsest with a
-threshold t > 1. For each (problem, baseline) pair this module computes, over the seeds of the sweep:
+better than each of ``baselines`` on ``problems`` in one ``metric`` (a column of the run tables:
+a summary measure of ``ml2bench.core.records.SUMMARY_MEASURES``, a time-to-target cost of
+``ml2bench.analysis.tables.COSTS`` or a Snakemake benchmark column), where ``direction`` says which
+way is better (``lower`` or ``higher``) and ``threshold`` t (default 1) the claimed ratio. The
+metric column is also the accounting convention: a claim on ``work_units_to_target`` counts every
+evaluation; a claim on another cost column counts what that column counts. ``name[point]`` picks
+one hyper-parameter point of a method (e.g. ``schwarz[parallel~true]``); without it a method run
+with several points enters with its best point by median. ``table: grid_cycles`` reads V-cycle
+counts on the grid test problems (:mod:`ml2bench.sweep.grid_cycles`, point ``n~<size>``).
 
-* the measured median [q25, q75] of the metric per method (a method run with several
-  hyper-parameter points enters with its best point by median);
-* the ratio r = median(method) / median(baseline) and its 95 % bootstrap percentile interval
-  (seeds resampled with replacement, independently per method, ``B`` = 2000 resamples, numpy
-  generator seeded from the claim id, so the interval is reproducible). Runs that never reached a
-  target count as +inf; where both medians are +inf the ratio is 1 (a tie: neither solved it).
+Claims are checked when the config is loaded (:func:`check_config`: Snakemake parse time and
+``ml2bench verify --configfile``): the metric is a known column, every problem is in the sweep and
+every method and point is run there.
 
-The verdict rule, stated once (docs/claims.md repeats it):
+For each (problem, baseline) pair the runs are paired by seed (same seed: same data and the same
+initial network for every method) and compared per seed, on the log scale
+(:mod:`ml2bench.analysis.stats` has the statistics and says why):
 
-    **reproduced** when every seed count is ≥ ``min_seeds`` (5) and the whole 95 % interval of r
-    lies strictly on the claimed side of the threshold t (t = 1 unless the claim states another:
-    below t for ``lower``, above t for ``higher``); **not reproduced** when the whole interval lies
-    on the other side of t or touches t from there (≥ t for ``lower``, ≤ t for ``higher``);
-    **inconclusive** otherwise (the interval contains t strictly inside, or too few seeds).
-    A claim over several (problem, baseline) pairs is reproduced when every pair is, not
-    reproduced when any pair is not, and inconclusive otherwise.
+* a **failed or diverged** run (status ``failed``/``diverged`` or a NaN value) is the worst value in
+  the claim's direction — worse than a run that did not reach a target — and is counted as failed.
+  A cost *to a target* that a run reached before it failed is kept (what it did after the target
+  does not change what it took to get there);
+* a seed where **neither** method reached the target (both +inf) or both failed carries no
+  evidence either way and is left out of the comparison (counted); the other seeds give
+  ``d = log(method / baseline)``, ±inf where one side never reached the target or failed;
+* estimate: the median per-seed ratio, its 95 % paired bootstrap interval, the one-sided
+  Wilcoxon signed-rank p-value, and the smallest ratio the rule detects with 80 % power at the
+  measured spread of ``d``.
+
+The verdict rule, stated once (docs/statistics.md repeats it):
+
+    **not tested** when neither method reached the target on more than half of the paired seeds
+    (the budget censors both sides); **inconclusive** when fewer than ``min_seeds`` (5) seeds are
+    informative; **reproduced** when the 95 % interval of the median per-seed ratio lies strictly on
+    the claimed side of t (below t for ``lower``, above for ``higher``) *and* the one-sided
+    Wilcoxon p ≤ 0.025; **not reproduced** when the interval lies on the other side of t or touches t
+    from there; **inconclusive** otherwise. A claim over several (problem, baseline) pairs is not
+    reproduced when any pair is not, reproduced when every pair is, not tested when every pair that
+    is not reproduced is not tested, and inconclusive otherwise.
 
     python -m ml2bench.analysis.claims --tables results/tables --config workflow/config/claims.yaml
 """
@@ -37,7 +51,7 @@ import json
 import math
 import sys
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,14 +59,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml2bench.analysis import stats
+from ml2bench.analysis.aggregate import BENCH_COLUMNS
+from ml2bench.analysis.tables import COSTS, RUN_KEYS, median_iqr
 from ml2bench.core.params import ConfigError
+from ml2bench.core.records import SUMMARY_MEASURES
+from ml2bench.sweep.grid_cycles import MEASURES as GRID_MEASURES
+from ml2bench.sweep.grid_cycles import grid_points
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not tested")
 DIRECTIONS = ("lower", "higher")
 MIN_SEEDS = 5
-BOOTSTRAP_SAMPLES = 2000
-RUN_KEYS = ["problem_id", "method", "point", "seed"]
-TABLES = ("runs", "grid_cycles")  # the sweep's runs; V-cycle counts on the grid test problems (grid_cycles)
+FAILED = ("failed", "diverged")  # summary statuses of a run that did not finish its budget normally
+TO_TARGET = tuple(COSTS.values())  # costs to a target: +inf = not reached
+METRICS = {  # table -> the columns a claim may name as its metric
+    "runs": (*SUMMARY_MEASURES, *TO_TARGET, *BENCH_COLUMNS.values()),
+    "grid_cycles": GRID_MEASURES,
+}
+TABLES = tuple(METRICS)
+BUDGET_COST = "work_units_to_target"  # what a "not tested" pair's needed budget is read from
 
 
 @dataclass(frozen=True)
@@ -99,163 +124,305 @@ class Claim:
         if isinstance(problems, str) or isinstance(baselines, str) or not problems or not baselines:
             raise ConfigError(f"{where}: problems and baselines must be non-empty lists")
         threshold = float(d.get("threshold", 1.0))
-        if not threshold > 0:
-            raise ConfigError(f"{where}: threshold = {threshold}; allowed: a number > 0")
-        if d.get("table", "runs") not in TABLES:
-            raise ConfigError(f"{where}: table = {d['table']!r}; allowed: {', '.join(TABLES)}")
+        if not (threshold > 0 and math.isfinite(threshold)):
+            raise ConfigError(f"{where}: threshold = {threshold}; allowed: a finite number > 0")
+        table = d.get("table", "runs")
+        if table not in TABLES:
+            raise ConfigError(f"{where}: table = {table!r}; allowed: {', '.join(TABLES)}")
+        if d["metric"] not in METRICS[table]:
+            raise ConfigError(
+                f"{where}: metric = {d['metric']!r} is not a column of the {table} table; "
+                f"allowed: {', '.join(METRICS[table])}"
+            )
+        for name in (d["method"], *baselines):
+            parse_solver(str(name), where)
         return cls(
             id=str(d["id"]),
             statement=str(d["statement"]),
             source=str(d["source"]),
             problems=tuple(problems),
             method=str(d["method"]),
-            baselines=tuple(baselines),
+            baselines=tuple(str(b) for b in baselines),
             metric=str(d["metric"]),
             direction=str(d["direction"]),
             threshold=threshold,
-            table=str(d.get("table", "runs")),
+            table=str(table),
             notes=str(d.get("notes", "")),
         )
 
 
-# --- statistics ---------------------------------------------------------------------------------
-def ratio_of_medians(a: float, b: float) -> float:
-    """a / b with the conventions for targets never reached (+inf): inf/inf = 1, inf/x = inf, x/inf = 0."""
-    if math.isinf(a) and math.isinf(b):
-        return 1.0
-    if math.isinf(b):
-        return 0.0
-    if b == 0.0:
-        return 1.0 if a == 0.0 else math.inf
-    return a / b
+def parse_solver(name: str, where: str = "claim") -> tuple[str, str | None]:
+    """``method`` or ``method[point]`` -> (method, point or None)."""
+    if "[" not in name and "]" not in name:
+        return name, None
+    method, sep, rest = name.partition("[")
+    if not (method and sep and rest.endswith("]") and len(rest) > 1 and "[" not in rest[:-1]):
+        raise ConfigError(f"{where}: {name!r} is not a method name; allowed: method or method[point]")
+    return method, rest[:-1]
 
 
-def bootstrap_ratio(
-    a: Sequence[float], b: Sequence[float], seed: int, samples: int = BOOTSTRAP_SAMPLES, level: float = 0.95
-) -> tuple[float, float, float]:
-    """Ratio of medians and its percentile bootstrap interval (seeds resampled per method)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a.size == 0 or b.size == 0:
-        return math.nan, math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    ma = np.median(a[rng.integers(0, a.size, (samples, a.size))], axis=1)
-    mb = np.median(b[rng.integers(0, b.size, (samples, b.size))], axis=1)
-    ratios = np.array([ratio_of_medians(x, y) for x, y in zip(ma, mb)])
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(ratios, [alpha, 1 - alpha])
-    return ratio_of_medians(float(np.median(a)), float(np.median(b))), float(lo), float(hi)
+# --- config-time checks -------------------------------------------------------------------------
+def load_claims(config: Mapping[str, Any]) -> list[Claim]:
+    """The config's ``claims:`` parsed (each entry's keys, direction, threshold, table and metric)."""
+    claims = config.get("claims") or []
+    if not isinstance(claims, list):
+        raise ConfigError("'claims' must be a list of claims")
+    parsed = [Claim.from_dict(c) for c in claims]
+    ids = [c.id for c in parsed]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"claim ids must be unique, got {ids}")
+    return parsed
+
+
+def sweep_points(jobs: Iterable[Any]) -> dict[str, dict[str, set[str]]]:
+    """{problem id: {method: point names}} of a sweep's jobs (:func:`ml2bench.sweep.jobs.expand`)."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for job in jobs:
+        out.setdefault(job.problem_id, {}).setdefault(job.method, set()).add(job.point)
+    return out
+
+
+def check_claims(claims: Sequence[Claim], available: Mapping[str, Mapping[str, Mapping[str, set[str]]]]) -> None:
+    """Every claim's problems, methods and points exist: ``available[table][problem][method]`` = points."""
+    for claim in claims:
+        where = f"claim {claim.id!r}"
+        have = available.get(claim.table, {})
+        for problem in claim.problems:
+            if problem not in have:
+                raise ConfigError(
+                    f"{where}: problem {problem!r} is not in the {claim.table} of this sweep; "
+                    f"allowed: {', '.join(sorted(have)) or '(none)'}"
+                )
+            methods = have[problem]
+            for name in (claim.method, *claim.baselines):
+                method, point = parse_solver(name, where)
+                if method not in methods:
+                    raise ConfigError(
+                        f"{where}: method {method!r} is not run on {problem!r}; allowed: {', '.join(sorted(methods))}"
+                    )
+                if point is not None and point not in methods[method]:
+                    raise ConfigError(
+                        f"{where}: {name!r} is not run on {problem!r}; allowed: "
+                        + ", ".join(f"{method}[{p}]" for p in sorted(methods[method]))
+                    )
+
+
+def check_config(config: Mapping[str, Any], jobs: Iterable[Any]) -> list[Claim]:
+    """The config's claims, checked against its sweep (``jobs``) and ``claims_grid``; ConfigError
+    naming the bad value and what is allowed. ``claims_reference`` must hold a longer run's tables."""
+    claims = load_claims(config)
+    check_claims(claims, {"runs": sweep_points(jobs), "grid_cycles": grid_points(config)})
+    ref = config.get("claims_reference")
+    if claims and ref and not (Path(ref) / "summary.parquet").is_file():
+        raise ConfigError(
+            f"claims_reference = {ref!r} holds no summary.parquet; allowed: the results/tables folder of a "
+            f"longer run of this sweep"
+        )
+    return claims
+
+
+# --- per-seed values ----------------------------------------------------------------------------
+def worst(direction: str) -> float:
+    return math.inf if direction == "lower" else -math.inf
+
+
+def outcomes(rows: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
+    """Per seed: ``value`` (a failed run's is the worst in ``direction``), ``failed``, ``censored``
+    (+inf to a target: not reached within the budget)."""
+    values = pd.to_numeric(rows[metric], errors="coerce").to_numpy(float)
+    status = rows["status"].astype(str).to_numpy() if "status" in rows else np.full(len(rows), "ok")
+    bad = np.isin(status, FAILED)
+    if metric in TO_TARGET:  # a target reached before the failure keeps its cost
+        bad &= ~np.isfinite(values)
+    failed = np.isnan(values) | bad
+    w = worst(direction)
+    censored = ~failed & (values == w)
+    values = np.where(failed, w, values)
+    return pd.DataFrame(
+        {"seed": rows["seed"].to_numpy(), "value": values, "failed": failed, "censored": censored}
+    ).set_index("seed")
+
+
+def select(
+    groups: Mapping[tuple[str, str], pd.DataFrame], problem: str, name: str, metric: str, direction: str
+) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """(point, its runs, per-seed outcomes) of ``name`` (``method`` or ``method[point]``) on ``problem``;
+    ``groups``: the run table grouped by (problem_id, method). Without a point, the method's best
+    point by median of ``metric`` (failed runs as the worst)."""
+    method, point = parse_solver(name)
+    rows = groups.get((problem, method), pd.DataFrame(columns=[*RUN_KEYS, metric]))
+    points = rows["point"].astype(str)
+    if point is None:
+        sign = 1.0 if direction == "lower" else -1.0
+        best_key = math.inf
+        for candidate in sorted(set(points)):
+            values = outcomes(rows[points == candidate], metric, direction)["value"].to_numpy()
+            key = sign * float(stats.median(values))
+            if point is None or key < best_key:
+                point, best_key = candidate, key
+    rows = rows[points == point]
+    return (point if len(rows) else ""), rows, outcomes(rows, metric, direction)
+
+
+def log_ratios(a: pd.DataFrame, b: pd.DataFrame, direction: str) -> tuple[np.ndarray, dict[str, int]]:
+    """Per-seed ``log(a / b)`` on the seeds both have, without the uninformative ones, and the counts."""
+    pair = a.merge(b, how="inner", left_index=True, right_index=True, suffixes=("_a", "_b"))
+    fa, fb = pair["failed_a"].to_numpy(bool), pair["failed_b"].to_numpy(bool)
+    ca, cb = pair["censored_a"].to_numpy(bool), pair["censored_b"].to_numpy(bool)
+    va, vb = pair["value_a"].to_numpy(float), pair["value_b"].to_numpy(float)
+    for v, f, c in ((va, fa, ca), (vb, fb, cb)):
+        if (v[~f & ~c] < 0).any():
+            raise ConfigError(f"a ratio claim needs values >= 0; got {v[~f & ~c].min():g}")
+    w = worst(direction)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        la = np.where(ca, w, np.log(np.where(fa | ca, 1.0, va)))
+        lb = np.where(cb, w, np.log(np.where(fb | cb, 1.0, vb)))
+        d = np.where(la == lb, 0.0, la - lb)  # equal values, also both 0 (log -inf): a tie
+    d = np.where(fa, w, np.where(fb, -w, d))  # failed: the worst for its side
+    both_failed, both_censored = fa & fb, ca & cb
+    keep = ~(both_failed | both_censored)
+    counts = {
+        "n_pairs": int(len(pair)),
+        "n_method_failed": int(fa.sum()),
+        "n_baseline_failed": int(fb.sum()),
+        "n_both_censored": int(both_censored.sum()),
+        "n_both_failed": int(both_failed.sum()),
+        "n_informative": int(keep.sum()),
+    }
+    return d[keep], counts
 
 
 def verdict(
-    lo: float,
-    hi: float,
+    result: stats.PairedResult,
+    counts: Mapping[str, int],
     direction: str,
-    n_method: int,
-    n_baseline: int,
-    min_seeds: int = MIN_SEEDS,
     threshold: float = 1.0,
-) -> str:
-    """The rule of the module docstring for one (problem, baseline) pair (``threshold`` t, default 1)."""
+    min_seeds: int = MIN_SEEDS,
+) -> tuple[str, str]:
+    """(verdict, reason) of one (problem, baseline) pair by the rule of the module docstring."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
-    if min(n_method, n_baseline) < min_seeds or math.isnan(lo) or math.isnan(hi):
-        return "inconclusive"
-    t = threshold
-    if direction == "lower":
-        return "reproduced" if hi < t else "not reproduced" if lo >= t else "inconclusive"
-    return "reproduced" if lo > t else "not reproduced" if hi <= t else "inconclusive"
+    n, censored = counts["n_pairs"], counts["n_both_censored"]
+    if n == 0:
+        return "inconclusive", "no seed with runs of both"
+    if censored > n / 2:
+        return "not tested", f"neither reached the target on {censored} of {n} seeds"
+    if result.n < min_seeds:
+        return "inconclusive", f"{result.n} informative seeds < {min_seeds}"
+    side, null = ("below" if direction == "lower" else "above"), math.log(threshold)
+    if stats.supports(result.lo, result.hi, result.p, null, side):
+        return "reproduced", "interval on the claimed side, Wilcoxon p ≤ 0.025"
+    if stats.excludes(result.lo, result.hi, null, side):
+        return "not reproduced", "interval on the other side of t"
+    if stats.on_side(result.lo, result.hi, null, side):
+        return "inconclusive", f"Wilcoxon p = {result.p:.3g} > 0.025"
+    return "inconclusive", "interval contains t"
 
 
 def combine(verdicts: Sequence[str]) -> str:
-    """A claim over several pairs: all reproduced → reproduced; any not reproduced → not reproduced."""
+    """A claim over several pairs: any not reproduced → not reproduced; all reproduced → reproduced;
+    all the rest not tested → not tested; else inconclusive."""
     if not verdicts:
         return "inconclusive"
+    if "not reproduced" in verdicts:
+        return "not reproduced"
     if all(v == "reproduced" for v in verdicts):
         return "reproduced"
-    if any(v == "not reproduced" for v in verdicts):
-        return "not reproduced"
+    if all(v in ("reproduced", "not tested") for v in verdicts):
+        return "not tested"
     return "inconclusive"
 
 
 # --- tables -------------------------------------------------------------------------------------
 def run_table(tables_dir: str | Path) -> pd.DataFrame:
-    """One row per run: the summary merged with its time-to-target costs (inf: target not reached)."""
+    """One row per run: the summary merged with its time-to-target costs (inf: target not reached;
+    a run without evaluation points never reached it, as in the comparison table)."""
     tables_dir = Path(tables_dir)
     summary = pd.read_parquet(tables_dir / "summary.parquet")
     ttt_path = tables_dir / "time_to_target.csv"
     if ttt_path.is_file():
         ttt = pd.read_csv(ttt_path)
-        summary = summary.merge(
-            ttt.drop(columns=[c for c in ttt.columns if c in summary and c not in RUN_KEYS]), on=RUN_KEYS, how="left"
-        )
+        ttt = ttt.drop(columns=[c for c in ttt.columns if c in summary and c not in RUN_KEYS])
+        summary = summary.merge(ttt, on=RUN_KEYS, how="left", indicator=True)
+        no_history = summary.pop("_merge") == "left_only"
+        for col in set(TO_TARGET) & set(summary.columns):
+            summary.loc[no_history, col] = math.inf
     return summary
 
 
-def _values(runs: pd.DataFrame, problem: str, method: str, metric: str, direction: str) -> tuple[str, np.ndarray]:
-    """Per-seed values of ``metric`` for ``method`` on ``problem`` (its best point by median; ``name[point]``
-    names one hyper-parameter point)."""
-    point_wanted = None
-    if method.endswith("]") and "[" in method:
-        method, point_wanted = method[:-1].split("[", 1)
-    rows = runs[(runs["problem_id"] == problem) & (runs["method"] == method)]
-    if point_wanted is not None:
-        rows = rows[rows["point"].astype(str) == point_wanted]
-    if rows.empty:
-        return "", np.array([])
-    if metric not in rows:
-        raise ConfigError(
-            f"claim metric {metric!r} is not a column of the run tables; "
-            f"e.g. final_test_metric, work_units_to_target, time_to_target_s"
-        )
-    best, best_med = "", math.nan
-    for point, g in rows.groupby("point"):
-        vals = pd.to_numeric(g[metric], errors="coerce").fillna(math.inf).to_numpy(float)
-        med = float(np.median(vals))
-        if not best or (med < best_med if direction == "lower" else med > best_med):
-            best, best_med = str(point), med
-    g = rows[rows["point"] == best]
-    return best, pd.to_numeric(g[metric], errors="coerce").fillna(math.inf).to_numpy(float)
+def budget_needed(
+    reference: pd.DataFrame | None, problem: str, method: str, baseline: str, point: str, baseline_point: str
+) -> float | None:
+    """Work units by which at least half the seeds of a longer run (``reference``) have either method at
+    the target, so that neither reaching it no longer censors a majority: the ⌈n/2⌉-th smallest per-seed
+    minimum (the lower median, no interpolation); inf when not even there, None when the reference
+    lacks these runs."""
+    if reference is None or BUDGET_COST not in reference:
+        return None
+    per_seed = []
+    for name, pt in ((method, point), (baseline, baseline_point)):
+        m = parse_solver(name)[0]
+        rows = reference[
+            (reference["problem_id"] == problem) & (reference["method"] == m) & (reference["point"].astype(str) == pt)
+        ]
+        if rows.empty:
+            return None
+        per_seed.append(pd.to_numeric(rows.set_index("seed")[BUDGET_COST], errors="coerce").fillna(math.inf))
+    first = pd.concat(per_seed, axis=1, join="inner").min(axis=1).to_numpy(float)
+    return float(np.quantile(first, 0.5, method="lower")) if first.size else None
 
 
-def _fmt(x: float) -> str:
-    if math.isinf(x):
-        return "∞" if x > 0 else "−∞"
-    if math.isnan(x):
-        return "n/a"
-    return f"{x:.3g}"
-
-
-def _measured(vals: np.ndarray) -> str:
-    if vals.size == 0:
-        return "no runs"
-    q25, q50, q75 = (
-        np.quantile(vals, [0.25, 0.5, 0.75])
-        if np.isfinite(vals).all()
-        else (np.quantile(np.where(np.isinf(vals), np.inf, vals), [0.25, 0.5, 0.75], method="lower"))
-    )
-    return f"{_fmt(q50)} [{_fmt(q25)}, {_fmt(q75)}]"
+def _budget_text(rows: pd.DataFrame) -> str:
+    if "budget" not in rows or rows.empty:
+        return "the budget"
+    try:
+        budget = json.loads(str(rows["budget"].iloc[0]))
+    except ValueError:
+        return "the budget"
+    return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in budget.items())
 
 
 def evaluate_claims(
-    runs: pd.DataFrame | Mapping[str, pd.DataFrame], claims: Sequence[Claim], min_seeds: int = MIN_SEEDS
+    runs: pd.DataFrame | Mapping[str, pd.DataFrame],
+    claims: Sequence[Claim],
+    min_seeds: int = MIN_SEEDS,
+    reference: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per (claim, problem, baseline) and one summary row per claim (``baseline`` = "all").
-    ``runs``: the run table, or a mapping table name (:data:`TABLES`) → table."""
+    """One row per (claim, problem, baseline) with the pair's comparison, its verdict and the claim's
+    (``claim_verdict``). ``runs``: the run table, or a mapping table name (:data:`TABLES`) → table;
+    ``reference``: the run table of a longer run (names the budget a "not tested" pair needs)."""
     tables = {"runs": runs} if isinstance(runs, pd.DataFrame) else dict(runs)
     rows: list[dict[str, Any]] = []
     for claim in claims:
         if claim.table not in tables:
             raise ConfigError(f"claim {claim.id!r}: table {claim.table!r} was not computed; have {sorted(tables)}")
-        runs = tables[claim.table]
-        pair_verdicts = []
+        table = tables[claim.table]
+        if claim.metric not in table:
+            raise ConfigError(
+                f"claim {claim.id!r}: metric {claim.metric!r} is not a column of the {claim.table} table here; "
+                f"allowed: {', '.join(c for c in METRICS[claim.table] if c in table)}"
+            )
+        first = len(rows)
+        side = "below" if claim.direction == "lower" else "above"
+        groups = dict(tuple(table.groupby(["problem_id", "method"], sort=False)))
         for problem in claim.problems:
-            point, a = _values(runs, problem, claim.method, claim.metric, claim.direction)
+            point, a_rows, a = select(groups, problem, claim.method, claim.metric, claim.direction)
             for base in claim.baselines:
-                bpoint, b = _values(runs, problem, base, claim.metric, claim.direction)
+                bpoint, b_rows, b = select(groups, problem, base, claim.metric, claim.direction)
+                d, counts = log_ratios(a, b, claim.direction)
                 seed = zlib.crc32(f"{claim.id}|{problem}|{base}".encode())
-                r, lo, hi = bootstrap_ratio(a, b, seed)
-                v = verdict(lo, hi, claim.direction, a.size, b.size, min_seeds, claim.threshold)
-                pair_verdicts.append(v)
+                res = stats.paired_test(d, math.log(claim.threshold), side, seed)
+                v, reason = verdict(res, counts, claim.direction, claim.threshold, min_seeds)
+                needed = math.nan
+                if v == "not tested":
+                    known = budget_needed(reference, problem, claim.method, base, point, bpoint)
+                    if known is None:
+                        reason += f"; budget needed: unknown (more than {_budget_text(a_rows)})"
+                    elif math.isinf(known):
+                        needed, reason = known, reason + "; budget needed: more than the longer run's"
+                    else:
+                        needed, reason = known, reason + f"; budget needed: {known:g} work units (longer run)"
+                sgn = 1.0 if claim.direction == "higher" else -1.0
                 rows.append(
                     {
                         "claim": claim.id,
@@ -268,84 +435,108 @@ def evaluate_claims(
                         "baseline_point": bpoint,
                         "metric": claim.metric,
                         "direction": claim.direction,
-                        "n_method": int(a.size),
-                        "n_baseline": int(b.size),
-                        "method_measured": _measured(a),
-                        "baseline_measured": _measured(b),
-                        "ratio": r,
-                        "ratio_lo": lo,
-                        "ratio_hi": hi,
                         "threshold": claim.threshold,
+                        "n_method": int(len(a)),
+                        "n_baseline": int(len(b)),
+                        **counts,
+                        "method_measured": _measured(a["value"]),
+                        "baseline_measured": _measured(b["value"]),
+                        "ratio": math.exp(res.estimate) if res.n else math.nan,
+                        "ratio_lo": math.exp(res.lo),
+                        "ratio_hi": math.exp(res.hi),
+                        "wilcoxon_p": res.p,
+                        "log_ratio_spread": res.spread,
+                        "detectable_ratio": claim.threshold * math.exp(sgn * res.detectable),
                         "verdict": v,
+                        "reason": reason,
+                        "budget_needed": needed,
                     }
                 )
-        rows.append(
-            {
-                "claim": claim.id,
-                "statement": claim.statement,
-                "source": claim.source,
-                "problem_id": "all",
-                "method": claim.method,
-                "baseline": "all",
-                "metric": claim.metric,
-                "threshold": claim.threshold,
-                "direction": claim.direction,
-                "verdict": combine(pair_verdicts),
-            }
-        )
+        claim_verdict = combine([r["verdict"] for r in rows[first:]])
+        for r in rows[first:]:
+            r["claim_verdict"] = claim_verdict
     return pd.DataFrame(rows)
+
+
+# --- report -------------------------------------------------------------------------------------
+def _fmt(x: float) -> str:
+    if math.isinf(x):
+        return "∞" if x > 0 else "−∞"
+    if math.isnan(x):
+        return "n/a"
+    return f"{x:.3g}"
+
+
+def _measured(values: pd.Series) -> str:
+    if values.empty:
+        return "no runs"
+    med, q25, q75 = median_iqr(values.astype(float))
+    return f"{_fmt(med)} [{_fmt(q25)}, {_fmt(q75)}]"
+
+
+RULE_TEXT = (
+    "Verdict rule (docs/statistics.md): runs are paired by seed (same data, same initial network) and "
+    "compared by the per-seed ratio method / baseline; a failed or diverged run is the worst value for its side, "
+    "a seed where neither reached the target carries no evidence. *not tested*: neither reached the target on "
+    "more than half the seeds (the budget censors both); *reproduced*: ≥ {min_seeds} informative seeds, the 95 % "
+    "paired bootstrap interval of the median per-seed ratio strictly on the claimed side of t (1 unless stated) "
+    "and the one-sided Wilcoxon signed-rank p ≤ 0.025; *not reproduced*: the interval on the other side of t "
+    "or touching it from there; *inconclusive* otherwise. A claim is not reproduced when any pair is, "
+    "reproduced when all are. *detectable*: the true median ratio the rule detects with 80 % power at the "
+    "measured per-seed spread."
+)
 
 
 def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
     """The report's "Claims" section body."""
     lines = [
-        "Verdict rule: *reproduced* when each method has ≥ "
-        f"{min_seeds} seeds and the 95 % bootstrap interval of r = median(method) / median(baseline) lies "
-        "strictly on the claimed side of the threshold t (1 unless stated); *not reproduced* when it lies on the "
-        "other side (touching t included); *inconclusive* otherwise. A claim holds when all its pairs are "
-        "reproduced. Targets never reached count as ∞ (∞/∞ = 1). See ml2bench/analysis/claims.py.",
+        RULE_TEXT.format(min_seeds=min_seeds),
         "",
-    ]
-    lines += [
-        "| claim | source | problem | measured: method vs baseline (median [IQR]) | ratio [95 % CI] | verdict |",
-        "|---|---|---|---|---|---|",
+        "| claim | source | problem | measured: method vs baseline (median [IQR]) | seeds: paired, failed "
+        "(method / baseline), neither reached | per-seed ratio: median [95 % CI] | Wilcoxon p | detectable "
+        "| verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for claim_id, g in table.groupby("claim", sort=False):
-        head = g[g["baseline"] == "all"].iloc[0]
+        head = g.iloc[0]
         t = "" if head["threshold"] == 1.0 else f", threshold t = {head['threshold']:g}"
         lines.append(
             f"| **{claim_id}**: {head['statement']} ({head['metric']}, {head['direction']} is better{t}) | "
-            f"{head['source']} | all | | | **{head['verdict']}** |"
+            f"{head['source']} | all | | | | | | **{head['claim_verdict']}** |"
         )
-        for _, row in g[g["baseline"] != "all"].iterrows():
-            m = (
-                f"{row['method']} {row['method_measured']} (n={int(row['n_method'])}) vs {row['baseline']} "
-                f"{row['baseline_measured']} (n={int(row['n_baseline'])})"
+        for _, row in g.iterrows():
+            m = f"{row['method']} {row['method_measured']} vs {row['baseline']} {row['baseline_measured']}"
+            n = (
+                f"{int(row['n_pairs'])}, {int(row['n_method_failed'])} / {int(row['n_baseline_failed'])}, "
+                f"{int(row['n_both_censored'])}"
             )
             ci = f"{_fmt(row['ratio'])} [{_fmt(row['ratio_lo'])}, {_fmt(row['ratio_hi'])}]"
-            lines.append(f"| | | {row['problem_id']} | {m} | {ci} | {row['verdict']} |")
+            det = row["detectable_ratio"]
+            op = "≤" if row["direction"] == "lower" else "≥"
+            det_text = "none" if det in (0.0, math.inf) or math.isnan(det) else f"{op} {_fmt(det)}"
+            v = row["verdict"]
+            if v not in ("reproduced", "not reproduced"):
+                v = f"{v}: {row['reason']}"
+            lines.append(
+                f"| | | {row['problem_id']} | {m} | {n} | {ci} | {_fmt(row['wilcoxon_p'])} | {det_text} | {v} |"
+            )
     return "\n".join(lines) + "\n"
 
 
-def load_claims(config: Mapping[str, Any]) -> list[Claim]:
-    claims = config.get("claims") or []
-    if not isinstance(claims, list):
-        raise ConfigError("'claims' must be a list of claims")
-    parsed = [Claim.from_dict(c) for c in claims]
-    ids = [c.id for c in parsed]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"claim ids must be unique, got {ids}")
-    return parsed
-
-
-def build(tables_dir: str | Path, claims: Sequence[Claim], min_seeds: int = MIN_SEEDS) -> dict[str, Path]:
+def build(
+    tables_dir: str | Path,
+    claims: Sequence[Claim],
+    min_seeds: int = MIN_SEEDS,
+    reference: str | Path | None = None,
+) -> dict[str, Path]:
     """Write ``claims.csv`` and ``claims.md`` into ``tables_dir`` (reads ``grid_cycles.csv`` there
-    when a claim uses it)."""
+    when a claim uses it; ``reference``: the tables folder of a longer run, for "not tested" pairs)."""
     tables_dir = Path(tables_dir)
     tables = {"runs": run_table(tables_dir)}
     if any(c.table == "grid_cycles" for c in claims):
         tables["grid_cycles"] = pd.read_csv(tables_dir / "grid_cycles.csv")
-    table = evaluate_claims(tables, claims, min_seeds)
+    ref = run_table(reference) if reference else None
+    table = evaluate_claims(tables, claims, min_seeds, ref)
     out = {"csv": tables_dir / "claims.csv", "md": tables_dir / "claims.md"}
     table.to_csv(out["csv"], index=False)
     out["md"].write_text(to_markdown(table, min_seeds))
@@ -359,10 +550,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", type=Path, default=Path("results/tables"))
     ap.add_argument("--config", type=Path, required=True, help="sweep config with a 'claims:' list")
     ap.add_argument("--min-seeds", type=int, default=MIN_SEEDS)
+    ap.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="tables folder of a longer run of the sweep (default: the config's claims_reference): names "
+        "the budget a 'not tested' pair needs",
+    )
     args = ap.parse_args(argv)
     try:
-        claims = load_claims(yaml.safe_load(args.config.read_text()))
-        out = build(args.tables, claims, args.min_seeds)
+        config = yaml.safe_load(args.config.read_text())
+        claims = load_claims(config)
+        out = build(args.tables, claims, args.min_seeds, args.reference or config.get("claims_reference"))
     except (ConfigError, OSError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -73,9 +73,11 @@ def build_report(
         lines += [
             "## Claims",
             "",
-            "Each claim of the seed papers against this sweep: measured median [IQR] over seeds, the ratio "
-            "of medians (claimed method / baseline) with its 95 % bootstrap interval, and the verdict "
-            f"([{_rel(Path(claims).with_suffix('.csv'), base)}]({_rel(Path(claims).with_suffix('.csv'), base)})).",
+            "Each claim of the seed papers against this sweep, runs paired by seed: measured median [IQR] over "
+            "seeds, failed runs, the median per-seed ratio (claimed method / baseline) with its 95 % paired "
+            "bootstrap interval, the Wilcoxon signed-rank p-value, the smallest ratio detectable with 80 % power, "
+            "and the verdict (rule: docs/statistics.md; "
+            f"[{_rel(Path(claims).with_suffix('.csv'), base)}]({_rel(Path(claims).with_suffix('.csv'), base)})).",
             "",
             Path(claims).read_text().strip(),
             "",

@@ -88,6 +88,24 @@ SUMMARY_COLUMNS = {
     "source_hash": "first 16 hex digits of SHA-256 over the package's .py files",
     "level_cost_ratios": "JSON list: each level's cost relative to the finest (1.0 first), as charged in work_units",
 }
+# The summary columns that are measured numbers, what a table or a claim compares
+# (ml2bench/analysis/claims.py accepts each as a claim's `metric`); the others say what ran and why it ended.
+SUMMARY_MEASURES = (
+    "final_train_loss",
+    "final_test_loss",
+    "final_test_metric",
+    "best_train_loss",
+    "best_test_metric",
+    "iterations",
+    "epochs",
+    "grad_evals",
+    "work_units",
+    "train_time_s",
+    "wall_time_s",
+    "energy_j",
+    "levels",
+    "batch_size",
+)
 
 SUMMARY_STATUS = ("ok", "stopped", "diverged", "budget_exhausted", "failed")
 FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")

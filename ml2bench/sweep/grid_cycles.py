@@ -11,7 +11,22 @@ from typing import Any
 
 import pandas as pd
 
-from ml2bench.analysis.claims import RUN_KEYS
+from ml2bench.analysis.tables import RUN_KEYS
+
+MEASURES = ("cycles",)  # the table's columns besides RUN_KEYS
+
+
+def point(size: int) -> str:
+    """Point name of one grid size (a claim names it as ``method[n~<size>]``)."""
+    return f"n~{size}"
+
+
+def grid_points(config: Mapping[str, Any]) -> dict[str, dict[str, set[str]]]:
+    """{id: {method: point names}} of the config's ``claims_grid`` entries (what a claim may name)."""
+    return {
+        str(spec["id"]): {str(spec["method"]): {point(n) for n in spec["sizes"]}}
+        for spec in config.get("claims_grid") or []
+    }
 
 
 def grid_cycles(spec: Mapping[str, Any], seeds: Sequence[int]) -> pd.DataFrame:
@@ -46,18 +61,18 @@ def grid_cycles(spec: Mapping[str, Any], seeds: Sequence[int]) -> pd.DataFrame:
                 {
                     "problem_id": spec["id"],
                     "method": spec["method"],
-                    "point": f"n~{n}",
+                    "point": point(n),
                     "seed": int(seed),
                     "cycles": cycles,
                 }
             )
-    return pd.DataFrame(rows, columns=RUN_KEYS + ["cycles"])
+    return pd.DataFrame(rows, columns=RUN_KEYS + list(MEASURES))
 
 
 def write_grid_cycles(config: Mapping[str, Any], out: str | Path) -> Path:
     """``grid_cycles.csv`` for the config's ``claims_grid`` entries (seeds: the config's seeds)."""
     frames = [grid_cycles(spec, config.get("seeds", [0, 1, 2, 3, 4])) for spec in config.get("claims_grid") or []]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_KEYS + ["cycles"])
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RUN_KEYS + list(MEASURES))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     return Path(out)

@@ -140,10 +140,18 @@ def load_config(configfile: str | Path | None) -> dict[str, Any]:
 
 
 def load_jobs(configfile: str | Path | None) -> list[Job]:
-    """Every job of a sweep config file, after all the checks the workflow makes."""
+    """Every job of a sweep config file, after all the checks the workflow makes (its claims included)."""
+    from ml2bench.analysis.claims import check_config as check_claims
+    from ml2bench.core.params import ConfigError
+
     config = load_config(configfile)
     validate_schema(config)
-    return expand(config)
+    jobs = expand(config)
+    try:
+        check_claims(config, jobs)
+    except ConfigError as err:
+        raise SweepError(str(err)) from None
+    return jobs
 
 
 def run_dir(problem_id: str, method: str, point: str, seed: int | str) -> str:
