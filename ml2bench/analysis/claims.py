@@ -228,7 +228,7 @@ def worst(direction: str) -> float:
 
 def outcomes(rows: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     """Per seed: ``value`` (a failed run's is the worst in ``direction``), ``failed``, ``censored``
-    (+inf to a target: not reached within the budget)."""
+    (+inf to a target: not reached within the budget), ``measured`` (the value is not NaN)."""
     values = pd.to_numeric(rows[metric], errors="coerce").to_numpy(float)
     status = rows["status"].astype(str).to_numpy() if "status" in rows else np.full(len(rows), "ok")
     bad = np.isin(status, FAILED)
@@ -237,9 +237,10 @@ def outcomes(rows: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     failed = np.isnan(values) | bad
     w = worst(direction)
     censored = ~failed & (values == w)
+    measured = ~np.isnan(values)
     values = np.where(failed, w, values)
     return pd.DataFrame(
-        {"seed": rows["seed"].to_numpy(), "value": values, "failed": failed, "censored": censored}
+        {"seed": rows["seed"].to_numpy(), "value": values, "failed": failed, "censored": censored, "measured": measured}
     ).set_index("seed")
 
 
@@ -265,14 +266,17 @@ def select(
 
 
 def log_ratios(a: pd.DataFrame, b: pd.DataFrame, direction: str) -> tuple[np.ndarray, dict[str, int]]:
-    """Per-seed ``log(a / b)`` on the seeds both have, without the uninformative ones, and the counts."""
+    """Per-seed ``log(a / b)`` on the seeds both have, without the uninformative ones, and the counts.
+
+    A column with no value in any run of the pair (energy without counters) is not measured: no
+    seed is informative and none failed."""
     pair = a.merge(b, how="inner", left_index=True, right_index=True, suffixes=("_a", "_b"))
-    fa, fb = pair["failed_a"].to_numpy(bool), pair["failed_b"].to_numpy(bool)
-    ca, cb = pair["censored_a"].to_numpy(bool), pair["censored_b"].to_numpy(bool)
-    va, vb = pair["value_a"].to_numpy(float), pair["value_b"].to_numpy(float)
-    for v, f, c in ((va, fa, ca), (vb, fb, cb)):
-        if (v[~f & ~c] < 0).any():
-            raise ConfigError(f"a ratio claim needs values >= 0; got {v[~f & ~c].min():g}")
+    measured = bool(pair["measured_a"].any() or pair["measured_b"].any())
+    fa, fb = (pair[f"failed_{k}"].to_numpy(bool) & measured for k in "ab")
+    ca, cb = (pair[f"censored_{k}"].to_numpy(bool) for k in "ab")
+    va, vb = (pair[f"value_{k}"].to_numpy(float) for k in "ab")
+    if (va[~fa & ~ca] < 0).any() or (vb[~fb & ~cb] < 0).any():
+        raise ConfigError(f"a ratio needs values >= 0; got {min(va[~fa & ~ca].min(), vb[~fb & ~cb].min()):g}")
     w = worst(direction)
     with np.errstate(divide="ignore", invalid="ignore"):
         la = np.where(ca, w, np.log(np.where(fa | ca, 1.0, va)))
@@ -280,13 +284,14 @@ def log_ratios(a: pd.DataFrame, b: pd.DataFrame, direction: str) -> tuple[np.nda
         d = np.where(la == lb, 0.0, la - lb)  # equal values, also both 0 (log -inf): a tie
     d = np.where(fa, w, np.where(fb, -w, d))  # failed: the worst for its side
     both_failed, both_censored = fa & fb, ca & cb
-    keep = ~(both_failed | both_censored)
+    keep = ~(both_failed | both_censored) & measured
     counts = {
         "n_pairs": int(len(pair)),
         "n_method_failed": int(fa.sum()),
         "n_baseline_failed": int(fb.sum()),
         "n_both_censored": int(both_censored.sum()),
         "n_both_failed": int(both_failed.sum()),
+        "n_not_measured": 0 if measured else int(len(pair)),
         "n_informative": int(keep.sum()),
     }
     return d[keep], counts
@@ -305,6 +310,8 @@ def verdict(
     n, censored = counts["n_pairs"], counts["n_both_censored"]
     if n == 0:
         return "inconclusive", "no seed with runs of both"
+    if counts["n_not_measured"] == n:
+        return "inconclusive", "metric not measured"
     if censored > n / 2:
         return "not tested", f"neither reached the target on {censored} of {n} seeds"
     if result.n < min_seeds:
@@ -409,7 +416,10 @@ def evaluate_claims(
             point, a_rows, a = select(groups, problem, claim.method, claim.metric, claim.direction)
             for base in claim.baselines:
                 bpoint, b_rows, b = select(groups, problem, base, claim.metric, claim.direction)
-                d, counts = log_ratios(a, b, claim.direction)
+                try:
+                    d, counts = log_ratios(a, b, claim.direction)
+                except ConfigError as err:
+                    raise ConfigError(f"claim {claim.id!r}, {problem}, {claim.metric}: {err}") from None
                 seed = zlib.crc32(f"{claim.id}|{problem}|{base}".encode())
                 res = stats.paired_test(d, math.log(claim.threshold), side, seed)
                 v, reason = verdict(res, counts, claim.direction, claim.threshold, min_seeds)
@@ -483,7 +493,7 @@ RULE_TEXT = (
     "and the one-sided Wilcoxon signed-rank p ≤ 0.025; *not reproduced*: the interval on the other side of t "
     "or touching it from there; *inconclusive* otherwise. A claim is not reproduced when any pair is, "
     "reproduced when all are. *detectable*: the true median ratio the rule detects with 80 % power at the "
-    "measured per-seed spread."
+    "measured per-seed spread (none: too few seeds; n/a: half the per-seed ratios or more are 0 or ∞)."
 )
 
 
@@ -513,7 +523,7 @@ def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
             ci = f"{_fmt(row['ratio'])} [{_fmt(row['ratio_lo'])}, {_fmt(row['ratio_hi'])}]"
             det = row["detectable_ratio"]
             op = "≤" if row["direction"] == "lower" else "≥"
-            det_text = "none" if det in (0.0, math.inf) or math.isnan(det) else f"{op} {_fmt(det)}"
+            det_text = "n/a" if math.isnan(det) else "none" if det in (0.0, math.inf) else f"{op} {_fmt(det)}"
             v = row["verdict"]
             if v not in ("reproduced", "not reproduced"):
                 v = f"{v}: {row['reason']}"

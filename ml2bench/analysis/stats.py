@@ -33,8 +33,10 @@ never reached a target or failed (:mod:`ml2bench.analysis.claims` builds ``d``).
 
 from __future__ import annotations
 
+import argparse
 import functools
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -120,10 +122,13 @@ def spread(d: Sequence[float]) -> float:
     return float(np.std(finite, ddof=1)) if finite.size > 1 else 0.0
 
 
-def detection_rate(shift: float, n: int, samples: int = POWER_SAMPLES, seed: int = POWER_SEED) -> float:
+def detection_rate(
+    shift: float, n: int, samples: int = POWER_SAMPLES, seed: int = POWER_SEED, rank_test: bool = True
+) -> float:
     """Fraction of ``samples`` normal data sets (n seeds, unit spread, true median ``-shift``) where
-    :func:`supports` detects the claimed side "below 0"; ``shift = 0`` gives the rule's error rate."""
-    return float(np.mean(_detected(n, samples, seed)(shift)))
+    :func:`supports` detects the claimed side "below 0"; ``shift = 0`` gives the rule's error rate.
+    ``rank_test=False``: the interval alone (what the rule would be without the rank test)."""
+    return float(np.mean(_detected(n, samples, seed, rank_test)(shift)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -142,21 +147,31 @@ def detectable_shift(n: int, power: float = POWER, samples: int = POWER_SAMPLES,
     return hi
 
 
-def _detected(n: int, samples: int, seed: int):
-    """shift -> per-sample detection flags, on common random numbers (so the rate is monotone in shift).
-
-    The bootstrap interval of ``z - shift`` is that of ``z`` moved by ``-shift`` (same resamples),
-    so it is computed once; the rank test is recomputed per shift (vectorised)."""
+@functools.lru_cache(maxsize=64)
+def _normal_samples(n: int, samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``samples`` standard normal data sets of ``n`` seeds and the upper end of each one's bootstrap interval."""
     rng = np.random.default_rng([seed, n])
     z = rng.standard_normal((samples, n))
     boot_seeds = rng.integers(0, 2**63, samples)
     upper = np.array([bootstrap_interval(z[i], int(boot_seeds[i]))[1] for i in range(samples)])
+    return z, upper
+
+
+def _detected(n: int, samples: int, seed: int, rank_test: bool = True):
+    """shift -> per-sample detection flags, on common random numbers (so the rate is monotone in shift).
+
+    The bootstrap interval of ``z - shift`` is that of ``z`` moved by ``-shift`` (same resamples),
+    so it is computed once; the rank test is recomputed per shift (vectorised)."""
+    if n == 0:
+        return lambda shift: np.zeros(samples, dtype=bool)
+    z, upper = _normal_samples(n, samples, seed)
 
     def flags(shift: float) -> np.ndarray:
-        if n == 0:
-            return np.zeros(samples, dtype=bool)
+        inside = upper - shift < 0
+        if not rank_test:
+            return inside
         p = sps.wilcoxon(z - shift, zero_method="pratt", alternative="less", axis=1).pvalue
-        return (upper - shift < 0) & (p <= ALPHA / 2)
+        return inside & (p <= ALPHA / 2)
 
     return flags
 
@@ -165,7 +180,8 @@ def _detected(n: int, samples: int, seed: int):
 class PairedResult:
     """A paired comparison on the log scale: ``n`` seeds, median log-ratio with its interval, the
     one-sided rank-test p-value, the spread of the per-seed log-ratios and the detectable shift
-    (80 % power, in log units: ``detectable_shift(n) * spread``)."""
+    (80 % power, in log units: ``detectable_shift(n) * spread``; inf with too few seeds, NaN where
+    the spread is infinite)."""
 
     n: int
     estimate: float
@@ -186,7 +202,8 @@ def paired_test(d: Sequence[float], null: float, side: str, seed: int) -> Paired
     lo, hi = bootstrap_interval(d, seed, undetermined=null)
     s = spread(d)
     k = detectable_shift(d.size)
-    detectable = k * s if math.isfinite(s) and math.isfinite(k) else math.inf
+    # inf: too few seeds for any effect; NaN: no spread to scale by (half the seeds or more are infinite)
+    detectable = math.inf if math.isinf(k) else k * s if math.isfinite(s) else math.nan
     return PairedResult(
         n=int(d.size),
         estimate=float(median(d, undetermined=null)),
@@ -196,3 +213,26 @@ def paired_test(d: Sequence[float], null: float, side: str, seed: int) -> Paired
         spread=s,
         detectable=detectable,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The power table of docs/statistics.md: per seed count, the detectable shift and the error rates."""
+    ap = argparse.ArgumentParser(
+        prog="python -m ml2bench.analysis.stats",
+        description="Power and error rates of the claims rule on normal per-seed log-ratios (seeded simulation).",
+    )
+    ap.add_argument("--seeds", type=int, nargs="+", default=[5, 6, 7, 8, 10, 12, 15, 20], help="seed counts")
+    args = ap.parse_args(argv)
+    print("| seeds | detectable shift (spreads, 80 % power) | error at no shift: rule | interval alone |")
+    print("|---:|---:|---:|---:|")
+    for n in args.seeds:
+        k = detectable_shift(n)
+        print(
+            f"| {n} | {k:.2f} | {100 * detection_rate(0.0, n):.1f} % | "
+            f"{100 * detection_rate(0.0, n, rank_test=False):.1f} % |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
