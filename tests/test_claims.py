@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -50,16 +51,7 @@ CLAIM = Claim(
     metric="work_units_to_target",
     direction="lower",
 )
-ACCURACY = Claim(
-    id="acc",
-    statement="",
-    source="",
-    problems=("p",),
-    method="a",
-    baselines=("b",),
-    metric="final_test_metric",
-    direction="higher",
-)
+ACCURACY = replace(CLAIM, id="acc", method="a", baselines=("b",), metric="final_test_metric", direction="higher")
 
 
 def _pairs(table: pd.DataFrame) -> pd.DataFrame:
@@ -157,7 +149,7 @@ def _simulated(effect: float, seed_spread: float = 0.2, run_noise: float = 0.1, 
 
 def _rates(runs: pd.DataFrame) -> tuple[float, float]:
     """Fraction of the problems where (the paired rule, the old unpaired bootstrap) says "reproduced"."""
-    claim = Claim(**{**CLAIM.__dict__, "problems": tuple(runs["problem_id"].unique())})
+    claim = replace(CLAIM, problems=tuple(runs["problem_id"].unique()))
     paired = (_pairs(evaluate_claims(runs, [claim]))["verdict"] == "reproduced").mean()
     groups = runs.groupby("problem_id", sort=False)
     unpaired = np.mean(
@@ -251,7 +243,7 @@ def test_a_target_reached_before_divergence_keeps_its_cost():
 
 
 def test_a_metric_not_measured_is_inconclusive_not_failed_and_negative_values_are_refused():
-    energy = Claim(**{**CLAIM.__dict__, "metric": "energy_to_target_j"})
+    energy = replace(CLAIM, metric="energy_to_target_j")
     row = _verdict({"rmtr": [math.nan] * 10, "tr": [math.nan] * 10}, energy)
     assert row["verdict"] == "inconclusive" and row["reason"] == "metric not measured"
     assert row["n_method_failed"] == row["n_baseline_failed"] == 0

@@ -73,3 +73,17 @@ def test_default_config_has_no_claims_rule(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     counts = job_counts(res.stdout + res.stderr)
     assert "claims" not in counts and "grid_cycles" not in counts
+
+
+def test_ml2bench_verify_refuses_a_misspelt_claim_with_exit_2(tmp_path, capsys):
+    from ml2bench.sweep.verify import main
+
+    config = yaml.safe_load((CONFIGS / "claims.yaml").read_text())
+    config["claims"][0]["metric"] = "final_test_metrc"
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True))
+    assert main(["--configfile", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: claim 'rmtr_work': metric = 'final_test_metrc' is not a column")
+    assert "allowed: " in err and "final_test_metric" in err and len(err.splitlines()) == 1
+    assert main(["--configfile", str(CONFIGS / "claims.yaml")]) == 0
