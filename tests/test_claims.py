@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from ml2bench.analysis.claims import (
+    DIRECTIONS,
     Claim,
     build,
     combine,
@@ -243,11 +244,12 @@ def test_a_target_reached_before_divergence_keeps_its_cost():
 
 
 def test_a_metric_not_measured_is_inconclusive_not_failed_and_negative_values_are_refused():
-    energy = replace(CLAIM, metric="energy_to_target_j")
-    row = _verdict({"rmtr": [math.nan] * 10, "tr": [math.nan] * 10}, energy)
-    assert row["verdict"] == "inconclusive" and row["reason"] == "metric not measured"
-    assert row["n_method_failed"] == row["n_baseline_failed"] == 0
-    _no_nan_interval(row)
+    for direction in DIRECTIONS:
+        energy = replace(CLAIM, metric="energy_to_target_j", direction=direction)
+        row = _verdict({"rmtr": [math.nan] * 10, "tr": [math.nan] * 10}, energy)
+        assert row["verdict"] == "inconclusive" and row["reason"] == "metric not measured"
+        assert row["n_method_failed"] == row["n_baseline_failed"] == 0
+        _no_nan_interval(row)
     with pytest.raises(ConfigError, match="claim 'ml_wins', p, work_units_to_target: a ratio needs values >= 0"):
         _verdict({"rmtr": [-1.0] * 10, "tr": [1.0] * 10})
 

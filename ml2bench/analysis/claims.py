@@ -275,8 +275,9 @@ def log_ratios(a: pd.DataFrame, b: pd.DataFrame, direction: str) -> tuple[np.nda
     fa, fb = (pair[f"failed_{k}"].to_numpy(bool) & measured for k in "ab")
     ca, cb = (pair[f"censored_{k}"].to_numpy(bool) for k in "ab")
     va, vb = (pair[f"value_{k}"].to_numpy(float) for k in "ab")
-    if (va[~fa & ~ca] < 0).any() or (vb[~fb & ~cb] < 0).any():
-        raise ConfigError(f"a ratio needs values >= 0; got {min(va[~fa & ~ca].min(), vb[~fb & ~cb].min()):g}")
+    values = np.concatenate([va[~fa & ~ca], vb[~fb & ~cb]])
+    if measured and (values < 0).any():
+        raise ConfigError(f"a ratio needs values >= 0; got {values.min():g}")
     w = worst(direction)
     with np.errstate(divide="ignore", invalid="ignore"):
         la = np.where(ca, w, np.log(np.where(fa | ca, 1.0, va)))
