@@ -19,8 +19,9 @@ from torch import Tensor, nn
 
 from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.multilevel.coarse import coherent_model
-from ml2bench.multilevel.depth import KINDS, DepthTransfer, interpolation_matrix
-from ml2bench.nn import ConvODEResNet, DenseODEResNet, depth_levels
+from ml2bench.core.params import UnsupportedModelError
+from ml2bench.multilevel.depth import KINDS, DepthTransfer, coarsen, interpolation_matrix
+from ml2bench.nn import ConvODEResNet, DenseODEResNet, ResidualStack, depth_levels
 from ml2bench.problems import PROBLEMS, Problem
 
 F64 = torch.float64
@@ -74,7 +75,7 @@ def _smooth_vector(names: list[str], shapes: list[torch.Size], depth: int, T: fl
         shape = tuple(shape)
         fan_in = math.prod(shape[1:]) if len(shape) > 1 else shape[0]
         if name.startswith("blocks."):
-            t = (int(name.split(".")[1]) + 0.5) * T / depth
+            t = (int(name.split(".")[2]) + 0.5) * T / depth  # blocks.branches.<k>.0.weight
             g = torch.Generator().manual_seed(100 + len(shape))
             A = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(fan_in)
             B = torch.randn(shape, generator=g, dtype=F64) / math.sqrt(fan_in)
@@ -172,8 +173,8 @@ def test_prolongated_blocks_and_round_trip(kind: str) -> None:
     _load(fine, tr.prolongate(y))
     M = interpolation_matrix(8, kind)
     for i, block in enumerate(fine.blocks):
-        expect = sum(M[i, k] * coarse.blocks[k].weight for k in range(4))
-        assert torch.allclose(block.weight, expect, atol=1e-15)
+        expect = sum(M[i, k] * coarse.blocks[k][0].weight for k in range(4))
+        assert torch.allclose(block[0].weight, expect, atol=1e-15)
     assert torch.equal(fine.opening.weight, coarse.opening.weight)
     assert torch.equal(fine.closing.bias, coarse.closing.bias)
     assert (tr.restrict(tr.prolongate(y)) - y).abs().max() < 1e-13
@@ -185,9 +186,17 @@ def test_mismatched_networks_rejected() -> None:
     with pytest.raises(ValueError, match="half the blocks"):
         DepthTransfer(fine, DenseODEResNet(3, 3, 2, 3).to(F64))
     other = DenseODEResNet(3, 3, 2, 4).to(F64)
-    other.blocks = nn.ModuleList(nn.Linear(3, 4) for _ in range(4))  # same shared layers, bigger blocks
+    other.blocks = ResidualStack(nn.Linear(3, 4) for _ in range(4))  # same shared layers, bigger blocks
     with pytest.raises(ValueError, match="same size"):
         DepthTransfer(fine, other)
+    # a network without a residual stack has no depth to coarsen: refused, not a "coarse" copy of itself
+    plain = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2)).to(F64)
+    with pytest.raises(UnsupportedModelError, match="Sequential has no ml2bench.nn.ResidualStack"):
+        DepthTransfer(plain, plain)
+    # branches of one stack must have the same parameter shapes
+    mixed = nn.Sequential(ResidualStack([nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 3, bias=False), nn.Linear(3, 3)]))
+    with pytest.raises(UnsupportedModelError, match="branch 2 of the ResidualStack"):
+        DepthTransfer(mixed, coarsen(mixed))
     with pytest.raises(ValueError, match="cannot be halved"):
         interpolation_matrix(7, "constant")
     with pytest.raises(ValueError, match="unknown interpolation"):

@@ -11,7 +11,12 @@ Loss+gradient evaluations (the bulk of all work) take a faster path: the module'
 bound once as views of one flat buffer, their ``.grad`` as views of one flat gradient buffer, so
 an evaluation copies ``x`` in, runs forward and backward on the module as it is, and the gradient
 is accumulated in place into the flat buffer (no per-call views, swaps or concatenation: the
-harness's overhead over a plain PyTorch loop, docs/performance.md). The same static buffers let
+harness's overhead over a plain PyTorch loop, docs/performance.md). The binding is in place
+(``p.data``, ``p.grad``): the module keeps its own ``Parameter`` objects, so weights tied between
+modules stay tied and anything that holds a parameter (a ``torch.optim`` optimiser created
+before, an EMA, DDP) keeps acting on the parameters the objective evaluates. A tied parameter is
+one entry of ``x`` (``named_parameters()`` lists it once), as in
+``torch.func.functional_call(..., tie_weights=True)``. The same static buffers let
 :class:`~ml2bench.core.cost.graphs.StaticEvaluation` capture an evaluation as a CUDA graph and replay it
 (``graphs`` = ``"cuda"``); ``"static"`` runs the same static-buffer code eagerly (CPU tests).
 """
@@ -75,7 +80,7 @@ class Objective:
         self.n_train = n_train
         self.level = level
         self.cost_ratio = cost_ratio
-        named = [(n, p) for n, p in model.named_parameters()]
+        named = [(n, p) for n, p in model.named_parameters()]  # a tied parameter once, by its first name
         self.names = [n for n, _ in named]
         self.shapes = [p.shape for _, p in named]
         self.numels = [p.numel() for _, p in named]
@@ -83,9 +88,16 @@ class Objective:
         # torch.func.functional_call does, without re-walking the module tree on every call
         # (measured: that walk was a third of an SGD step's overhead on small networks)
         self._slots = [self._slot(model, n) for n in self.names]
+        # every slot that holds each parameter (several for a tied one): fmodel swaps them all
+        owners: dict[int, list[tuple[nn.Module, str]]] = {id(p): [] for _, p in named}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            owners[id(p)].append(self._slot(model, name))
+        self._owners = [owners[id(p)] for _, p in named]
         self._flat: Tensor | None = None  # parameter buffer the module's parameters view
         self._flat_grad: Tensor | None = None  # gradient buffer their .grad views
-        self._params: list[nn.Parameter] = []
+        self._params: list[nn.Parameter] = []  # the module's parameters, bound in place
+        self._ptrs: list[int] = []  # where each bound parameter's data lives in the flat buffer
+        self._grads: list[Tensor] = []  # their .grad views of the flat gradient buffer
         #: "off": eager; "static": static input buffers, eager (CPU path of the graph code);
         #: "cuda": captured once per batch shape as CUDA graphs and replayed (see ml2bench.core.cost.graphs)
         self.graphs = "off"
@@ -116,16 +128,16 @@ class Objective:
         Not for concurrent use of one objective from several threads.
         """
         views = [t.view(s) for t, s in zip(torch.split(x, self.numels), self.shapes)]
-        slots = self._slots
+        slots = [(slot, view) for owners, view in zip(self._owners, views) for slot in owners]
 
         def f(inp: Tensor) -> Tensor:
-            saved = [module._parameters[attr] for module, attr in slots]
+            saved = [module._parameters[attr] for (module, attr), _ in slots]
             try:
-                for (module, attr), view in zip(slots, views):
+                for (module, attr), view in slots:
                     module._parameters[attr] = view
                 return self.model(inp)
             finally:
-                for (module, attr), param in zip(slots, saved):
+                for ((module, attr), _), param in zip(slots, saved):
                     module._parameters[attr] = param
 
         return f
@@ -135,29 +147,41 @@ class Objective:
         keep the parameters as views of ``_flat``, so a copied binding would load ``x`` into a
         buffer the module no longer reads. Captured graphs are per process as well."""
         state = self.__dict__.copy()
-        state.update(_flat=None, _flat_grad=None, _params=[], _static={})
+        state.update(_flat=None, _flat_grad=None, _params=[], _ptrs=[], _grads=[], _static={})
         return state
 
     # --- the flat-buffer path -------------------------------------------------------------
     def _bind(self) -> None:
-        """Make the module's parameters views of one flat buffer (and their grads of another).
+        """Make the module's parameters views of one flat buffer (and their grads of another), in
+        place: ``p.data`` and ``p.grad`` are replaced, the ``Parameter`` objects are kept.
 
-        Re-done when something else rebound the module (another Objective on the same model)."""
+        Re-done when something else rebound the module (another Objective on the same model, or a
+        ``p.data = ...`` from outside); a ``.grad`` that was dropped or replaced (``zero_grad()``)
+        is re-attached to its view without touching the values."""
         params = [module._parameters[attr] for module, attr in self._slots]
-        if self._params and all(a is b for a, b in zip(params, self._params)):
+        if self._flat is not None and all(
+            p is q and p.data_ptr() == ptr for p, q, ptr in zip(params, self._params, self._ptrs)
+        ):
+            for p, g in zip(params, self._grads):
+                if p.grad is not g:
+                    p.grad = g
             return
         flat = torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
         grad = torch.zeros_like(flat)
-        self._params = []
-        for (module, attr), t, g, shape in zip(
-            self._slots, torch.split(flat, self.numels), torch.split(grad, self.numels), self.shapes
-        ):
-            param = nn.Parameter(t.view(shape))
-            param.grad = g.view(shape)
-            module._parameters[attr] = param
-            self._params.append(param)
+        views = [t.view(s) for t, s in zip(torch.split(flat, self.numels), self.shapes)]
+        self._grads = [g.view(s) for g, s in zip(torch.split(grad, self.numels), self.shapes)]
+        with torch.no_grad():
+            for p, view, g in zip(params, views, self._grads):
+                p.data = view
+                p.grad = g
+        self._params = params
+        self._ptrs = [p.data_ptr() for p in params]
         self._flat, self._flat_grad = flat, grad
         self._static.clear()
+
+    def load(self, x: Tensor) -> None:
+        """Set the module's parameters to ``x`` (not an evaluation: nothing is charged)."""
+        self._load(x)
 
     def _load(self, x: Tensor) -> None:
         """Put ``x`` into the parameter buffer (the module then computes f at ``x``)."""

@@ -17,6 +17,11 @@ class ConfigError(ValueError):
     """A configuration value is unknown, of the wrong type or out of range."""
 
 
+class UnsupportedModelError(ConfigError):
+    """A model a method cannot train as given (raised before its first evaluation; the message names
+    the module and the fix)."""
+
+
 @dataclass(frozen=True)
 class Param:
     """One hyper-parameter: its type, default, admissible range and a one-line doc."""

@@ -3,14 +3,16 @@
 The forward-Euler view (Haber & Ruthotto; Kopaničáková & Krause, SISC 2022) is what makes
 depth a discretisation parameter: a network with half the blocks and twice the step is a coarser
 discretisation of the same ODE, which is the hierarchy used by RMTR and MG/OPT here. The
-residual blocks are held in ``self.blocks`` (a ModuleList of identical blocks); everything else
-(``opening``, ``closing``) is shared by all levels. :mod:`ml2bench.multilevel.depth` relies on
-these names.
+residual part is a :class:`~ml2bench.nn.stack.ResidualStack` ``self.blocks`` whose branches are
+σ(K_k x + b_k); everything else (``opening``, ``closing``) is shared by all levels.
+:mod:`ml2bench.multilevel.depth` finds the stack, as it does in any network built with one.
 """
 
 from __future__ import annotations
 
 from torch import Tensor, nn
+
+from ml2bench.nn.stack import ResidualStack
 
 ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
@@ -26,27 +28,41 @@ def depth_levels(depth: int) -> int:
     return levels
 
 
-class DenseODEResNet(nn.Module):
+class _ODEResNet(nn.Module):
+    """Depth, horizon and step of the residual stack ``self.blocks``."""
+
+    blocks: ResidualStack
+
+    @property
+    def depth(self) -> int:
+        return self.blocks.depth
+
+    @property
+    def T(self) -> float:  # noqa: N802 (the ODE's final time)
+        return self.blocks.T
+
+    @property
+    def h(self) -> float:
+        return self.blocks.h
+
+
+class DenseODEResNet(_ODEResNet):
     """Dense residual network: opening layer, ``depth`` residual blocks of width ``width``, closing layer."""
 
     def __init__(
         self, in_features: int, width: int, out_features: int, depth: int, T: float = 1.0, activation: str = "tanh"
     ) -> None:
         super().__init__()
-        self.depth, self.T, self.h = depth, T, T / depth
         self.act = ACTIVATIONS[activation]()
         self.opening = nn.Linear(in_features, width)
-        self.blocks = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.blocks = ResidualStack((nn.Sequential(nn.Linear(width, width), self.act) for _ in range(depth)), T)
         self.closing = nn.Linear(width, out_features)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.act(self.opening(x.flatten(1)))
-        for block in self.blocks:
-            x = x + self.h * self.act(block(x))
-        return self.closing(x)
+        return self.closing(self.blocks(self.act(self.opening(x.flatten(1)))))
 
 
-class ConvODEResNet(nn.Module):
+class ConvODEResNet(_ODEResNet):
     """Convolutional residual network for images: 3×3 convolutions in the residual blocks,
     global average pooling and a linear classifier as the closing layer."""
 
@@ -54,14 +70,12 @@ class ConvODEResNet(nn.Module):
         self, in_channels: int, channels: int, num_classes: int, depth: int, T: float = 1.0, activation: str = "relu"
     ) -> None:
         super().__init__()
-        self.depth, self.T, self.h = depth, T, T / depth
         self.act = ACTIVATIONS[activation]()
         self.opening = nn.Conv2d(in_channels, channels, 3, padding=1)
-        self.blocks = nn.ModuleList(nn.Conv2d(channels, channels, 3, padding=1) for _ in range(depth))
+        self.blocks = ResidualStack(
+            (nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), self.act) for _ in range(depth)), T
+        )
         self.closing = nn.Linear(channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.act(self.opening(x))
-        for block in self.blocks:
-            x = x + self.h * self.act(block(x))
-        return self.closing(x.mean(dim=(2, 3)))
+        return self.closing(self.blocks(self.act(self.opening(x))).mean(dim=(2, 3)))

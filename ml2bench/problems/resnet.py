@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ml2bench.core.params import ConfigError, Param, spec
-from ml2bench.multilevel.depth import KINDS, DepthTransfer
+from ml2bench.multilevel.depth import KINDS, DepthTransfer, coarsen
 from ml2bench.nn import ACTIVATIONS, ConvODEResNet, DenseODEResNet, depth_levels
 from ml2bench.problems import register
 from ml2bench.problems.classification import DATA_PARAMS, ClassificationProblem
@@ -73,15 +73,18 @@ class ODEResNet(ClassificationProblem):
         return self.hp["depth"] >> level
 
     def build_model(self, level: int = 0) -> nn.Module:
-        """Depth L/2^level with the same T, so each coarsening doubles the step h."""
+        """Depth L/2^level with the same T, so each coarsening doubles the step h: the fine network
+        with every other residual branch, ``level`` times (:func:`~ml2bench.multilevel.depth.coarsen`)."""
         hp, data = self.hp, self.data
-        depth = self.level_depth(level)
+        self.level_depth(level)  # a level that does not exist is bad input
         if hp["arch"] == "conv":
-            return ConvODEResNet(data.input_shape[0], hp["width"], data.num_classes, depth, hp["T"], hp["activation"])
-        n_in = 1
-        for s in data.input_shape:
-            n_in *= s
-        return DenseODEResNet(n_in, hp["width"], data.num_classes, depth, hp["T"], hp["activation"])
+            net = ConvODEResNet(data.input_shape[0], hp["width"], data.num_classes, hp["depth"], hp["T"], hp["activation"])
+        else:
+            n_in = 1
+            for s in data.input_shape:
+                n_in *= s
+            net = DenseODEResNet(n_in, hp["width"], data.num_classes, hp["depth"], hp["T"], hp["activation"])
+        return coarsen(net, level) if level else net
 
     def max_levels(self) -> int:
         return depth_levels(self.hp["depth"])

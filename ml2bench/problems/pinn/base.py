@@ -14,7 +14,8 @@ Design choices, shared by all four problems:
   parameter-free input map in front (affine map of the domain to [-1, 1]², as in Raissi et al.
   2019; optionally (cos πx̃, sin πx̃, t̃) features for problems periodic in x). The map adds no
   parameters, so :class:`~ml2bench.multilevel.depth.DepthTransfer` sees exactly the layout of a
-  plain ``DenseODEResNet`` and depth coarsening (L → L/2, same T) works unchanged.
+  plain ``DenseODEResNet`` and depth coarsening (L → L/2, same T: every other branch of its
+  residual stack) works unchanged.
 - Collocation points are drawn once, deterministically from the problem seed (a
   ``torch.Generator``), in float64 and then cast, so float32 and float64 runs train on the same
   points. ``n_train`` is the number of interior points.
@@ -45,7 +46,7 @@ from torch import Tensor
 from ml2bench.core.cost.cache import cached_arrays
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import ConfigError, Param
-from ml2bench.multilevel.depth import KINDS, DepthTransfer
+from ml2bench.multilevel.depth import KINDS, DepthTransfer, coarsen
 from ml2bench.nn.odenet import DenseODEResNet, depth_levels
 from ml2bench.problems.base import Problem
 
@@ -341,9 +342,8 @@ class PINNProblem(Problem):
                 f"{self.hp['depth']}; allowed: 0..{self.max_levels() - 1}"
             )
         hp = self.hp
-        return PINNNet(
-            self.domain, hp["width"], hp["depth"] // 2**level, hp["T"], hp["activation"], periodic_x=self.periodic_x
-        )
+        net = PINNNet(self.domain, hp["width"], hp["depth"], hp["T"], hp["activation"], periodic_x=self.periodic_x)
+        return coarsen(net, level) if level else net
 
     def transfer(self, fine: torch.nn.Module, coarse: torch.nn.Module, level: int) -> DepthTransfer:
         return DepthTransfer(fine, coarse, self.hp["interpolation"])
