@@ -15,6 +15,7 @@ class Adam(ElementwiseMethod):
     name = "adam"
     description = "Adam (the update of torch.optim.Adam), mini-batch"
     full_batch = False
+    state_attrs = ("steps", "exp_avg", "exp_avg_sq")
     params = spec(
         Param("lr", float, 1e-3, "learning rate", low=0.0, low_inclusive=False),
         Param("beta1", float, 0.9, "first-moment decay", low=0.0, high=1.0),

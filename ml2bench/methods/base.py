@@ -9,6 +9,8 @@ work accounting is never the method's own bookkeeping.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -51,6 +53,10 @@ class Method(ABC):
     description: ClassVar[str]
     params: ClassVar[ParamSpec]
     full_batch: ClassVar[bool] = True  # default batching when the run config does not say
+    #: attributes that carry the method's state from one step to the next besides the iterate and
+    #: the f, ∇f held for it (radii, quasi-Newton memories, monitors, moments): what
+    #: :meth:`state_dict` saves and :meth:`load_state_dict` restores
+    state_attrs: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
         self.hierarchy = hierarchy
@@ -74,10 +80,49 @@ class Method(ABC):
 
         Methods that keep ``self._f``, ``self._g`` up to date with their iterate start each step
         here, so a full-batch step never pays again for the point the previous step ended at."""
-        if self._g is None or not same_batch(self._batch, batch):
+        if self._g is None or not holds_batch(self._batch, batch):
             self._f, self._g = self.hierarchy.fine.loss_grad(self.x, batch)
-            self._batch = batch
+        self._batch = batch
         return self._f, self._g
+
+    # --- checkpoints ------------------------------------------------------------------------
+    def _held(self) -> tuple[Any, float, Tensor | None]:
+        """(batch, f, ∇f) held for ``self.x`` (∇f None when nothing is held)."""
+        return self._batch, self._f, self._g
+
+    def _hold(self, batch: Any, f: float, g: Tensor | None) -> None:
+        self._batch, self._f, self._g = batch, f, g
+
+    def set_iterate(self, x: Tensor) -> None:
+        """Continue from ``x`` (changed from outside, e.g. a user's ``load_state_dict`` on the model):
+        nothing held for the old iterate is used."""
+        self.x = x.detach().clone()
+        self._hold(None, math.nan, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The iterate, the f, ∇f held for it (with a fingerprint of their batch) and
+        :attr:`state_attrs`, as tensors, numbers, lists and dicts (``torch.optim``'s format; no
+        strings, which its ``load_state_dict`` would not keep). k steps, ``state_dict``,
+        :meth:`load_state_dict` into a new method, m steps: the iterates and evaluations of k + m."""
+        batch, f, g = self._held()
+        state = {
+            "x": self.x.detach().clone(),
+            "f": f,
+            "g": None if g is None else g.detach().clone(),
+            "batch": None if g is None else batch_fingerprint(batch),
+        }
+        for name in self.state_attrs:
+            state[name] = pack_state(getattr(self, name))
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s output. The f, ∇f saved with it are reused by the next step
+        when its batch has the saved batch's content (fingerprint), else evaluated again."""
+        self.x = state["x"].detach().to(self.x).clone()
+        g = state["g"]
+        self._hold(BatchFingerprint(state["batch"]), float(state["f"]), None if g is None else g.detach().to(self.x).clone())
+        for name in self.state_attrs:
+            setattr(self, name, unpack_state(getattr(self, name), state[name]))
 
     def iterate_is_finite(self) -> bool:
         """f and ∇f held for ``self.x`` are finite. A method stops with stop_reason "nonfinite"
@@ -150,6 +195,12 @@ class CycleMonitor:
         if self.g0 is None:
             self.g0 = gnorm
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"g0": self.g0, "idle": self.idle}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.g0, self.idle = state["g0"], int(state["idle"])
+
     def converged(self, gnorm: float) -> bool:
         return gnorm <= self.grad_tol or (self.g0 is not None and gnorm <= self.grad_rtol * self.g0)
 
@@ -167,3 +218,76 @@ class CycleMonitor:
             if self.cycle_done(cycle()):
                 return "stalled"
         return ""
+
+
+# --- checkpoint helpers ----------------------------------------------------------------------------
+def pack_state(value: Any) -> Any:
+    """``value`` as tensors (copies), numbers, lists and dicts; objects with a ``state_dict`` give theirs."""
+    if hasattr(value, "state_dict"):
+        return value.state_dict()
+    if isinstance(value, Tensor):
+        return value.detach().clone()
+    if isinstance(value, (list, tuple)):
+        return [pack_state(v) for v in value]
+    if isinstance(value, dict):
+        return {k: pack_state(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    raise TypeError(f"cannot save method state of type {type(value).__name__}")
+
+
+def unpack_state(current: Any, saved: Any) -> Any:
+    """The value to hold after loading ``saved`` into ``current`` (objects load in place; tensors
+    take ``current``'s dtype and device)."""
+    if hasattr(current, "load_state_dict"):
+        current.load_state_dict(saved)
+        return current
+    if isinstance(current, list):
+        if len(current) != len(saved):
+            raise ValueError(f"saved method state has {len(saved)} entries where this method has {len(current)}")
+        return [unpack_state(c, s) for c, s in zip(current, saved)]
+    if isinstance(current, dict):
+        return {k: unpack_state(current.get(k), v) for k, v in saved.items()}
+    if isinstance(saved, Tensor):
+        return saved.detach().to(current).clone() if isinstance(current, Tensor) else saved.detach().clone()
+    return saved
+
+
+def batch_fingerprint(batch: Any) -> int | None:
+    """A hash of a batch's content (its tensors' bytes, shapes and dtypes, and its scalar fields),
+    or None for a batch that is not plain data (e.g. a closure): what lets a resumed method know
+    that the next batch is the one its held f, ∇f were computed on."""
+    digest = hashlib.blake2b(digest_size=8)
+
+    def feed(obj: Any) -> bool:
+        if isinstance(obj, Tensor):
+            t = obj.detach().cpu().contiguous()
+            digest.update(repr((tuple(t.shape), str(t.dtype))).encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            return True
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            return all(feed(f.name) and feed(getattr(obj, f.name)) for f in dataclasses.fields(obj))
+        if isinstance(obj, dict):
+            return all(feed(k) and feed(obj[k]) for k in sorted(obj))
+        if isinstance(obj, (list, tuple)):
+            return all(feed(v) for v in obj)
+        if obj is None or isinstance(obj, (bool, int, float, str)):
+            digest.update(repr(obj).encode())
+            return True
+        return False
+
+    return int.from_bytes(digest.digest(), "little") if feed(batch) else None
+
+
+@dataclass(frozen=True)
+class BatchFingerprint:
+    """Stands for the batch a loaded state's f, ∇f belong to (see :func:`batch_fingerprint`)."""
+
+    value: int | None
+
+
+def holds_batch(held: Any, batch: Any) -> bool:
+    """``batch`` is the batch of the held f, ∇f: the same objects, or after a load the same content."""
+    if isinstance(held, BatchFingerprint):
+        return held.value is not None and held.value == batch_fingerprint(batch)
+    return same_batch(held, batch)

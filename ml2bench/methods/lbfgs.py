@@ -52,6 +52,7 @@ class LBFGS(Method):
     name = "lbfgs"
     description = "L-BFGS (two-loop recursion) with strong-Wolfe line search, full batch; no evaluation charged twice"
     full_batch = True
+    state_attrs = ("memory",)
     params = spec(
         Param("lr", float, 1.0, "initial step length of the line search", low=0.0, low_inclusive=False),
         Param("history_size", int, 10, "number of stored curvature pairs", low=1),

@@ -90,6 +90,7 @@ class MGOpt(Method):
     name = "mgopt"
     description = "MG/OPT (Nash 2000) V-cycle with tau-corrected coarse models and a fine line search"
     full_batch = True
+    state_attrs = ("qn", "radius", "alpha", "monitor", "stats")
     params = spec(
         *vcycle_params(pre_smooth=2, post_smooth=2, smoother="smoother", coarse_steps=50, coarse_rtol=0.1),
         Param("smoother", str, "tr", "smoother", choices=SMOOTHERS),

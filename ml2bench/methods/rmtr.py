@@ -87,6 +87,7 @@ class RMTR(Method):
     name = "rmtr"
     description = "recursive multilevel trust region (RMTR, V-cycle) with L-BFGS/L-SR1 or exact-Hessian TR smoothing"
     full_batch = True
+    state_attrs = ("radius", "smooth_radius", "qn", "monitor", "eps_g", "stats", "growth")
     params = spec(
         *vcycle_params(pre_smooth=2, post_smooth=2, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
         *TR_PARAMS,

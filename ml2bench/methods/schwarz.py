@@ -62,7 +62,7 @@ from ml2bench.dd import decomposition as ddec
 from ml2bench.dd import parallel as ddpar
 from ml2bench.dd.core import SchwarzCore
 from ml2bench.methods import register
-from ml2bench.methods.base import Method, StepResult
+from ml2bench.methods.base import Method, StepResult, holds_batch
 
 TR_ACCEPT, TR_SHRINK_BELOW, TR_GROW_ABOVE, TR_SHRINK, TR_GROW = 0.005, 0.05, 0.9, 0.25, 2.5
 
@@ -74,6 +74,12 @@ class _LBFGSMemory:
         self.size = size
         self.s: list[Tensor] = []
         self.y: list[Tensor] = []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"s": [v.clone() for v in self.s], "y": [v.clone() for v in self.y]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.s, self.y = [v.clone() for v in state["s"]], [v.clone() for v in state["y"]]
 
     def add(self, s: Tensor, y: Tensor) -> bool:
         sy = float(s @ y)
@@ -109,6 +115,7 @@ class Schwarz(Method):
     name = "schwarz"
     description = "nonlinear additive/multiplicative Schwarz preconditioning (SPQN with L-BFGS, APTS with TR)"
     full_batch = True
+    state_attrs = ("radius", "memory")
     params = spec(
         Param(
             "variant",
@@ -238,9 +245,16 @@ class Schwarz(Method):
 
     # -- helpers -------------------------------------------------------------------------
     def _f_g(self, batch: Batch) -> tuple[float, Tensor]:
-        if self._cache is not None and ddec.same_batch(self._cache[0], batch):
+        if self._cache is not None and holds_batch(self._cache[0], batch):
+            self._cache = (batch, self._cache[1], self._cache[2])
             return self._cache[1], self._cache[2]
         return self.hierarchy.fine.loss_grad(self.x, batch)
+
+    def _held(self) -> tuple[Any, float, Tensor | None]:  # the held f, ∇f live in _cache
+        return self._cache if self._cache is not None else (None, math.nan, None)
+
+    def _hold(self, batch: Any, f: float, g: Tensor | None) -> None:
+        self._cache = None if g is None else (batch, f, g)
 
     def _line_search(self, batch: Batch, f: float, g: Tensor, d: Tensor, t: float):
         obj = self.hierarchy.fine

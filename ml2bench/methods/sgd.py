@@ -14,6 +14,7 @@ class SGD(ElementwiseMethod):
     name = "sgd"
     description = "SGD with momentum (the update of torch.optim.SGD), mini-batch"
     full_batch = False
+    state_attrs = ("buf",)
     params = spec(
         Param("lr", float, 0.05, "learning rate", low=0.0, low_inclusive=False),
         Param("momentum", float, 0.9, "heavy-ball momentum", low=0.0, high=1.0),

@@ -89,6 +89,7 @@ class TrustRegion(Method):
     name = "tr"
     description = "trust region with L-SR1/L-BFGS (or exact Hessian) model and Steihaug-Toint CG, full batch"
     full_batch = True
+    state_attrs = ("radius", "qn")
     params = spec(
         *TR_PARAMS,
         Param("iters_per_step", int, 1, "trust-region iterations per runner step", low=1),

@@ -78,6 +78,17 @@ class _LimitedMemory:
     def __len__(self) -> int:
         return len(self.S)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The pairs and δ (the compact operator is rebuilt from them at the next product, as
+        after an update: the same operator)."""
+        return {"delta": self.delta, "S": [s.clone() for s in self.S], "Y": [y.clone() for y in self.Y]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.delta = float(state["delta"])
+        self.S, self.Y = [s.clone() for s in state["S"]], [y.clone() for y in state["Y"]]
+        self._W = None
+        self._stale = bool(self.S)
+
     def reset(self) -> None:
         self.S, self.Y, self.delta = [], [], self.delta0
         self._W = None
@@ -252,6 +263,12 @@ class ExactHessian:
 
     def __len__(self) -> int:
         return 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
     def reset(self) -> None:
         pass

@@ -167,6 +167,13 @@ class AdaptiveBatch:
         self.sampler: BatchSampler | None = None
         self.last_required = math.nan
 
+    def state_dict(self) -> dict[str, Any]:
+        """The batch size reached (the sampler's position is its owner's: the runner's checkpoint)."""
+        return {"size": self.size, "last_required": self.last_required}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.size, self.last_required = int(state["size"]), float(state["last_required"])
+
     def draw(self, objective, x: Tensor) -> tuple[Any, tuple[float, Tensor] | None]:
         """The step's batch and, for a sub-full batch, (f_S(x), g_S(x)) from the micro-batches (None on the
         full batch: the caller evaluates or reuses its own)."""
