@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         help="train one (problem, method, seed) and write its history and summary tables",
         description="Train one (problem, method, seed) under a budget and write history.parquet and "
         "summary.parquet atomically into --out.",
-        epilog="--set keys: run options (seed, device, dtype, batch_size, eval_interval, threads) or "
+        epilog="--set keys: run options (seed, device, dtype, batch_size, eval_interval, threads, checkpoint_every) or "
         "problem.KEY, method.KEY, budget.KEY (epochs, grad_evals, work_units, time_s, iterations). "
         "Values are YAML scalars. Exit status: 0 finished (ok, budget_exhausted or diverged), "
         "1 failed, 2 bad input.",
@@ -70,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config value, e.g. method.lr=0.01 (repeatable)",
     )
     p_run.add_argument("--out", required=True, help="output directory of this run")
+    p_run.add_argument(
+        "--save-model", type=Path, metavar="PATH", help="save the trained network's state_dict here (torch.save)"
+    )
     p_run.add_argument("--quiet", action="store_true", help="no progress bar")
     for name, (_, help_text) in TOOLS.items():  # listed for --help; main() hands them their argv
         sub.add_parser(name, help=help_text, add_help=False)
@@ -93,8 +96,9 @@ def _cmd_list(what: str | None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from ml2bench.core import checkpoint as ckpt
     from ml2bench.core import config as cfg
-    from ml2bench.core.records import claim_output, write_run
+    from ml2bench.core.records import check_output_dir, claim_output, write_run
     from ml2bench.core.runner import run
 
     raw = cfg.load_yaml(args.config) if args.config else {}
@@ -105,13 +109,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     raw = cfg.apply_overrides(raw, args.overrides)
     config = cfg.RunConfig.from_dict(raw)
     progress = not args.quiet and sys.stderr.isatty()
+    if config.checkpoint_every and "RANK" in os.environ:
+        raise ConfigError("checkpoint_every: not supported under torchrun (only rank 0 keeps files); allowed: null")
     if os.environ.get("RANK", "0") != "0":  # under torchrun every rank runs; rank 0 keeps the records
         result = run(config, progress=progress)
         return 0 if result.status != "failed" else EXIT_RUN_FAILED
     with claim_output(args.out):  # where the records go is checked before training
-        result = run(config, progress=progress)
+        checkpoint = Path(args.out) / ckpt.NAME if config.checkpoint_every else None
+        if args.save_model is not None:
+            check_output_dir(args.save_model.parent)
+        result = run(config, progress=progress, checkpoint=checkpoint, save_model=args.save_model)
         try:
             out = write_run(result.history, result.summary, args.out)
+            if checkpoint is not None and result.status != "failed":
+                checkpoint.unlink(missing_ok=True)  # finished: a rerun starts afresh
         except OSError as err:  # full disk, quota, lost mount: the run happened but has no record
             print(
                 f"error: {config.problem}/{config.method}/seed {config.seed}: the records could not be written to "

@@ -18,8 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from ml2bench.core.objective import Objective, WorkCounter
-from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.core.params import UnsupportedModelError
+from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.multilevel.depth import KINDS, DepthTransfer, coarsen, interpolation_matrix
 from ml2bench.nn import ConvODEResNet, DenseODEResNet, ResidualStack, depth_levels
 from ml2bench.problems import PROBLEMS, Problem
@@ -194,7 +194,9 @@ def test_mismatched_networks_rejected() -> None:
     with pytest.raises(UnsupportedModelError, match="Sequential has no ml2bench.nn.ResidualStack"):
         DepthTransfer(plain, plain)
     # branches of one stack must have the same parameter shapes
-    mixed = nn.Sequential(ResidualStack([nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 3, bias=False), nn.Linear(3, 3)]))
+    mixed = nn.Sequential(
+        ResidualStack([nn.Linear(3, 3), nn.Linear(3, 3), nn.Linear(3, 3, bias=False), nn.Linear(3, 3)])
+    )
     with pytest.raises(UnsupportedModelError, match="branch 2 of the ResidualStack"):
         DepthTransfer(mixed, coarsen(mixed))
     with pytest.raises(ValueError, match="cannot be halved"):

@@ -96,3 +96,60 @@ def test_a_copied_objective_that_has_evaluated_still_evaluates_correctly():
     for clone in (pickle.loads(pickle.dumps(obj)), copy.deepcopy(obj)):
         fc, gc = clone.loss_grad(x2, batch)
         assert fc == f and torch.equal(gc, g)
+
+
+class Tied(nn.Module):
+    """``b.weight = a.weight``: one parameter used by two layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(4, 4, bias=False)
+        self.b = nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+        self.c = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.c(torch.tanh(self.b(torch.tanh(self.a(x)))))
+
+
+def test_tied_weights_stay_tied_and_give_functional_calls_f_and_gradient():
+    """The flat vector holds a tied parameter once (as named_parameters lists it); f and ∇f at a new
+    x are those of torch.func.functional_call(..., tie_weights=True), before and after the binding,
+    and training keeps a.weight is b.weight (before binding in place: the tie was cut, f off by 6 %)."""
+    torch.manual_seed(0)
+    model = Tied().double()
+    obj = Objective(model, _cross_entropy, WorkCounter(), n_train=10)
+    batch = XY(torch.randn(10, 4, dtype=D), torch.randint(0, 3, (10,)), 10)
+    assert obj.names == ["a.weight", "b.bias", "c.weight", "c.bias"]
+    x0 = obj.initial_x()
+    for step in range(3):
+        x = x0 + 0.3 * (step + 1) * torch.randn(obj.n, generator=torch.Generator().manual_seed(step), dtype=D)
+        leaf = x.clone().requires_grad_(True)
+        ref = _cross_entropy(lambda inp: torch.func.functional_call(model, obj.unflatten(leaf), (inp,)), batch)
+        (g_ref,) = torch.autograd.grad(ref, leaf)
+        f, g = obj.loss_grad(x, batch)
+        assert abs(f - ref.item()) <= 1e-14 * abs(ref.item()) and torch.allclose(g, g_ref, rtol=1e-12, atol=1e-14)
+        assert model.a.weight is model.b.weight and model.a.weight.data_ptr() == obj._flat.data_ptr()
+        assert float(obj.loss(x, batch)) == f and float(_cross_entropy(obj.fmodel(x), batch)) == f
+
+
+def test_parameters_keep_their_identity_and_an_earlier_optimizer_still_trains_them():
+    """A torch.optim.SGD created before the objective moves the tensors the objective evaluates
+    (before binding in place: it held the replaced Parameters and the loss never moved)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 6), nn.Tanh(), nn.Linear(6, 2)).double()
+    ids = [id(p) for p in net.parameters()]
+    sgd = torch.optim.SGD(net.parameters(), lr=0.5)
+    obj = Objective(net, _cross_entropy, WorkCounter(), n_train=10)
+    batch = XY(torch.randn(10, 3, dtype=D), torch.randint(0, 2, (10,)), 10)
+    f0, _ = obj.loss_grad(obj.initial_x(), batch)  # binds
+    assert [id(p) for p in net.parameters()] == ids
+    for _ in range(5):
+        sgd.zero_grad()  # drops the .grad views; the next evaluation re-attaches them
+        _cross_entropy(net, batch).backward()
+        sgd.step()
+    x = obj.initial_x()
+    assert torch.equal(x, torch.nn.utils.parameters_to_vector(net.parameters()))
+    f1, g1 = obj.loss_grad(x, batch)
+    assert f1 < f0
+    assert all(p.grad.data_ptr() == g.data_ptr() for p, g in zip(net.parameters(), obj._grads))

@@ -67,6 +67,14 @@ RUN = spec(
         "capture loss+gradient evaluations as CUDA graphs and replay them; null: on for device cuda",
         nullable=True,
     ),
+    Param(
+        "checkpoint_every",
+        int,
+        None,
+        "write <out>/checkpoint.pt every this many iterations; a run that finds one resumes from it; null: none",
+        low=1,
+        nullable=True,
+    ),
 )
 
 SECTIONS = ("problem_params", "method_params", "budget")
@@ -88,6 +96,7 @@ class RunConfig:
     eval_interval: float | None = None
     threads: int | None = None
     cuda_graphs: bool | None = None
+    checkpoint_every: int | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RunConfig:
@@ -126,6 +135,7 @@ class RunConfig:
             eval_interval=top["eval_interval"] or problem_cls.default_eval_interval,
             threads=top["threads"],
             cuda_graphs=top["cuda_graphs"],
+            checkpoint_every=top["checkpoint_every"],
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -136,6 +146,7 @@ class RunConfig:
         resolved = self.to_dict()
         if resolved.get("cuda_graphs") is None:  # the default: hashes of configs from before the option stay
             resolved.pop("cuda_graphs", None)
+        resolved.pop("checkpoint_every", None)  # checkpoints do not change a run's results
         blob = json.dumps(resolved, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -23,8 +23,9 @@ one entry of ``x`` (``named_parameters()`` lists it once), as in
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,6 +61,15 @@ class WorkCounter:
         self.grad_evals += batch_fraction
         self.work_units += batch_fraction * cost_ratio
         self.by_level[level] = self.by_level.get(level, 0.0) + batch_fraction
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"grad_evals": self.grad_evals, "work_units": self.work_units, "by_level": dict(self.by_level)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """In place: every objective holding this counter sees the loaded values."""
+        self.grad_evals, self.work_units = float(state["grad_evals"]), float(state["work_units"])
+        self.by_level.clear()
+        self.by_level.update({int(k): float(v) for k, v in state["by_level"].items()})
 
 
 class Objective:
@@ -127,20 +137,33 @@ class Objective:
         the duration of one forward call and restored afterwards, so autograd flows to ``x``.
         Not for concurrent use of one objective from several threads.
         """
-        views = [t.view(s) for t, s in zip(torch.split(x, self.numels), self.shapes)]
-        slots = [(slot, view) for owners, view in zip(self._owners, views) for slot in owners]
+        slots = self._view_slots(x)
 
         def f(inp: Tensor) -> Tensor:
-            saved = [module._parameters[attr] for (module, attr), _ in slots]
-            try:
-                for (module, attr), view in slots:
-                    module._parameters[attr] = view
+            with self._swapped(slots):
                 return self.model(inp)
-            finally:
-                for ((module, attr), _), param in zip(slots, saved):
-                    module._parameters[attr] = param
 
         return f
+
+    def parameters_as(self, x: Tensor) -> contextlib.AbstractContextManager[nn.Module]:
+        """``with objective.parameters_as(x) as model:`` the module itself computes with views of
+        ``x`` as its parameters (autograd flows to ``x``), e.g. for a loss that takes the module."""
+        return self._swapped(self._view_slots(x))
+
+    def _view_slots(self, x: Tensor) -> list[tuple[tuple[nn.Module, str], Tensor]]:
+        views = [t.view(s) for t, s in zip(torch.split(x, self.numels), self.shapes)]
+        return [(slot, view) for owners, view in zip(self._owners, views) for slot in owners]
+
+    @contextlib.contextmanager
+    def _swapped(self, slots: list[tuple[tuple[nn.Module, str], Tensor]]) -> Iterator[nn.Module]:
+        saved = [module._parameters[attr] for (module, attr), _ in slots]
+        try:
+            for (module, attr), view in slots:
+                module._parameters[attr] = view
+            yield self.model
+        finally:
+            for ((module, attr), _), param in zip(slots, saved):
+                module._parameters[attr] = param
 
     def __getstate__(self) -> dict[str, Any]:
         """A copy (pickle for Schwarz workers, deepcopy) rebinds on first use: pickling does not

@@ -14,12 +14,14 @@ import sys
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
+from ml2bench.core import checkpoint as ckpt
 from ml2bench.core.config import RunConfig
 from ml2bench.core.cost import provenance
 from ml2bench.core.cost.capacity import check_model_fits
@@ -92,19 +94,35 @@ def full_train_loss(problem: Problem, method: Method) -> float:
     return total / n
 
 
-def run(config: RunConfig, progress: bool = False) -> RunResult:
-    """Train once as ``config`` says; never raises for a diverged or failing method."""
+def run(
+    config: RunConfig,
+    progress: bool = False,
+    checkpoint: str | Path | None = None,
+    save_model: str | Path | None = None,
+) -> RunResult:
+    """Train once as ``config`` says; never raises for a diverged or failing method.
+
+    ``checkpoint``: the file of :mod:`ml2bench.core.checkpoint` (written every
+    ``config.checkpoint_every`` iterations; a run finding one of its configuration resumes from it).
+    ``save_model``: where the trained network's ``state_dict`` goes (``torch.save``; loadable into
+    the problem's ``build_model(0)``), unless the run failed."""
     device = resolve_device(config.device)
     threads_before = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _run(config, device, progress)
+        return _run(config, device, progress, checkpoint, save_model)
     finally:
         torch.set_num_threads(threads_before)
 
 
-def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
+def _run(
+    config: RunConfig,
+    device: torch.device,
+    progress: bool,
+    checkpoint: str | Path | None,
+    save_model: str | Path | None,
+) -> RunResult:
     dtype = getattr(torch, config.dtype)
     seeds = derive_seeds(config.seed)
     problem_cls = PROBLEMS.get(config.problem)
@@ -126,12 +144,14 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
     method = method_cls(hierarchy, x0, config.method_params)
     if config.budget.get("work_units") is not None:
         method.work_limit = float(config.budget["work_units"])
+    sampler = None
     if hasattr(method, "set_sampler"):  # a method that draws its own (growing) batches: rmtr batch_growth
         from ml2bench.numerics.sampling import BatchSampler
 
-        method.set_sampler(
-            BatchSampler(problem.train_batches, problem.n_train, torch.Generator().manual_seed(seeds["order"] + 1))
+        sampler = BatchSampler(
+            problem.train_batches, problem.n_train, torch.Generator().manual_seed(seeds["order"] + 1)
         )
+        method.set_sampler(sampler)
     batch_size = config.batch_size
     if batch_size is None and not method_cls.full_batch:
         batch_size = problem_cls.default_batch_size
@@ -173,14 +193,29 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
 
     status, error, stop_reason = None, "", ""
     bar = _progress_bar(progress, config, budget)
+    every = config.checkpoint_every if checkpoint is not None else None
+    skip = 0  # batches of the first epoch already used before a resume
     try:
         meter.start()
-        initial = record()["train_loss"]
+        resumed = ckpt.load(checkpoint, config.hash()) if every else None
+        if resumed is not None:
+            ckpt.restore(resumed, method, counter, sampler)
+            state.update(resumed["state"])
+            rows[:], clock.total = resumed["rows"], resumed["train_time_s"]
+            energy_train.update(resumed["energy"])
+            initial, next_eval, skip = resumed["initial"], resumed["next_eval"], resumed["position"]
+            order.set_state(resumed["order"])
+        else:
+            initial = record()["train_loss"]
+            next_eval = config.eval_interval
         if not math.isfinite(initial):
             status, stop_reason = "diverged", "diverged"
-        next_eval = config.eval_interval
         while status is None:
+            epoch_start, position = order.get_state(), 0
             for batch in problem.train_batches(batch_size, order):
+                position += 1
+                if position <= skip:
+                    continue
                 charged = counter.grad_evals
                 clock.start()
                 result = method.step(batch)
@@ -208,6 +243,16 @@ def _run(config: RunConfig, device: torch.device, progress: bool) -> RunResult:
                     bar.set_postfix(loss=f"{row['train_loss']:.3g}", metric=f"{row['test_metric']:.3g}")
                 if status is not None:
                     break
+                if every and state["iteration"] % every == 0:
+                    loop = {"state": state, "rows": rows, "train_time_s": clock.total, "energy": energy_train}
+                    loop.update(initial=initial, next_eval=next_eval, order=epoch_start, position=position)
+                    ckpt.save(
+                        checkpoint, {"config_hash": config.hash(), **ckpt.snapshot(method, counter, sampler, loop)}
+                    )
+            skip = 0
+        if save_model is not None:
+            hierarchy.fine.load(method.x)
+            ckpt.save(save_model, hierarchy.fine.model.state_dict())
     except Exception as exc:  # recorded, not raised: one failing run must not stop a sweep
         status, stop_reason = "failed", "failed"
         error = "".join(traceback.format_exception_only(exc)).strip()

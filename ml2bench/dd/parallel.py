@@ -53,11 +53,19 @@ class ParallelError(RuntimeError):
 
 @dataclass
 class Comm:
-    """The collectives the Schwarz core needs, on the default process group."""
+    """The collectives the Schwarz core needs, on ``group`` (None: the default process group);
+    ``rank`` and ``world`` are within the group."""
 
     rank: int
     world: int
     backend: str
+    group: Any = None
+
+    @classmethod
+    def of(cls, group: Any) -> Comm:
+        """The collectives of an existing process group (``torch.distributed.new_group``, or
+        ``group.WORLD``)."""
+        return cls(dist.get_rank(group), dist.get_world_size(group), str(dist.get_backend(group)), group)
 
     def _stage(self, t: Tensor) -> Tensor:
         return t.cpu() if self.backend == "gloo" else t
@@ -66,7 +74,7 @@ class Comm:
         """Sum each tensor over all ranks (one flat all-reduce); returns new tensors."""
         device = tensors[0].device
         flat = self._stage(torch.cat([t.reshape(-1).to(torch.float64) for t in tensors]))
-        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM, group=self.group)
         flat = flat.to(device)
         out, offset = [], 0
         for t in tensors:
@@ -75,11 +83,29 @@ class Comm:
         return out
 
     def broadcast_(self, t: Tensor, src: int = 0) -> None:
-        """Overwrite ``t`` on every rank with rank ``src``'s value."""
+        """Overwrite ``t`` on every rank with the value of the group's rank ``src``."""
         staged = self._stage(t).clone() if self.backend == "gloo" else t
-        dist.broadcast(staged, src=src)
+        root = src if self.group is None else dist.get_global_rank(self.group, src)
+        dist.broadcast(staged, src=root, group=self.group)
         if staged is not t:
             t.copy_(staged.to(t.device))
+
+    def check_agree(self, value: float, what: str) -> None:
+        """Raise :class:`ParallelError` on every rank unless all ranks hold the same ``value``.
+
+        SPMD replicas that disagree (different data, initial parameters or seeds on one rank) take
+        different paths through their line searches and trust regions, so one of them ends up
+        waiting in a collective the others never enter: raised here, before that."""
+        mine = torch.tensor([value], dtype=torch.float64)
+        gathered = [torch.zeros(1, dtype=torch.float64) for _ in range(self.world)]
+        dist.all_gather(gathered, mine, group=self.group)
+        values = [float(v) for v in gathered]
+        if len({repr(v) for v in values}) > 1:
+            listed = ", ".join(f"rank {r}: {v!r}" for r, v in enumerate(values))
+            raise ParallelError(
+                f"ranks disagree on {what} ({listed}): every rank must hold the same model, iterate and "
+                f"data (one replica per rank; seed the initialisation and the data the same way on all ranks)"
+            )
 
 
 def env_world_size() -> int:

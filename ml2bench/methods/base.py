@@ -120,7 +120,9 @@ class Method(ABC):
         when its batch has the saved batch's content (fingerprint), else evaluated again."""
         self.x = state["x"].detach().to(self.x).clone()
         g = state["g"]
-        self._hold(BatchFingerprint(state["batch"]), float(state["f"]), None if g is None else g.detach().to(self.x).clone())
+        self._hold(
+            BatchFingerprint(state["batch"]), float(state["f"]), None if g is None else g.detach().to(self.x).clone()
+        )
         for name in self.state_attrs:
             setattr(self, name, unpack_state(getattr(self, name), state[name]))
 

@@ -204,6 +204,7 @@ class Schwarz(Method):
         self._spawned: ddpar.SpawnedGroup | None = None
         self._owned_group = False
         self.comm = _comm
+        self._ranks_agree = False  # checked at the first step (Comm.check_agree)
         wants_parallel = hp["parallel"] or ddpar.launched_distributed()
         if wants_parallel and hp["variant"] != "additive" and _comm is None:
             raise ConfigError(
@@ -298,6 +299,7 @@ class Schwarz(Method):
             f0 = corr.f_start
             if not math.isfinite(f0):
                 f0 = self.hierarchy.fine.loss(self.x, batch)
+            self._check_ranks_agree(f0)
             self.x = self.x + corr.s
             self._cache = None
             # a zero correction is a fixed point of the local solvers, not a stated criterion: they
@@ -306,6 +308,7 @@ class Schwarz(Method):
             return StepResult(f0, info={"local_evals": corr.local_evals}, stop_reason=stop)
 
         f0, g0 = self._f_g(batch)
+        self._check_ranks_agree(f0)
         if float(g0.abs().max()) <= hp["tolerance_grad"]:
             return StepResult(f0, converged=True, stop_reason="grad_tol")
         if glob == "lbfgs":
@@ -322,6 +325,12 @@ class Schwarz(Method):
         self._cache = (batch, f, g)
         self._sync()
         return StepResult(f0, info=info)
+
+    def _check_ranks_agree(self, f0: float) -> None:
+        """Once, at the first step: all ranks see the same f(x0) (see :meth:`Comm.check_agree`)."""
+        if self.comm is not None and self.comm.world > 1 and not self._ranks_agree:
+            self.comm.check_agree(f0, "f(x0)")
+            self._ranks_agree = True
 
     def _sync(self) -> None:
         """Keep replicas bit-identical: rank 0's iterate (and cached f, g) wins."""

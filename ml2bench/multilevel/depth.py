@@ -136,9 +136,11 @@ class DepthTransfer:
     def __init__(self, fine: nn.Module, coarse: nn.Module, kind: str = "constant") -> None:
         self.shared_f, stacks_f, self.n_fine = _layout(fine)
         self.shared_c, stacks_c, self.n_coarse = _layout(coarse)
-        if [s.name for s in stacks_f] != [s.name for s in stacks_c] or any(
-            f.index.shape[0] != 2 * c.index.shape[0] for f, c in zip(stacks_f, stacks_c)
-        ) or self.shared_f.numel() != self.shared_c.numel():
+        if (
+            [s.name for s in stacks_f] != [s.name for s in stacks_c]
+            or any(f.index.shape[0] != 2 * c.index.shape[0] for f, c in zip(stacks_f, stacks_c))
+            or self.shared_f.numel() != self.shared_c.numel()
+        ):
             raise ValueError("coarse network must have half the blocks of the fine one and the same shared layers")
         if any(f.shapes != c.shapes for f, c in zip(stacks_f, stacks_c)):
             raise ValueError("fine and coarse blocks must have the same size")
@@ -168,7 +170,9 @@ class DepthTransfer:
             cached = self._cache[key] = t.to(device=like.device, dtype=dtype)
         return cached
 
-    def _apply(self, x: Tensor, n_out: int, shared_in: Tensor, shared_out: Tensor, fine_to_coarse: bool, op: int) -> Tensor:
+    def _apply(
+        self, x: Tensor, n_out: int, shared_in: Tensor, shared_out: Tensor, fine_to_coarse: bool, op: int
+    ) -> Tensor:
         out = x.new_empty(n_out)
         out[self._on(shared_out, x)] = x[self._on(shared_in, x)]
         for stack in self.stacks:

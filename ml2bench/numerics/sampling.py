@@ -130,27 +130,46 @@ class BatchSampler:
         n_train: int,
         generator: torch.Generator,
     ) -> None:
-        self._train_batches = train_batches
+        self.train_batches = train_batches
         self.n_train = n_train
         self.generator = generator
         self._size: int | None = None
         self._it: Iterator[Any] | None = None
+        self._start: Tensor | None = None  # generator state when the current permutation was drawn
+        self._drawn = 0  # batches taken from it
         self.samples = 0
+
+    def _restart(self, size: int) -> None:
+        self._start, self._drawn = self.generator.get_state(), 0
+        self._size, self._it = size, iter(self.train_batches(None if size >= self.n_train else size, self.generator))
 
     def draw(self, size: int) -> Any:
         if size >= self.n_train:
             size = self.n_train
         if size != self._size or self._it is None:
-            self._size, self._it = (
-                size,
-                iter(self._train_batches(None if size >= self.n_train else size, self.generator)),
-            )
+            self._restart(size)
         batch = next(self._it, None)
         if batch is None or batch.size < size:  # epoch exhausted (or a short last batch): a new permutation
-            self._it = iter(self._train_batches(None if size >= self.n_train else size, self.generator))
+            self._restart(size)
             batch = next(self._it)
+        self._drawn += 1
         self.samples += batch.size
         return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the sampler is: re-drawing the current permutation from the saved generator state
+        and skipping the batches taken continues exactly (the permutation is drawn at its start)."""
+        return {"size": self._size, "start": self._start, "drawn": self._drawn, "samples": self.samples}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.samples = int(state["samples"])
+        if state["size"] is None:
+            return
+        self.generator.set_state(state["start"])
+        self._restart(int(state["size"]))
+        for _ in range(int(state["drawn"])):
+            next(self._it)
+        self._drawn = int(state["drawn"])
 
 
 class AdaptiveBatch:

@@ -94,11 +94,9 @@ class Problem(ABC):
         FLOPs are linear in the batch size, so the ratios between levels do not depend on it; a
         small probe keeps this cheap on large data sets (CIFAR-10 through every level).
         """
-        probe = Objective(model, self.loss, WorkCounter(), self.n_train)
         probe_size = min(FLOP_PROBE_SAMPLES, self.n_train)
         batch = next(iter(self.train_batches(probe_size, torch.Generator().manual_seed(0))))
-        x = probe.initial_x().to(self.device)
-        total = float(_flops_mod.forward_backward_flops(model, lambda xr: self.loss(probe.fmodel(xr), batch), x))
+        total = float(_flops_mod.loss_flops(model, self.loss, batch))
         if total <= 0:
             raise RuntimeError(f"problem {self.name!r}: FLOP count found no work for {type(model).__name__}")
         return total

@@ -78,7 +78,9 @@ class ODEResNet(ClassificationProblem):
         hp, data = self.hp, self.data
         self.level_depth(level)  # a level that does not exist is bad input
         if hp["arch"] == "conv":
-            net = ConvODEResNet(data.input_shape[0], hp["width"], data.num_classes, hp["depth"], hp["T"], hp["activation"])
+            net = ConvODEResNet(
+                data.input_shape[0], hp["width"], data.num_classes, hp["depth"], hp["T"], hp["activation"]
+            )
         else:
             n_in = 1
             for s in data.input_shape:

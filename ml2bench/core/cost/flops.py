@@ -64,6 +64,13 @@ def _nodes(root: Any) -> list[Any]:
     return list(seen.values())
 
 
+def graph_leaves(t: Tensor) -> set[int]:
+    """Ids of the leaf tensors whose gradients ``t``'s autograd graph accumulates."""
+    if t.grad_fn is None:
+        return set()
+    return {id(n.variable) for n in _nodes(t.grad_fn) if type(n).__name__ == "AccumulateGrad"}
+
+
 def _reaching(nodes: list[Any], targets: set[int]) -> set[int]:
     """Ids of the nodes from which one of ``targets`` (node ids) is reachable."""
     parents: dict[int, list[Any]] = {}
@@ -165,3 +172,17 @@ def forward_backward_flops(model: nn.Module, loss_of: Callable[[Tensor], Tensor]
 
 def _tensors(value: Any) -> tuple:
     return (value,) if isinstance(value, Tensor) else tuple(value)
+
+
+def loss_flops(model: nn.Module, loss_fn: Callable[[nn.Module, Any], Tensor], batch: Any) -> int:
+    """FLOPs of one forward+backward of ``loss_fn(model, batch)`` w.r.t. the model's parameters (the
+    numerator of a level's cost ratio; counted at the model's current parameters)."""
+    from ml2bench.core.objective import Objective, WorkCounter
+
+    probe = Objective(model, loss_fn, WorkCounter(), n_train=1)
+
+    def loss_of(xr: Tensor) -> Tensor:
+        with probe.parameters_as(xr) as m:
+            return loss_fn(m, batch)
+
+    return forward_backward_flops(model, loss_of, probe.initial_x())
