@@ -194,6 +194,9 @@ def test_user_facing_errors(data):
         opt.add_param_group({"params": [nn.Parameter(torch.zeros(1))]})
     assert opt.work.grad_evals == 0
     assert "radius0 = 1.0: initial trust radius" in TrustRegion.__doc__  # generated from the Param specs
+    opt.param_groups[0]["radius0"] = 2.0  # e.g. a scheduler: the method would not see it
+    with pytest.raises(ConfigError, match="param_groups changed {'radius0': 2.0}"):
+        opt.step(lambda m: problem.loss(m, batch))
 
 
 def test_work_and_stop_semantics(data):
@@ -318,6 +321,10 @@ UNSUPPORTED = {
         "requires_grad",
     ),
     "DDP-wrapped": (_ddp, "pass the unwrapped module"),
+    "nested stacks": (
+        lambda: _stack_net([nn.Sequential(ResidualStack([nn.Linear(4, 4)]), nn.Tanh()) for _ in range(4)]),
+        "a ResidualStack inside another one",
+    ),
 }
 
 
@@ -353,3 +360,16 @@ def test_zero_argument_closure_to_a_multilevel_method_fails_before_evaluating(cl
     with pytest.raises(UnsupportedModelError, match="write it as closure\\(model\\) -> loss"):
         opt.step(lambda: calls.append(1))
     assert not calls and opt.work.grad_evals == 0
+
+
+def test_closures_that_cannot_give_what_the_method_needs_fail_before_evaluating(data):
+    problem, batch = data
+    calls = []
+    for opt, fragment in (
+        (TrustRegion(net(), model="hessian"), "needs Hessian-vector products"),
+        (SPQN(net(), decomposition="data"), "shards the batch"),
+    ):
+        with pytest.raises(UnsupportedModelError, match=fragment):
+            opt.step(lambda: calls.append(1))
+        assert opt.work.grad_evals == 0
+    assert not calls

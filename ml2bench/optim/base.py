@@ -116,7 +116,8 @@ class MethodOptimizer(torch.optim.Optimizer):
     """A ``torch.optim.Optimizer`` running the registered ml2bench method :attr:`method_cls` (see the
     module docstring of :mod:`ml2bench.optim.base`).
 
-    Arguments (keyword-only after ``model``): ``loss_fn(model, batch) -> loss`` and ``n_train`` for
+    Arguments: the model (positional: ``model=`` is the trust-region hyper-parameter of RMTR and
+    TrustRegion) or its parameters; keyword-only ``loss_fn(model, batch) -> loss`` and ``n_train`` for
     the batch style; ``coarse_models`` (a factory ``level -> nn.Module`` or a list for levels 1..L−1)
     and ``transfers`` (a factory ``(fine, coarse, level) -> Transfer`` or a list) instead of the
     coarsened residual stacks; ``hierarchy`` (a ready :class:`~ml2bench.core.hierarchy.Hierarchy`);
@@ -152,6 +153,7 @@ class MethodOptimizer(torch.optim.Optimizer):
     def __init__(
         self,
         model: nn.Module | Iterable[nn.Parameter] | None = None,
+        /,
         *,
         loss_fn: Callable[[nn.Module, Any], Tensor] | None = None,
         n_train: int | None = None,
@@ -278,13 +280,21 @@ class MethodOptimizer(torch.optim.Optimizer):
         """One step of the method: ``step(closure)`` or ``step(batch=batch)`` (see the module
         docstring). Returns the loss at the iterate the step started from (as torch's LBFGS)."""
         owner = type(self).__name__
+        changed = {k: v for k, v in self.param_groups[0].items() if k in self.hp and v != self.hp[k]}
+        if changed:
+            raise ConfigError(
+                f"{owner}.step: hyper-parameters are fixed at construction (the method derives its state from them); "
+                f"param_groups changed {changed}: build a new optimizer (and load_state_dict) instead"
+            )
         batch = self._batch_of(closure, batch, owner)
         self._follow_model()
         if not self._costs_known:
             self._measure_costs(batch if batch is not None else self._probe())
-        self.last = result = self.method.step(batch)
         fine = self.hierarchy.fine
-        fine.load(self.method.x)  # the module holds the iterate
+        try:
+            self.last = result = self.method.step(batch)
+        finally:
+            fine.load(self.method.x)  # the module holds the iterate, not the last trial point
         _, _, g = self.method._held()
         if g is not None and fine._flat_grad is not None:
             fine._flat_grad.copy_(g)

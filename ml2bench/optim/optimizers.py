@@ -65,7 +65,7 @@ class _SchwarzOptimizer(MethodOptimizer):
     method_cls = _Schwarz
     hidden = ("parallel", "processes", "threads_per_process")
 
-    def __init__(self, model: nn.Module | None = None, *, process_group: Any = None, **kwargs: Any) -> None:
+    def __init__(self, model: nn.Module | None = None, /, *, process_group: Any = None, **kwargs: Any) -> None:
         self._process_group = process_group
         super().__init__(model, **kwargs)
 
