@@ -39,13 +39,20 @@ from torch import Tensor, nn
 from ml2bench.core.cost.flops import graph_leaves, loss_flops
 from ml2bench.core.hierarchy import Hierarchy, Transfer
 from ml2bench.core.objective import Objective, WorkCounter
-from ml2bench.core.params import ConfigError, ParamSpec, UnsupportedModelError
+from ml2bench.core.params import ConfigError, Param, ParamSpec, UnsupportedModelError, spec
 from ml2bench.methods.base import Method, StepResult
 from ml2bench.multilevel.depth import KINDS, DepthTransfer, coarsen
 from ml2bench.optim.checks import check_depth_hierarchy, check_model
 from ml2bench.problems.base import FLOP_PROBE_SAMPLES
 
 GRAPHS = ("off", "static", "cuda")
+#: the adapter's own scalar options (the method's hyper-parameters are validated by the method's spec)
+OPTIONS = spec(
+    Param("n_train", int, None, "samples in the training set (batch style)", low=1, nullable=True),
+    Param("interpolation", str, "constant", "depth transfer of the coarsened stacks", choices=KINDS),
+    Param("graphs", str, "off", "off, static (CPU path) or cuda (CUDA graphs; batch style)", choices=GRAPHS),
+    Param("allow_low_precision", bool, False, "allow float16/bfloat16 parameters"),
+)
 
 
 @dataclass
@@ -171,38 +178,18 @@ class MethodOptimizer(torch.optim.Optimizer):
         hp = self.hp_spec().validate(hp, owner)
         self.hp = {**hp, **self.fixed}
         levels = self.method_cls.levels_required(self.hp)
-        for name, value, allowed in (("interpolation", interpolation, KINDS), ("graphs", graphs, GRAPHS)):
-            if value not in allowed:
-                raise ConfigError(f"{owner}: {name} = {value!r} is not allowed; allowed: {', '.join(allowed)}")
-        if n_train is not None and (isinstance(n_train, bool) or not isinstance(n_train, int) or n_train < 1):
-            raise ConfigError(f"{owner}: n_train = {n_train!r}; allowed: an int >= 1 (samples in the training set)")
-        self.counter = hierarchy.counter if hierarchy is not None else WorkCounter()
+        options = {"n_train": n_train, "interpolation": interpolation, "graphs": graphs}
+        OPTIONS.validate(dict(options, allow_low_precision=allow_low_precision), owner)
         if hierarchy is None:
             if model is None:
                 raise ConfigError(f"{owner}: give the model (or a hierarchy=)")
-            if not isinstance(model, nn.Module):
-                model = _Parameters(_single_group(model, owner))
-                if levels > 1:
-                    raise UnsupportedModelError(
-                        f"{owner}: levels={levels} needs the model (an nn.Module) to build coarse levels, not "
-                        f"its parameters"
-                    )
-            check_model(model, owner, allow_low_precision)
-            models = self._models(model, levels, coarse_models, owner)
-            for m in models[1:]:
-                check_model(m, f"{owner} (coarse model)", allow_low_precision)
             if (loss_fn is None) != (n_train is None):
                 raise ConfigError(f"{owner}: the batch style needs both loss_fn= and n_train= (or neither: closures)")
-            self._user_loss = loss_fn
-            self._n_train = n_train or 1
+            self._user_loss, self._n_train = loss_fn, n_train or 1
             self._batches_ok, self._closures_ok = loss_fn is not None, True
-            objectives = [
-                (_UserObjective if level == 0 else Objective)(
-                    m, _LevelLoss(self, level), self.counter, self._n_train, level=level
-                )
-                for level, m in enumerate(models)
-            ]
-            hierarchy = Hierarchy(objectives, self._transfers(models, transfers, interpolation, owner), self.counter)
+            model, hierarchy = self._from_model(
+                model, levels, coarse_models, transfers, interpolation, allow_low_precision
+            )
         else:
             if model is not None and model is not hierarchy.fine.model:
                 raise ConfigError(f"{owner}: model is not the hierarchy's finest model; give one of them")
@@ -210,25 +197,13 @@ class MethodOptimizer(torch.optim.Optimizer):
                 raise ConfigError(f"{owner}: levels={levels} but the hierarchy has {hierarchy.levels}")
             model = hierarchy.fine.model
             check_model(model, owner, allow_low_precision)
+            check_transfers(hierarchy, owner)
             self._user_loss, self._n_train = None, hierarchy.fine.n_train
             self._batches_ok, self._closures_ok = True, False
-            check_transfers(hierarchy, owner)
-        self.hierarchy = hierarchy
-        self.model = model
-        self._costs_known = levels == 1 or cost_ratios is not None or not self._closures_ok
+        self.hierarchy, self.model, self.counter = hierarchy, model, hierarchy.counter
+        self._costs_known = levels == 1 or not self._closures_ok
         if cost_ratios is not None:
-            ratios = [float(r) for r in cost_ratios]
-            if (
-                len(ratios) != hierarchy.levels
-                or ratios[0] != 1.0
-                or not all(r > 0 and math.isfinite(r) for r in ratios)
-            ):
-                raise ConfigError(
-                    f"{owner}: cost_ratios = {list(cost_ratios)!r}; allowed: {hierarchy.levels} positive numbers, "
-                    f"the first 1.0 (each level's cost relative to the finest)"
-                )
-            for objective, ratio in zip(hierarchy.objectives, ratios):
-                objective.cost_ratio = ratio
+            self._set_cost_ratios(cost_ratios)
         for objective in hierarchy.objectives:
             objective.graphs = graphs
         self._graphs = graphs
@@ -249,6 +224,50 @@ class MethodOptimizer(torch.optim.Optimizer):
             self.state[p] = {}
 
     # --- construction helpers -------------------------------------------------------------------
+    def _from_model(
+        self,
+        model: Any,
+        levels: int,
+        coarse_models: Any,
+        transfers: Any,
+        interpolation: str,
+        allow_low_precision: bool,
+    ) -> tuple[nn.Module, Hierarchy]:
+        """The hierarchy of the user's model: its coarse models, one objective per level (the loss
+        is the step's closure or ``loss_fn``), the transfers, one work counter."""
+        owner = type(self).__name__
+        if not isinstance(model, nn.Module):
+            if levels > 1:
+                raise UnsupportedModelError(
+                    f"{owner}: levels={levels} needs the model (an nn.Module) to build coarse levels, "
+                    f"not its parameters"
+                )
+            model = _Parameters(_single_group(model, owner))
+        check_model(model, owner, allow_low_precision)
+        models = self._models(model, levels, coarse_models, owner)
+        for m in models[1:]:
+            check_model(m, f"{owner} (coarse model)", allow_low_precision)
+        counter = WorkCounter()
+        objectives = [
+            (_UserObjective if level == 0 else Objective)(
+                m, _LevelLoss(self, level), counter, self._n_train, level=level
+            )
+            for level, m in enumerate(models)
+        ]
+        return model, Hierarchy(objectives, self._transfers(models, transfers, interpolation, owner), counter)
+
+    def _set_cost_ratios(self, cost_ratios: Sequence[float]) -> None:
+        ratios = [float(r) for r in cost_ratios]
+        levels = self.hierarchy.levels
+        if len(ratios) != levels or ratios[0] != 1.0 or not all(r > 0 and math.isfinite(r) for r in ratios):
+            raise ConfigError(
+                f"{type(self).__name__}: cost_ratios = {list(cost_ratios)!r}; allowed: {levels} positive numbers, "
+                f"the first 1.0 (each level's cost relative to the finest)"
+            )
+        for objective, ratio in zip(self.hierarchy.objectives, ratios):
+            objective.cost_ratio = ratio
+        self._costs_known = True
+
     def _make_method(self, hierarchy: Hierarchy, x0: Tensor) -> Method:
         return self.method_cls(hierarchy, x0, dict(self.hp))
 
