@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -174,19 +175,21 @@ class Objective:
         return state
 
     # --- the flat-buffer path -------------------------------------------------------------
-    def _bind(self) -> None:
+    def _bind(self, check_all: bool = False) -> None:
         """Make the module's parameters views of one flat buffer (and their grads of another), in
         place: ``p.data`` and ``p.grad`` are replaced, the ``Parameter`` objects are kept.
 
-        Re-done when something else rebound the module (another Objective on the same model, or a
-        ``p.data = ...`` from outside); a ``.grad`` that was dropped or replaced (``zero_grad()``)
-        is re-attached to its view without touching the values."""
+        Re-done when something else rebound the module: another Objective on the same model (which
+        moves every parameter, so the first one tells), a new ``Parameter`` in a slot, or, with
+        ``check_all`` (:meth:`bind`), a ``p.data = ...`` on any parameter from outside. ``.grad``
+        views dropped by ``zero_grad()`` are re-attached without touching the values (the first
+        parameter's ``.grad`` tells, as for :meth:`_check_grads_in_place`). The per-evaluation
+        check is kept to identity tests and one pointer: it runs at every evaluation (issue 14's
+        overhead budget)."""
         params = [module._parameters[attr] for module, attr in self._slots]
-        if self._flat is not None and all(
-            p is q and p.data_ptr() == ptr for p, q, ptr in zip(params, self._params, self._ptrs)
-        ):
-            for p, g in zip(params, self._grads):
-                if p.grad is not g:
+        if self._flat is not None and (not params or self._still_bound(params, check_all)):
+            if params and params[0].grad is not self._grads[0]:  # zero_grad() dropped the views
+                for p, g in zip(params, self._grads):
                     p.grad = g
             return
         flat = torch.cat([p.detach().reshape(-1) for p in params]) if params else torch.zeros(0)
@@ -201,6 +204,18 @@ class Objective:
         self._ptrs = [p.data_ptr() for p in params]
         self._flat, self._flat_grad = flat, grad
         self._static.clear()
+
+    def _still_bound(self, params: list[nn.Parameter], check_all: bool) -> bool:
+        if not all(map(operator.is_, params, self._params)):
+            return False
+        if check_all:
+            return all(map(operator.eq, map(Tensor.data_ptr, params), self._ptrs))
+        return params[0].data_ptr() == self._ptrs[0]
+
+    def bind(self) -> None:
+        """Bind the module's parameters to the flat buffers now, checking every parameter for a
+        change from outside (a user's ``p.data = ...``); evaluations check only cheaply."""
+        self._bind(check_all=True)
 
     def load(self, x: Tensor) -> None:
         """Set the module's parameters to ``x`` (not an evaluation: nothing is charged)."""

@@ -367,7 +367,9 @@ class MethodOptimizer(torch.optim.Optimizer):
 
     def _follow_model(self) -> None:
         """Take parameters changed from outside since the last step as the new iterate."""
-        x = self.hierarchy.fine.initial_x()
+        fine = self.hierarchy.fine
+        x = fine.initial_x()
+        fine.bind()  # also after a p.data = ... on any parameter
         if not torch.equal(x, self.method.x):
             self.method.set_iterate(x)
 
