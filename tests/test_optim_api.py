@@ -290,12 +290,17 @@ def _mixed_dtype():
     return model
 
 
-def _ddp():
+def _wrapped(how):
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    return nn.parallel.DistributedDataParallel(_stack_net([nn.Linear(4, 4) for _ in range(4)]))
+    model = _stack_net([nn.Linear(4, 4) for _ in range(4)])
+    if how == "ddp":
+        return nn.parallel.DistributedDataParallel(model)
+    from torch.distributed.fsdp import fully_shard
+
+    return fully_shard(model)
 
 
 UNSUPPORTED = {
@@ -320,7 +325,8 @@ UNSUPPORTED = {
         lambda: _stack_net([nn.Linear(4, 4) for _ in range(4)]).requires_grad_(False),
         "requires_grad",
     ),
-    "DDP-wrapped": (_ddp, "pass the unwrapped module"),
+    "DDP-wrapped": (lambda: _wrapped("ddp"), "DistributedDataParallel wraps the model .* pass the plain module"),
+    "FSDP-wrapped": (lambda: _wrapped("fsdp"), "FSDPSequential wraps the model .* pass the plain module"),
     "nested stacks": (
         lambda: _stack_net([nn.Sequential(ResidualStack([nn.Linear(4, 4)]), nn.Tanh()) for _ in range(4)]),
         "a ResidualStack inside another one",
@@ -342,7 +348,7 @@ def test_unsupported_models_fail_before_any_evaluation(case):
         with pytest.raises(UnsupportedModelError, match=fragment):
             RMTR(model, levels=3, loss_fn=loss_fn, n_train=1)
     finally:
-        if case == "DDP-wrapped":
+        if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     assert not calls
     assert issubclass(UnsupportedModelError, ConfigError)

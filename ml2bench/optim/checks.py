@@ -28,9 +28,9 @@ def check_model(model: nn.Module, owner: str, allow_low_precision: bool = False)
     """The checks every method needs (see module docstring)."""
     if isinstance(model, nn.parallel.DistributedDataParallel) or _is_fsdp(model):
         raise UnsupportedModelError(
-            f"{owner}: {type(model).__name__} wraps the model for data parallelism, which averages gradients "
-            f"behind the optimizer's back; pass the unwrapped module (model.module) — SPQN/APTS run one replica "
-            f"per rank themselves (process_group=)"
+            f"{owner}: {type(model).__name__} wraps the model for data parallelism (DDP/FSDP), which averages or "
+            f"shards gradients behind the optimizer's back; pass the plain module — SPQN/APTS run one replica per "
+            f"rank themselves (process_group=)"
         )
     named = list(model.named_parameters())
     if not named:
