@@ -49,10 +49,11 @@ def _parser() -> argparse.ArgumentParser:
         help="train one (problem, method, seed) and write its history and summary tables",
         description="Train one (problem, method, seed) under a budget and write history.parquet and "
         "summary.parquet atomically into --out.",
-        epilog="--set keys: run options (seed, device, dtype, batch_size, eval_interval, threads, checkpoint_every) or "
+        epilog="--set keys: run options (seed, device, dtype, batch_size, eval_interval, threads) or "
         "problem.KEY, method.KEY, budget.KEY (epochs, grad_evals, work_units, time_s, iterations). "
         "Values are YAML scalars. Exit status: 0 finished (ok, budget_exhausted or diverged), "
-        "1 failed, 2 bad input.",
+        "1 failed, 2 bad input. --set checkpoint_every=K writes OUT/checkpoint.pt every K iterations; "
+        "the same command resumes from it.",
     )
     p_run.add_argument(
         "--config", type=Path, help="YAML run config (keys as in --set, sections problem_params, method_params, budget)"
