@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from ml2bench.core.objective import WorkCounter
 from ml2bench.core.params import ConfigError, UnsupportedModelError
 from ml2bench.methods import METHODS
 from ml2bench.nn import DenseODEResNet, ResidualStack
@@ -254,7 +255,7 @@ def test_batch_growth_draws_from_the_given_sampler(data):
     opt = RMTR(model, loss_fn=problem.loss, n_train=problem.n_train, sampler=sampler(), **hp)
     cls = METHODS.get("rmtr")
     torch.manual_seed(1)
-    H = problem.hierarchy(3, type(opt.work)())
+    H = problem.hierarchy(3, WorkCounter())
     ref = cls(H, vec(model), cls.params.validate(hp, "rmtr"))
     ref.set_sampler(sampler())
     for _ in range(4):
