@@ -70,7 +70,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. method.lr=0.01 (repeatable)",
     )
-    p_run.add_argument("--out", required=True, help="output directory of this run")
+    p_run.add_argument(
+        "--out",
+        required=True,
+        help="output directory of this run (refused when it holds another run, or aggregated tables)",
+    )
+    p_run.add_argument(
+        "--force", action="store_true", help="replace the records of another run that --out holds (on purpose)"
+    )
     p_run.add_argument(
         "--save-model", type=Path, metavar="PATH", help="save the trained network's state_dict here (torch.save)"
     )
@@ -115,22 +122,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if os.environ.get("RANK", "0") != "0":  # under torchrun every rank runs; rank 0 keeps the records
         result = run(config, progress=progress)
         return 0 if result.status != "failed" else EXIT_RUN_FAILED
-    with claim_output(args.out):  # where the records go is checked before training
+    identity = {"problem": config.problem, "method": config.method, "seed": config.seed, "config_hash": config.hash()}
+    with claim_output(args.out, identity, force=args.force):  # where the records go is checked before training
         checkpoint = Path(args.out) / ckpt.NAME if config.checkpoint_every else None
         if args.save_model is not None:
             check_output_dir(args.save_model.parent)
         result = run(config, progress=progress, checkpoint=checkpoint, save_model=args.save_model)
         try:
             out = write_run(result.history, result.summary, args.out)
-            if checkpoint is not None and result.status != "failed":
-                checkpoint.unlink(missing_ok=True)  # finished: a rerun starts afresh
         except OSError as err:  # full disk, quota, lost mount: the run happened but has no record
             print(
                 f"error: {config.problem}/{config.method}/seed {config.seed}: the records could not be written to "
-                f"{args.out!r} ({err.strerror or err}); no partial summary was left — free space and re-run",
+                f"{args.out!r}: {err.strerror or err} — free space and re-run",
                 file=sys.stderr,
             )
             return EXIT_RUN_FAILED
+        if checkpoint is not None and result.status != "failed":
+            checkpoint.unlink(missing_ok=True)  # finished: a rerun starts afresh
     s = result.summary.iloc[0]
     print(
         f"{config.problem}/{config.method}/seed {config.seed}: status={s['status']} "

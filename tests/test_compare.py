@@ -147,3 +147,76 @@ def test_runs_root_is_concatenated(tmp_path):
         pd.DataFrame([rec]).to_parquet(d / "summary.parquet")
     table = read_table(tmp_path / "runs")
     assert len(table) == len(OLD)
+
+
+# --- the gate fails closed on values it cannot compare (issue 24) ----------------------------
+def _gate(tmp_path, capsys, old: pd.DataFrame, new: pd.DataFrame) -> tuple[int, str]:
+    old_p, new_p = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.to_csv(old_p, index=False)
+    new.to_csv(new_p, index=False)
+    code = main([str(old_p), str(new_p), "--fail-on-regression"])
+    return code, capsys.readouterr().err
+
+
+def _with(df: pd.DataFrame, method: str, seed: int, col: str, value) -> pd.DataFrame:
+    df = df.copy().astype({col: object}) if not isinstance(value, float) else df.copy()
+    df.loc[(df["method"] == method) & (df["seed"] == seed), col] = value
+    return df
+
+
+@pytest.mark.parametrize(
+    "new,fragment",
+    [
+        (  # defect 3: the median skipped the NaN and called the group better
+            _with(OLD, "sgd", 1, "final_test_metric", math.nan),
+            "missing: group mlp/sgd: final_test_metric is empty (NaN) in NEW (seed 1) where OLD is finite",
+        ),
+        (  # defect 4: a rel. L2 that overflowed: the relative change was NaN, nothing flagged
+            _with(OLD, "lbfgs", 0, "final_test_metric", math.inf),
+            "invalid: group pinn_poisson/lbfgs: final_test_metric is +inf in NEW (seed 0) where OLD is finite",
+        ),
+        (
+            _with(OLD, "adam", 2, "train_time_s", -math.inf),
+            "invalid: group mlp/adam: train_time_s is -inf in NEW (seed 2) where OLD is finite",
+        ),
+        (  # a duplicated seed masked a missing one: rows were counted, not seeds
+            _with(OLD, "sgd", 2, "seed", 1),
+            "invalid: group mlp/sgd: seed 1 appears 2 times in NEW",
+        ),
+        (_with(OLD, "sgd", 2, "seed", 1), "missing: group mlp/sgd: seed(s) 2 missing in NEW"),
+        (
+            _with(OLD, "adam", 0, "metric_higher_is_better", "maybe"),
+            "invalid: group mlp/adam: direction of final_test_metric unknown",
+        ),
+        (
+            OLD.drop(columns=["metric_higher_is_better"]),
+            "invalid: group mlp/adam: direction of final_test_metric unknown",
+        ),
+        (
+            OLD.assign(metric_higher_is_better=~OLD["metric_higher_is_better"]),
+            "invalid: group mlp/sgd: metric_higher_is_better differs between OLD and NEW",
+        ),
+    ],
+    ids=["nan", "inf", "-inf", "duplicate-seed", "masked-seed", "direction-word", "direction-absent", "flipped"],
+)
+def test_gate_fails_closed_on_values_it_cannot_compare(tmp_path, capsys, new, fragment):
+    code, err = _gate(tmp_path, capsys, OLD, new)
+    assert code == 1 and fragment in err, err
+
+
+def test_gate_fails_closed_on_an_unparseable_old_value(tmp_path, capsys):
+    code, err = _gate(tmp_path, capsys, _with(OLD, "sgd", 0, "final_test_metric", "0.9x"), OLD)
+    assert code == 1 and "invalid: OLD final_test_metric holds 1 value(s) that are not numbers ('0.9x')" in err, err
+
+
+def test_gate_names_old_rows_without_a_point_instead_of_crashing(tmp_path, capsys):
+    old = OLD.assign(point="default")
+    old.loc[0, "point"] = math.nan  # was: TypeError in the group lookup
+    code, err = _gate(tmp_path, capsys, old, OLD.assign(point="default"))
+    assert code == 1 and "invalid: OLD has 1 row(s) with no point" in err, err
+
+
+def test_gate_passes_identical_tables_with_nan_on_both_sides(tmp_path, capsys):
+    both = _with(OLD, "sgd", 1, "final_test_metric", math.nan)  # a run without a metric, in OLD and NEW
+    code, err = _gate(tmp_path, capsys, both, both)
+    assert code == 0 and err == "", err

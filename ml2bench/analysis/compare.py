@@ -21,8 +21,12 @@ also count as ``worse``. Groups present on one side only are listed with a ``not
                                        [--metric-threshold 0.01] [--fail-on-regression]
 
 Exit status: 0, or 1 with ``--fail-on-regression`` when a group got slower or worse **or when
-NEW is incomplete** (empty, a group or a gated column of OLD missing, fewer runs, NaN where OLD has
-a value: the gate fails closed and lists what is missing); 2 for unreadable input.
+the comparison cannot be trusted** — the gate fails closed and lists each reason on stderr:
+``missing:`` NEW is incomplete (empty, a group, a seed or a gated column of OLD missing, fewer
+runs, NaN where OLD has a value); ``invalid:`` ±inf in NEW where OLD is finite, a seed listed twice
+in a group, a metric direction (``metric_higher_is_better``) that is absent, unreadable or
+differs between OLD and NEW, a value that is not a number, a row without a group key (e.g. an
+empty ``point``). 2 for unreadable input.
 """
 
 from __future__ import annotations
@@ -88,16 +92,40 @@ def group_keys(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
     return keys
 
 
-def _medians(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+GATED_COLUMNS = ("train_time_s", "work_units", "final_test_metric")
+_NAN_TEXT = {"", "nan", "none", "null", "na", "<na>"}
+
+
+def _prepare(df: pd.DataFrame, keys: list[str], side: str) -> tuple[pd.DataFrame, list[str]]:
+    """Group keys as text (an empty key becomes ``""``) and gated columns as floats, with an
+    ``invalid:`` line for every row that had no key and every value that is not a number."""
     df = df.copy()
-    status = df["status"].astype(str) if "status" in df.columns else pd.Series("ok", index=df.index)
-    df["_unfinished"] = status.isin(UNFINISHED).astype(int)
-    for col in ("train_time_s", "work_units", "final_test_metric"):
+    problems = []
+    for k in keys:
+        text = df[k].astype(str).str.strip()
+        empty = df[k].isna() | text.str.lower().isin(_NAN_TEXT)
+        if empty.any():
+            problems.append(f"invalid: {side} has {int(empty.sum())} row(s) with no {k}")
+        df[k] = text.where(~empty, "")
+    for col in GATED_COLUMNS:
         if col not in df.columns:
             df[col] = np.nan
-        df[col] = pd.to_numeric(df[col], errors="coerce")
+            continue
+        raw = df[col]
+        num = pd.to_numeric(raw, errors="coerce")
+        unparsed = raw.notna() & num.isna() & ~raw.astype(str).str.strip().str.lower().isin(_NAN_TEXT)
+        if unparsed.any():
+            bad = ", ".join(repr(v) for v in raw[unparsed].unique()[:3])
+            problems.append(f"invalid: {side} {col} holds {int(unparsed.sum())} value(s) that are not numbers ({bad})")
+        df[col] = num.astype(float)
     if "metric_higher_is_better" not in df.columns:
         df["metric_higher_is_better"] = np.nan
+    return df, problems
+
+
+def _medians(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    status = df["status"].astype(str) if "status" in df.columns else pd.Series("ok", index=df.index)
+    df = df.assign(_unfinished=status.isin(UNFINISHED).astype(int))
     agg = df.groupby(keys, dropna=False, sort=True).agg(
         runs=("method", "size"),
         unfinished=("_unfinished", "sum"),
@@ -122,18 +150,22 @@ def _rel(old: float, new: float) -> float:
 
 
 def _as_bool(value) -> bool | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
+    """True/False from a bool, 0/1 or the words true/false/yes/no; None for anything else
+    (absent, NaN, another word): an unknown direction is never guessed."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
+        return bool(value)
     if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value)
+        return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(value.strip().lower())
+    return None
 
 
 def compare(old_df: pd.DataFrame, new_df: pd.DataFrame, thresholds: Thresholds | None = None) -> pd.DataFrame:
     """One row per group: medians old/new, relative changes and the ``flag`` column."""
     t = thresholds or Thresholds()
     keys = group_keys(old_df, new_df)
-    old, new = _medians(old_df, keys), _medians(new_df, keys)
+    old, new = (_medians(_prepare(df, keys, side)[0], keys) for df, side in ((old_df, "OLD"), (new_df, "NEW")))
     index = old.index.union(new.index)
     rows = []
     for key in index:
@@ -183,31 +215,83 @@ def compare(old_df: pd.DataFrame, new_df: pd.DataFrame, thresholds: Thresholds |
     return pd.DataFrame(rows)
 
 
-GATED_COLUMNS = ("train_time_s", "work_units", "final_test_metric")
+def _name(row: pd.Series | dict, keys: list[str]) -> str:
+    return "/".join(str(row[k]) for k in keys)
 
 
-def missing_data(old_df: pd.DataFrame, new_df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
-    """What NEW lacks that OLD has — each a reason the gate cannot pass (it fails closed).
+def _describe(value: float) -> str:
+    return "empty (NaN)" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
 
-    An empty NEW table, a gated column absent from NEW, a group of OLD absent from NEW, a group
-    with fewer runs, or a gated quantity OLD measured and NEW left empty (NaN).
-    """
+
+def _seed_failures(old: pd.DataFrame, new: pd.DataFrame, keys: list[str]) -> list[str]:
+    """Per (group, seed): seeds listed twice, seeds of OLD absent from NEW, and gated values
+    that are NaN or ±inf in NEW where the same seed's OLD value is finite."""
+    out = []
+    for side, df in (("OLD", old), ("NEW", new)):
+        counts = df.groupby([*keys, "seed"], dropna=False).size()
+        for key, n in counts[counts > 1].items():
+            out.append(f"invalid: group {'/'.join(map(str, key[:-1]))}: seed {key[-1]} appears {n} times in {side}")
+    new_seeds = new.groupby(keys, dropna=False)["seed"].agg(set)
+    for key, seeds in old.groupby(keys, dropna=False)["seed"].agg(set).items():
+        key_t = key if isinstance(key, tuple) else (key,)
+        if key not in new_seeds.index:
+            continue  # the whole group is missing: reported once, by group
+        lost = sorted(seeds - new_seeds[key], key=str)
+        if lost:
+            out.append(f"missing: group {'/'.join(map(str, key_t))}: seed(s) {', '.join(map(str, lost))} missing in NEW")
+    both = old.drop_duplicates([*keys, "seed"]).merge(
+        new.drop_duplicates([*keys, "seed"]), on=[*keys, "seed"], suffixes=("_old", "_new")
+    )
+    for col in GATED_COLUMNS:
+        bad: dict[tuple[str, str], list[str]] = {}
+        for _, r in both[np.isfinite(both[f"{col}_old"]) & ~np.isfinite(both[f"{col}_new"])].iterrows():
+            bad.setdefault((_name(r, keys), _describe(r[f"{col}_new"])), []).append(str(r["seed"]))
+        for (name, what), seeds in bad.items():
+            kind = "missing" if what.startswith("empty") else "invalid"
+            out.append(f"{kind}: group {name}: {col} is {what} in NEW (seed {', '.join(seeds)}) where OLD is finite")
+    return out
+
+
+def gate_failures(old_df: pd.DataFrame, new_df: pd.DataFrame, table: pd.DataFrame) -> list[str]:
+    """Every reason the regression gate cannot pass although nothing was flagged — it fails
+    closed. Each line starts with ``missing:`` (NEW lacks what OLD has) or ``invalid:`` (a value
+    or a key that makes the comparison meaningless); see the module docstring."""
     if len(new_df) == 0:
-        return ["NEW holds no runs (empty table)"]
-    out = ["OLD holds no runs (empty reference)"] if len(old_df) == 0 else []
+        return ["missing: NEW holds no runs (empty table)"]
+    out = ["missing: OLD holds no runs (empty reference)"] if len(old_df) == 0 else []
     for side, df in (("OLD", old_df), ("NEW", new_df)):
-        out += [f"column {c!r} missing in {side}" for c in GATED_COLUMNS if c not in df.columns]
-    keys = [c for c in ("problem_id", "problem", "method", "point") if c in table.columns]
+        out += [f"missing: column {c!r} missing in {side}" for c in GATED_COLUMNS if c not in df.columns]
+    keys = group_keys(old_df, new_df)
+    (old, old_bad), (new, new_bad) = (_prepare(df, keys, side) for df, side in ((old_df, "OLD"), (new_df, "NEW")))
+    out += old_bad + new_bad
+    per_seed = "seed" in old.columns and "seed" in new.columns
     for _, r in table.iterrows():
-        name = "/".join(str(r[k]) for k in keys)
+        name = _name(r, keys)
         if r["runs_new"] == 0:
-            out.append(f"group {name} missing in NEW ({r['runs_old']} runs in OLD)")
+            out.append(f"missing: group {name} missing in NEW ({r['runs_old']} runs in OLD)")
             continue
         if r["runs_new"] < r["runs_old"]:
-            out.append(f"group {name} has {r['runs_new']} runs in NEW, {r['runs_old']} in OLD")
-        for short, col in (("time", "train_time_s"), ("work", "work_units"), ("metric", "final_test_metric")):
-            if col in new_df.columns and math.isfinite(r[f"{short}_old"]) and math.isnan(r[f"{short}_new"]):
-                out.append(f"group {name}: {col} is empty (NaN) in NEW")
+            out.append(f"missing: group {name} has {r['runs_new']} runs in NEW, {r['runs_old']} in OLD")
+        if not per_seed:
+            for short, col in (("time", "train_time_s"), ("work", "work_units"), ("metric", "final_test_metric")):
+                if col in new_df.columns and math.isfinite(r[f"{short}_old"]) and not math.isfinite(r[f"{short}_new"]):
+                    kind = "missing" if math.isnan(r[f"{short}_new"]) else "invalid"
+                    out.append(f"{kind}: group {name}: {col} is {_describe(r[f'{short}_new'])} in NEW")
+        if r["runs_old"] and math.isfinite(r["metric_old"]):  # the metric is gated: its direction must be known
+            directions = {}
+            for side, df in (("OLD", old), ("NEW", new)):
+                rows = df[(df[keys].astype(str) == [str(r[k]) for k in keys]).all(axis=1)]
+                found = {_as_bool(v) for v in rows["metric_higher_is_better"]}
+                directions[side] = found.pop() if len(found) == 1 else None
+            if None in directions.values():
+                out.append(
+                    f"invalid: group {name}: direction of final_test_metric unknown (metric_higher_is_better "
+                    f"absent, not true/false or mixed in {'OLD' if directions['OLD'] is None else 'NEW'})"
+                )
+            elif directions["OLD"] != directions["NEW"]:
+                out.append(f"invalid: group {name}: metric_higher_is_better differs between OLD and NEW")
+    if per_seed:
+        out += _seed_failures(old, new, keys)
     return out
 
 
@@ -290,11 +374,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(to_markdown(shown))
     regressed = has_regression(table)
     n_reg = int(sum(any(f in str(x).split(",") for f in REGRESSIONS) for x in table["flag"]))
-    missing = missing_data(old, new, table)
-    print(f"\n{len(table)} groups, {n_reg} regressed (slower/worse), {len(missing)} missing in NEW")
-    for line in missing:
-        print(f"missing: {line}", file=sys.stderr)
-    return EXIT_REGRESSION if ((regressed or missing) and args.fail_on_regression) else 0
+    failures = gate_failures(old, new, table)
+    n_missing = sum(line.startswith("missing:") for line in failures)
+    print(
+        f"\n{len(table)} groups, {n_reg} regressed (slower/worse), {n_missing} missing in NEW, "
+        f"{len(failures) - n_missing} invalid"
+    )
+    for line in failures:
+        print(line, file=sys.stderr)
+    return EXIT_REGRESSION if ((regressed or failures) and args.fail_on_regression) else 0
 
 
 if __name__ == "__main__":

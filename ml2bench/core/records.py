@@ -1,11 +1,23 @@
-"""Tidy result tables and their atomic, loss-free writing.
+"""Tidy result tables and how a run's records reach the disk.
 
 A run produces two parquet tables: ``history`` (one row per evaluation point) and ``summary``
-(one row per run). Files are written to a temporary name in the same directory and renamed, so a
-reader never sees half a file; a failed run never replaces the records of a finished one. Files
-get the permissions the umask allows (0644 under the usual 022: collaborators on a shared
+(one row per run). Both carry the run's identity (problem, method, seed, config hash), so a file
+that strays into another run's folder is recognised (:mod:`ml2bench.sweep.verify`).
+
+**The two files are one unit** (:func:`commit`), as a database commits a transaction: both are
+written into a private staging folder ``<run>/.staging-XXXX/`` and fsynced; the commit point is
+one atomic ``rename`` of that folder to ``<run>/.commit/``; then each file is renamed over its
+old version and ``.commit/`` is removed. Every byte is written before the commit point, so a
+full disk, a quota or an I/O error removes the staging folder and leaves the previous pair as it
+was; a crash after the commit point leaves a complete ``.commit/`` that :func:`recover` rolls
+forward (the next writer of the folder does, and the workflow before it builds its DAG). A
+reader thus sees the old pair or the new one, never one file of each. Single files (aggregated
+tables) use :func:`write_parquet_atomic`: temporary file, fsync, ``os.replace``.
+
+Files get the permissions the umask allows (0644 under the usual 022: collaborators on a shared
 cluster can read them), not mkstemp's owner-only 0600. One writer per run directory: a second
-``ml2bench run`` into the same folder is refused while the first holds its lock.
+``ml2bench run`` into the same folder is refused while the first holds its lock, and a folder
+holding another run is refused unless the caller says ``force`` (:func:`claim_output`).
 """
 
 from __future__ import annotations
@@ -13,10 +25,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -24,6 +38,7 @@ HISTORY_COLUMNS = {
     "problem": "registered problem name",
     "method": "registered method name",
     "seed": "run seed",
+    "config_hash": "hash of the run's resolved config (as in the summary: binds the history to its run)",
     "epoch": "passes over the training data drawn by the sampler so far",
     "iteration": "method steps so far",
     "grad_evals": "gradient/function evaluations in units of one full-batch evaluation on any level",
@@ -38,6 +53,9 @@ HISTORY_COLUMNS = {
     "test_loss": "loss on the test set",
     "test_metric": "test metric (accuracy for classification, relative L2 error for PINNs)",
 }
+#: what a run's two files must agree on with each other and with the job that owns the folder
+IDENTITY = ("problem", "method", "seed", "config_hash")
+RUN_FILES = ("history.parquet", "summary.parquet")
 
 # The summary table's columns in the order the runner writes them (tests/test_records.py checks the
 # order against a real run; docs/records.md is generated from this by tools/records_doc.py).
@@ -116,10 +134,19 @@ FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")
 
 
 LOCK_NAME = ".ml2bench.lock"
+COMMIT_NAME = ".commit"  # a committed pair not yet moved into place (see the module docstring)
+STAGING_PREFIX = ".staging-"  # a pair being written; never trusted, removed by recover()
+#: files that mark a folder as aggregated tables (ml2bench.analysis.aggregate), never a run folder
+TABLES_MARKERS = ("targets.json", "summary.csv", "history.csv", "comparison.csv", "time_to_target.csv")
 
 
 class OutputError(OSError):
-    """The output location cannot take a run's records (not a folder, not writable, in use)."""
+    """The output location cannot take a run's records (not a folder, not writable, in use,
+    holding another run or aggregated tables)."""
+
+
+class RecordsError(OSError):
+    """Writing a run's records failed; the message says what the folder holds now."""
 
 
 def _umask() -> int:
@@ -128,8 +155,27 @@ def _umask() -> int:
     return mask
 
 
+def _fsync_path(path: str | Path) -> None:
+    """Flush a file's (or a folder's entries') data to the device: a rename is durable only
+    after the file it renames and then the folder holding it are."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_table(df: pd.DataFrame, path: Path) -> None:
+    """``df`` to ``path`` (CSV for a ``.csv`` suffix, else parquet), flushed to the device."""
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    else:
+        df.to_parquet(path, index=False)
+    _fsync_path(path)
+
+
 def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> None:
-    """Write ``df`` to ``path`` via a temporary file in the same directory and ``os.replace``."""
+    """Write ``df`` to ``path`` via a temporary file in the same directory, fsync and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -138,14 +184,125 @@ def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> None:
     finally:
         os.close(fd)
     try:
-        if path.suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
+        _write_table(df, Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def recover(out_dir: str | Path) -> bool:
+    """Finish what an interrupted :func:`commit` left in ``out_dir``; True when anything changed.
+
+    A complete ``.commit/`` (the commit point was reached) is rolled forward: its files are moved
+    into place. ``.staging-*`` folders (never committed) are removed. Call it only while holding
+    the folder's lock (:func:`run_lock`), as a writer does, or when no writer can be running.
+    """
+    out = Path(out_dir)
+    changed = False
+    committed = out / COMMIT_NAME
+    if committed.is_dir():
+        for name in RUN_FILES:  # history first, as commit() moves them
+            if (committed / name).exists():
+                os.replace(committed / name, out / name)
+        for leftover in committed.iterdir():  # any other file of the unit
+            os.replace(leftover, out / leftover.name)
+        _fsync_path(out)
+        committed.rmdir()
+        changed = True
+    for staging in out.glob(f"{STAGING_PREFIX}*"):
+        shutil.rmtree(staging, ignore_errors=True)
+        changed = True
+    return changed
+
+
+def _holds_run(out: Path) -> bool:
+    return any((out / name).exists() for name in RUN_FILES)
+
+
+def commit(tables: Mapping[str, pd.DataFrame], out_dir: str | Path) -> Path:
+    """Write ``{file name: table}`` into ``out_dir`` as one unit (see the module docstring).
+
+    Raises :class:`RecordsError` saying truthfully what ``out_dir`` holds afterwards: the previous
+    files unchanged (failure before the commit point), or the new ones committed but not yet in
+    place (failure after it; :func:`recover` finishes the move).
+    """
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        recover(out)
+    except OSError as err:
+        raise RecordsError(err.errno, f"{err.strerror or err}; nothing new was written to it", str(out)) from err
+    before = "the previous records in it are unchanged" if _holds_run(out) else "nothing was written to it"
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+    except OSError as err:
+        raise RecordsError(err.errno, f"{err.strerror or err}; {before}", str(out)) from err
+    try:
+        os.chmod(staging, 0o777 & ~_umask())
+        for name, df in tables.items():
+            _write_table(df, staging / name)
+        _fsync_path(staging)
+        os.rename(staging, out / COMMIT_NAME)  # the commit point
+    except BaseException as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(err, OSError):
+            raise RecordsError(err.errno, f"{err.strerror or err}; {before}", str(out)) from err
+        raise
+    try:
+        _fsync_path(out)
+        recover(out)
+    except OSError as err:
+        raise RecordsError(
+            err.errno,
+            f"{err.strerror or err}; the new records are complete in {COMMIT_NAME}/ but not yet in place: "
+            f"the next 'ml2bench run' into this folder or 'snakemake' moves them",
+            str(out),
+        ) from err
+    return out
+
+
+def read_identity(run_dir: str | Path, name: str = "summary.parquet") -> dict[str, Any]:
+    """problem, method, seed and config_hash recorded in the run's summary."""
+    import pyarrow.parquet as pq
+
+    row = pq.read_table(Path(run_dir) / name, columns=list(IDENTITY)).to_pylist()[0]
+    return {k: row[k] for k in IDENTITY}
+
+
+def describe(identity: Mapping[str, Any]) -> str:
+    """``problem=…, method=…, seed=…, config_hash=…`` (the keys present)."""
+    return ", ".join(f"{k}={identity.get(k)}" for k in IDENTITY if k in identity)
+
+
+def _check_destination(out: Path, identity: Mapping[str, Any] | None, force: bool) -> None:
+    """Refuse aggregated tables always, and a folder holding another run unless ``force``."""
+    markers = [m for m in TABLES_MARKERS if (out / m).exists()]
+    if not markers and (out / "summary.parquet").is_file():
+        import pyarrow.parquet as pq
+
+        with contextlib.suppress(Exception):  # unreadable: judged below
+            if "problem_id" in pq.read_schema(out / "summary.parquet").names:
+                markers = ["summary.parquet with a problem_id column"]
+    if markers:
+        raise OutputError(
+            f"--out {str(out)!r} holds aggregated tables ({', '.join(markers)}), which a run's records "
+            f"would replace; allowed: a run folder such as results/runs/demo"
+        )
+    if force or identity is None or not (out / "summary.parquet").exists():
+        return
+    try:
+        found = read_identity(out)
+    except Exception as err:  # noqa: BLE001 (any unreadable file: refuse, do not guess)
+        raise OutputError(
+            f"--out {str(out)!r} holds an unreadable summary.parquet ({' '.join(str(err).split())[:120]}); "
+            f"allowed: another folder, or --force to replace it"
+        ) from None
+    if any(found[k] != identity[k] for k in IDENTITY if k in identity):
+        raise OutputError(
+            f"--out {str(out)!r} holds another run ({describe(found)}); this run is ({describe(identity)}); "
+            f"allowed: another folder, or --force to replace it"
+        )
 
 
 def check_output_dir(out_dir: str | Path) -> Path:
@@ -178,9 +335,13 @@ def check_output_dir(out_dir: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def claim_output(out_dir: str | Path) -> Iterator[Path]:
-    """:func:`check_output_dir` + :func:`run_lock`; folders created here are removed again when
-    the body raises before writing anything (bad input leaves no trace)."""
+def claim_output(
+    out_dir: str | Path, identity: Mapping[str, Any] | None = None, force: bool = False
+) -> Iterator[Path]:
+    """:func:`check_output_dir` + :func:`run_lock` + :func:`recover`, then refuse a folder of
+    aggregated tables, or one holding a run other than ``identity`` (unless ``force``); folders
+    created here are removed again when the body raises before writing anything (bad input
+    leaves no trace)."""
     out = Path(out_dir)
     created = []
     probe = out
@@ -190,6 +351,8 @@ def claim_output(out_dir: str | Path) -> Iterator[Path]:
     try:
         check_output_dir(out_dir)
         with run_lock(out):
+            recover(out)
+            _check_destination(out, identity, force)
             yield out
     except BaseException:
         for d in created:  # innermost first; stops at the first folder that holds something
@@ -250,15 +413,14 @@ def finished_run_exists(out_dir: str | Path) -> bool:
 
 
 def write_run(history: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path) -> Path:
-    """Write a run's tables into ``out_dir`` and return the directory actually used.
+    """Commit a run's two tables into ``out_dir`` (:func:`commit`) and return the folder used.
 
     A failed run whose ``out_dir`` already holds a finished run goes to ``out_dir/failed/``
     instead, so nothing finished is lost.
     """
     out = Path(out_dir)
+    if out.is_dir():
+        recover(out)  # an interrupted earlier commit decides what "finished" means here
     if summary["status"].iloc[0] == "failed" and finished_run_exists(out):
         out = out / "failed"
-    # history first: a summary is the marker of a complete run
-    write_parquet_atomic(history, out / "history.parquet")
-    write_parquet_atomic(summary, out / "summary.parquet")
-    return out
+    return commit({"history.parquet": history, "summary.parquet": summary}, out)

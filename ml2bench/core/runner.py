@@ -165,6 +165,7 @@ def _run(
     meter = EnergyMeter.for_device(device)
     energy_train = {"energy_cpu_j": 0.0, "energy_dram_j": 0.0, "energy_gpu_j": 0.0, "energy_j": 0.0}
     state = {"iteration": 0, "samples": 0, "step_loss": math.nan}
+    config_hash = config.hash()  # in every history row: binds the history to its summary
 
     def record() -> dict[str, Any]:
         reading = meter.read()
@@ -176,6 +177,7 @@ def _run(
             "problem": config.problem,
             "method": config.method,
             "seed": config.seed,
+            "config_hash": config_hash,
             "epoch": state["samples"] / problem.n_train,
             "iteration": state["iteration"],
             "grad_evals": counter.grad_evals,

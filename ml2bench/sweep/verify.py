@@ -1,24 +1,29 @@
-"""Is every run of a sweep there, readable and the run it claims to be?
+"""Is every run of a sweep there, readable, one consistent pair, and the run it claims to be?
 
-Three things go wrong with result directories on shared file systems: a run is **missing**
-(deleted, never run), a file is **corrupt** (truncated copy, full disk, garbage), or a run's
-files sit in **another run's directory** (copied by hand). Each is found without trusting the
-directory name: parquet footers, schemas and row counts are read from the file's metadata (cheap,
-no data pages), and the identity stored in the summary — problem, method, seed and config hash —
-is compared with the job that owns the directory.
+Things go wrong with result directories on shared file systems: a run is **missing** (deleted,
+never run), a file is **corrupt** (truncated copy, full disk, garbage), a run's files sit in
+**another run's directory** (copied by hand), or the two files of a folder come from **two
+different runs** (a history swapped between hyper-parameter points). Each is found without
+trusting the directory name: parquet footers, schemas and row counts are read from the file's
+metadata, the identity stored in both files — problem, method, seed and config hash — is
+compared with the job that owns the directory and between the two files, and the summary's
+final values must be the history's last row.
 
     ml2bench verify results                                   # the runs that are there
+    ml2bench verify results/runs/mlp/sgd/default/seed0       # one run folder
     ml2bench verify results --configfile workflow/config/ci.yaml  # ... and the ones that should be
     ml2bench verify --configfile my_sweep.yaml                # only check the config (YAML errors with line)
 
 Exit status: 0 all runs complete and consistent, 1 problems found (listed one per line),
-2 bad input. The Snakemake workflow moves corrupt files aside before it builds its DAG (see
-:func:`quarantine`), so the next ``snakemake`` re-runs those runs and re-aggregates.
+2 bad input. The Snakemake workflow finishes interrupted commits and moves corrupt files aside
+before it builds its DAG (see :func:`repair`), so the next ``snakemake`` re-runs those runs and
+re-aggregates; a dry run (``snakemake -n``) only reports them.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -28,14 +33,20 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from ml2bench.core import records
 from ml2bench.core.params import ConfigError
-from ml2bench.core.records import HISTORY_COLUMNS
+from ml2bench.core.records import HISTORY_COLUMNS, IDENTITY, RUN_FILES
 
-RUN_FILES = ("history.parquet", "summary.parquet")
-IDENTITY = ("problem", "method", "seed", "config_hash")
+#: summary column -> history column holding the same value in the history's last row
+FINAL_VALUES = {
+    "final_train_loss": "train_loss",
+    "final_test_loss": "test_loss",
+    "final_test_metric": "test_metric",
+    "epochs": "epoch",
+}
 REQUIRED_COLUMNS = {
     "history.parquet": tuple(HISTORY_COLUMNS),
-    "summary.parquet": ("problem", "method", "seed", "status", "config_hash"),
+    "summary.parquet": (*IDENTITY, "status", *FINAL_VALUES),
 }
 WHAT_TO_DO = "delete the run directory and run snakemake again (or 'ml2bench run' for that run)"
 
@@ -101,20 +112,79 @@ def quarantine(path: str | Path) -> Path:
     return dest
 
 
-def read_identity(run_dir: str | Path) -> dict[str, Any]:
-    """problem, method, seed and config_hash recorded in the run's summary."""
-    row = pq.read_table(Path(run_dir) / "summary.parquet", columns=list(IDENTITY)).to_pylist()[0]
-    return {k: row[k] for k in IDENTITY}
+def repair(run_dirs: Iterable[str | Path], dry_run: bool = False) -> list[str]:
+    """What the workflow does before it builds its DAG, one line per action: finish interrupted
+    commits (:func:`ml2bench.core.records.recover`, skipped while a writer holds the folder's
+    lock) and move corrupt files to ``corrupt/`` so that their runs are redone. With ``dry_run``
+    nothing on disk changes and the lines say what a real run would do."""
+    lines = []
+    for d in map(Path, run_dirs):
+        if (d / records.COMMIT_NAME).is_dir() or any(d.glob(f"{records.STAGING_PREFIX}*")):
+            if dry_run:
+                lines.append(f"{d}: an interrupted commit; a real run completes it")
+            else:
+                try:
+                    with records.run_lock(d):
+                        records.recover(d)
+                    lines.append(f"{d}: an interrupted commit was completed")
+                except records.OutputError:
+                    lines.append(f"{d}: in use by a running ml2bench run; left alone")
+    for path, why in corrupt_files(run_dirs):
+        if dry_run:
+            lines.append(f"{path} {why}; a real run moves it to corrupt/ and redoes the run")
+        else:
+            lines.append(f"{path} {why}; moved to {quarantine(path)}; the run is redone")
+    return lines
 
 
-def _fmt(identity: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={identity.get(k)}" for k in IDENTITY if k in identity)
+def _differs(a: Any, b: Any) -> bool:
+    """Values differ (NaN equals NaN: a run that ended on NaN records it in both files)."""
+    nan = isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)
+    return not nan and a != b
+
+
+def _pair_findings(d: Path, found: Mapping[str, Any]) -> list[Finding]:
+    """The history must carry the summary's identity and end on the summary's final values."""
+    summary = pq.read_table(d / "summary.parquet", columns=list(FINAL_VALUES)).to_pylist()[0]
+    hist = pq.read_table(d / "history.parquet", columns=[*IDENTITY, *FINAL_VALUES.values()]).to_pandas()
+    for col in IDENTITY:
+        other = set(hist[col].unique()) - {found[col]}
+        if other:
+            return [
+                Finding(
+                    "mismatch",
+                    str(d / "history.parquet"),
+                    f"{col} {sorted(map(str, other))} differs from the summary's {found[col]!r}: the two files "
+                    f"are from different runs; {WHAT_TO_DO}",
+                )
+            ]
+    last = hist.iloc[-1]
+    for s_col, h_col in FINAL_VALUES.items():
+        if _differs(float(summary[s_col]), float(last[h_col])):
+            return [
+                Finding(
+                    "mismatch",
+                    str(d / "history.parquet"),
+                    f"its last row has {h_col}={float(last[h_col])!r} but the summary's {s_col} is "
+                    f"{float(summary[s_col])!r}: the two files are from different runs; {WHAT_TO_DO}",
+                )
+            ]
+    return []
 
 
 def check_run(run_dir: str | Path, expected: Mapping[str, Any] | None = None) -> list[Finding]:
     """Problems of one run directory; ``expected`` is the owning job's identity (any subset of
     problem, method, seed, config_hash; without it the directory's method and seed are used)."""
     d = Path(run_dir)
+    if (d / records.COMMIT_NAME).is_dir():
+        return [
+            Finding(
+                "interrupted",
+                str(d / records.COMMIT_NAME),
+                "a committed pair not yet moved into place; the next snakemake or 'ml2bench run' into this "
+                "folder completes it",
+            )
+        ]
     findings = []
     for name in RUN_FILES:
         why = check_file(d / name)
@@ -127,30 +197,18 @@ def check_run(run_dir: str | Path, expected: Mapping[str, Any] | None = None) ->
     if expected is None:  # a sweep's layout <problem_id>/<method>/<point>/seed<k> says method and seed
         sweep_layout = d.name.startswith("seed") and d.name[4:].isdigit()
         expected = {"method": d.parent.parent.name, "seed": int(d.name[4:])} if sweep_layout else {}
-    found = read_identity(d)
+    found = records.read_identity(d)
     differ = {k for k, v in expected.items() if k in found and found[k] != v}
     if differ:
-        findings.append(
+        return [
             Finding(
                 "mismatch",
                 str(d / "summary.parquet"),
-                f"holds the run ({_fmt(found)}) but this directory belongs to ({_fmt(expected)}); {WHAT_TO_DO}",
+                f"holds the run ({records.describe(found)}) but this directory belongs to "
+                f"({records.describe(expected)}); {WHAT_TO_DO}",
             )
-        )
-        return findings
-    hist = pq.read_table(d / "history.parquet", columns=["problem", "method", "seed"]).to_pandas()
-    for col in ("problem", "method", "seed"):
-        other = set(hist[col].unique()) - {found[col]}
-        if other:
-            findings.append(
-                Finding(
-                    "mismatch",
-                    str(d / "history.parquet"),
-                    f"{col} {sorted(map(str, other))} differs from the summary's {found[col]!r}; {WHAT_TO_DO}",
-                )
-            )
-            break
-    return findings
+        ]
+    return _pair_findings(d, found)
 
 
 def require_intact(run_dir: str | Path, expected: Mapping[str, Any] | None = None) -> None:
@@ -177,13 +235,31 @@ def runs_root(results: Path) -> Path:
     return results / "runs" if (results / "runs").is_dir() else results
 
 
+def is_run_dir(path: Path) -> bool:
+    """A folder holding a run's files (or a commit of them) rather than a tree of runs."""
+    return any((path / name).exists() for name in (*RUN_FILES, records.COMMIT_NAME))
+
+
+def _check_one(run_dir: Path, configfile: str | Path | None) -> list[Finding]:
+    """One run folder; with a config, against the job whose folder ends like this one."""
+    if configfile is None:
+        return check_run(run_dir)
+    tail = run_dir.resolve().parts[-4:]
+    owners = [ident for outdir, ident in expected_runs(configfile).items() if Path(outdir).parts[-4:] == tail]
+    if not owners:
+        return [Finding("extra", str(run_dir), "not a run of this sweep config (ignored by aggregation)")]
+    return check_run(run_dir, owners[0])
+
+
 def verify(results: str | Path, configfile: str | Path | None = None) -> tuple[int, list[Finding]]:
-    """(number of runs checked, findings) for a results folder (or runs root)."""
+    """(number of runs checked, findings) for a results folder, a runs root or one run folder."""
     results = Path(results)
     if not results.is_dir():
         raise ConfigError(
             f"results folder {str(results)!r} not found; allowed: a folder holding runs/ (e.g. results) or a runs root"
         )
+    if is_run_dir(results):
+        return 1, _check_one(results, configfile)
     root = runs_root(results)
     present = sorted({p.parent for name in RUN_FILES for p in root.glob(f"*/*/*/seed*/{name}")})
     if configfile is None:
@@ -206,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         "results",
         type=Path,
         nargs="?",
-        help="results folder holding runs/ (or a runs root); without it only --configfile is checked",
+        help="results folder holding runs/, a runs root or one run folder; without it only --configfile is checked",
     )
     parser.add_argument(
         "--configfile", type=Path, help="sweep config (as given to snakemake): also list runs that are missing"
@@ -224,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for f in findings:
         print(f)
+    if n == 0:  # nothing verified is not "all fine"
+        print(f"no runs found in {args.results} (expected runs/<problem>/<method>/<point>/seed<k>/ or a run folder)")
+        return 1
     problems = [f for f in findings if f.kind != "extra"]
     print(
         f"{n} runs checked: {len(problems)} problem(s)"

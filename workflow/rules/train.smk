@@ -1,5 +1,7 @@
-# One training run per job. `ml2bench run` writes history.parquet then summary.parquet atomically
-# into the run directory. Exit 0: finished (ok, budget_exhausted or *diverged* — a result);
+# One training run per job. `ml2bench run` commits history.parquet and summary.parquet as one unit
+# into the run directory (ml2bench/core/records.py). `--force`: the folder is this job's output
+# (Snakemake removes a job's outputs before it runs), so records of an earlier config of the same
+# job are replaced, not refused. Exit 0: finished (ok, budget_exhausted or *diverged* — a result);
 # exit 1: failed — Snakemake marks the job failed and deletes its outputs, so no partial run is
 # ever aggregated (a killed job's outputs are "incomplete"; re-run with --rerun-incomplete).
 #
@@ -28,7 +30,7 @@ rule train:
         mem_mb=2000,
         runtime=30,
     shell:
-        "{params.ml2bench} run {params.args} --out {params.outdir} --quiet > {log} 2>&1"
+        "{params.ml2bench} run {params.args} --out {params.outdir} --force --quiet > {log} 2>&1"
 
 
 # Start-up once per sweep, not once per run (issue 14): Snakemake runs every job's shell command as
