@@ -94,6 +94,7 @@ def group_keys(old: pd.DataFrame, new: pd.DataFrame) -> list[str]:
 
 GATED_COLUMNS = ("train_time_s", "work_units", "final_test_metric")
 _NAN_TEXT = {"", "nan", "none", "null", "na", "<na>"}
+_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _prepare(df: pd.DataFrame, keys: list[str], side: str) -> tuple[pd.DataFrame, list[str]]:
@@ -157,7 +158,7 @@ def _as_bool(value) -> bool | None:
     if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
-        return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(value.strip().lower())
+        return _WORDS.get(value.strip().lower())
     return None
 
 
@@ -233,12 +234,12 @@ def _seed_failures(old: pd.DataFrame, new: pd.DataFrame, keys: list[str]) -> lis
             out.append(f"invalid: group {'/'.join(map(str, key[:-1]))}: seed {key[-1]} appears {n} times in {side}")
     new_seeds = new.groupby(keys, dropna=False)["seed"].agg(set)
     for key, seeds in old.groupby(keys, dropna=False)["seed"].agg(set).items():
-        key_t = key if isinstance(key, tuple) else (key,)
+        name = "/".join(map(str, key if isinstance(key, tuple) else (key,)))
         if key not in new_seeds.index:
             continue  # the whole group is missing: reported once, by group
         lost = sorted(seeds - new_seeds[key], key=str)
         if lost:
-            out.append(f"missing: group {'/'.join(map(str, key_t))}: seed(s) {', '.join(map(str, lost))} missing in NEW")
+            out.append(f"missing: group {name}: seed(s) {', '.join(map(str, lost))} missing in NEW")
     both = old.drop_duplicates([*keys, "seed"]).merge(
         new.drop_duplicates([*keys, "seed"]), on=[*keys, "seed"], suffixes=("_old", "_new")
     )

@@ -335,9 +335,7 @@ def check_output_dir(out_dir: str | Path) -> Path:
 
 
 @contextlib.contextmanager
-def claim_output(
-    out_dir: str | Path, identity: Mapping[str, Any] | None = None, force: bool = False
-) -> Iterator[Path]:
+def claim_output(out_dir: str | Path, identity: Mapping[str, Any] | None = None, force: bool = False) -> Iterator[Path]:
     """:func:`check_output_dir` + :func:`run_lock` + :func:`recover`, then refuse a folder of
     aggregated tables, or one holding a run other than ``identity`` (unless ``force``); folders
     created here are removed again when the body raises before writing anything (bad input
