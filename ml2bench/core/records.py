@@ -293,7 +293,7 @@ def _check_destination(out: Path, identity: Mapping[str, Any] | None, force: boo
         return
     try:
         found = read_identity(out)
-    except Exception as err:  # noqa: BLE001 (any unreadable file: refuse, do not guess)
+    except Exception as err:  # any unreadable file: refuse, do not guess
         raise OutputError(
             f"--out {str(out)!r} holds an unreadable summary.parquet ({' '.join(str(err).split())[:120]}); "
             f"allowed: another folder, or --force to replace it"
