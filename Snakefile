@@ -18,12 +18,19 @@ include: "workflow/rules/claims.smk"
 include: "workflow/rules/analysis.smk"
 
 
-# Every run's files are inputs of the target, not only of aggregate: Snakemake does not rebuild a
-# missing intermediate file whose consumers are up to date, so a deleted run would stay missing.
-# Listed here, it is redone, and its newer files make aggregate and everything after it rerun.
+# Every run's files, every table and every figure are inputs of the target, not only of the rules
+# that read them: Snakemake does not rebuild a missing intermediate file whose consumers are up to
+# date, so a deleted run, results/tables/ or figures/ would stay missing ("Nothing to be done").
+# Listed here, each is redone, and its newer files make everything after it rerun.
 rule all:
     input:
         "results/report.md",
+        expand("figures/{problem}/{name}.{ext}", problem=PROBLEM_IDS, name=FIGURE_NAMES, ext=("pdf", "png")),
+        rules.profile_figures.output,
+        rules.comparison.output,
+        rules.aggregate.output,
+        rules.claims.output if CLAIMS else [],
+        rules.grid_cycles.output if GRID_IDS else [],
         expand("{d}/{f}", d=RUN_DIRS, f=("history.parquet", "summary.parquet")),
     default_target: True
 

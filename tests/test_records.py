@@ -198,3 +198,11 @@ def test_run_refuses_the_tables_folder(tmp_path, capsys, marker):
     assert cli_main([*RUN, "--out", str(tables), "--force"]) == 2
     assert "holds aggregated tables" in capsys.readouterr().err
     assert _snapshot(tables) == before
+
+
+def test_atomic_write_keeps_the_format_of_the_final_name(tmp_path):
+    df = pd.DataFrame({"a": [1, 2]})
+    write_parquet_atomic(df, tmp_path / "t.csv")
+    write_parquet_atomic(df, tmp_path / "t.parquet")
+    assert (tmp_path / "t.csv").read_text() == "a\n1\n2\n"
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "t.parquet"), df)

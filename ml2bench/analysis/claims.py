@@ -555,7 +555,7 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import yaml
+    from ml2bench.core.config import load_yaml
 
     ap = argparse.ArgumentParser(prog="python -m ml2bench.analysis.claims", description="Claims verdicts of a sweep.")
     ap.add_argument("--tables", type=Path, default=Path("results/tables"))
@@ -570,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     try:
-        config = yaml.safe_load(args.config.read_text())
+        config = load_yaml(args.config)
         claims = load_claims(config)
         out = build(args.tables, claims, args.min_seeds, args.reference or config.get("claims_reference"))
     except (ConfigError, OSError, KeyError) as err:

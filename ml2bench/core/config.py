@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -151,15 +152,69 @@ class RunConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+class YAMLLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2 numbers and no duplicate keys — the one loader for every
+    config ml2bench reads (run configs, ``--set`` values, sweep configs, also under Snakemake).
+
+    PyYAML implements YAML 1.1, where a float needs a dot and a signed exponent: ``5e-1``, ``2e1``
+    and ``1.0e12`` would be strings, accepted where a parameter coerces strings and rejected by
+    the schema elsewhere. A duplicate key is an error naming its line (PyYAML keeps the last).
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line)
+            except TypeError:  # an unhashable key: the base class names it
+                continue
+            if first != key_node.start_mark.line:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r} (first on line {first + 1})",
+                    key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+YAMLLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _FLOAT_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+YAMLLoader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+        |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, source: str | Path = "<string>") -> Any:
+    """``text`` read with :class:`YAMLLoader`; bad YAML is a ConfigError ``SOURCE:LINE:COLUMN: …``."""
+    try:
+        return yaml.load(text, Loader=YAMLLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        raise ConfigError(yaml_error_message(source, err)) from None
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or bad YAML is a ConfigError naming the path."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(yaml_error_message(path, err)) from None
+    data = parse_yaml(path.read_text(), path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -187,8 +242,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. method.lr=0.01 or budget.epochs=5")
         key, text = item.split("=", 1)
         try:
-            value = yaml.safe_load(text) if text else None
-        except yaml.YAMLError:
+            value = parse_yaml(text) if text else None
+        except ConfigError:
             value = text
         parts = key.strip().split(".")
         if len(parts) == 1:

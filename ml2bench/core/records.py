@@ -165,9 +165,9 @@ def _fsync_path(path: str | Path) -> None:
         os.close(fd)
 
 
-def _write_table(df: pd.DataFrame, path: Path) -> None:
-    """``df`` to ``path`` (CSV for a ``.csv`` suffix, else parquet), flushed to the device."""
-    if path.suffix == ".csv":
+def _write_table(df: pd.DataFrame, path: Path, csv: bool = False) -> None:
+    """``df`` to ``path`` (CSV or parquet), flushed to the device."""
+    if csv:
         df.to_csv(path, index=False)
     else:
         df.to_parquet(path, index=False)
@@ -184,7 +184,7 @@ def write_parquet_atomic(df: pd.DataFrame, path: str | Path) -> None:
     finally:
         os.close(fd)
     try:
-        _write_table(df, Path(tmp))
+        _write_table(df, Path(tmp), csv=path.suffix == ".csv")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -241,7 +241,7 @@ def commit(tables: Mapping[str, pd.DataFrame], out_dir: str | Path) -> Path:
     try:
         os.chmod(staging, 0o777 & ~_umask())
         for name, df in tables.items():
-            _write_table(df, staging / name)
+            _write_table(df, staging / name, csv=name.endswith(".csv"))
         _fsync_path(staging)
         os.rename(staging, out / COMMIT_NAME)  # the commit point
     except BaseException as err:

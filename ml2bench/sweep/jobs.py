@@ -30,6 +30,7 @@ SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"  # package data
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "config" / "default.yaml"
 RUN_DEFAULTS = {"threads": 1}  # one torch thread per job: two jobs share two cores fairly
 QUANTITIES = ("train_loss", "test_loss", "test_metric")
+NAME_MAX = 255  # bytes of one file name (ext4, xfs, btrfs, tmpfs, NFS): a point is a folder name
 
 
 class SweepError(ValueError):
@@ -100,9 +101,10 @@ def check_finite(value: Any, where: str = "config") -> None:
 def validate_schema(config: Mapping[str, Any], schema_path: str | Path = SCHEMA) -> None:
     """The first schema violation as one line naming the offending key (never the whole schema)."""
     import jsonschema
-    import yaml
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    from ml2bench.core.config import load_yaml
+
+    schema = load_yaml(schema_path)
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
@@ -120,19 +122,58 @@ def validate_schema(config: Mapping[str, Any], schema_path: str | Path = SCHEMA)
 
 def load_config(configfile: str | Path | None) -> dict[str, Any]:
     """A sweep config as the workflow reads it: ``default.yaml`` when the file has no 'sweeps'."""
+    return workflow_config([configfile] if configfile is not None else [])
+
+
+def _deep_update(base: dict[str, Any], over: Mapping[str, Any]) -> None:
+    """Merge ``over`` into ``base`` recursively (Snakemake's ``update_config`` for config files)."""
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_update(base[key], value)
+        else:
+            base[key] = copy.deepcopy(dict(value) if isinstance(value, Mapping) else value)
+
+
+def _yaml_values(value: Any) -> Any:
+    """Text values of ``--config KEY=VALUE`` read as YAML scalars, as ``ml2bench run --set`` reads
+    them (Snakemake leaves ``false`` or ``1e-3`` as strings)."""
+    from ml2bench.core.config import parse_yaml
+    from ml2bench.core.params import ConfigError
+
+    if isinstance(value, Mapping):
+        return {k: _yaml_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_yaml_values(v) for v in value]
+    if isinstance(value, str):
+        try:
+            parsed = parse_yaml(value)
+        except ConfigError:
+            return value
+        return parsed if parsed is None or isinstance(parsed, (bool, int, float, str)) else value
+    return value
+
+
+def workflow_config(configfiles: list[str | Path], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The sweep config from ``--configfile`` files and ``--config`` overrides, read the way
+    ml2bench reads every YAML file (:class:`ml2bench.core.config.YAMLLoader`: YAML 1.2 numbers,
+    duplicate keys rejected with FILE:LINE), not with Snakemake's loader. Files are merged in
+    order as Snakemake merges them; ``default.yaml`` is the base when none has 'sweeps'."""
     from ml2bench.core.config import load_yaml
     from ml2bench.core.params import ConfigError
 
+    given: dict[str, Any] = {}
     try:
-        given = load_yaml(configfile) if configfile is not None else {}
+        for path in configfiles:
+            _deep_update(given, load_yaml(path))
     except ConfigError as err:
         raise SweepError(str(err)) from None
+    _deep_update(given, _yaml_values(dict(overrides or {})))
     if "sweeps" in given:
         return given
     if not DEFAULT_CONFIG.is_file():
         raise SweepError(
-            f"config {str(configfile)!r} has no 'sweeps' and the default sweep ({DEFAULT_CONFIG}) is "
-            f"not here (an installed package has no workflow/); allowed: a config with 'sweeps'"
+            f"config {', '.join(map(str, configfiles)) or '(none)'} has no 'sweeps' and the default sweep "
+            f"({DEFAULT_CONFIG}) is not here (an installed package has no workflow/); allowed: a config with 'sweeps'"
         )
     config = load_yaml(DEFAULT_CONFIG)
     config.update(given)
@@ -196,7 +237,16 @@ def method_points(spec: Mapping[str, Any] | None) -> list[tuple[str, dict[str, A
             varying = {**p, **g}
             name = point_name(varying)
             if name in seen:
-                raise SweepError(f"hyper-parameter points {seen[name]} and {varying} have the same name {name!r}")
+                raise SweepError(
+                    f"hyper-parameter points {seen[name]} and {varying} are the same point {name!r} (duplicate "
+                    f"runs); allowed: distinct values"
+                )
+            if len(name.encode()) > NAME_MAX:
+                raise SweepError(
+                    f"hyper-parameter point {varying} names a folder of {len(name.encode())} bytes, above the "
+                    f"{NAME_MAX} a file system allows; allowed: fewer parameters per point (the fixed ones "
+                    f"under 'params' are not part of the name)"
+                )
             seen[name] = varying
             out.append((name, {**fixed, **varying}))
     return out
@@ -266,7 +316,11 @@ def expand(
             _check_name("method", m, methods, where)
         seeds = entry.get("seeds") or config.get("seeds") or [0, 1, 2]
         for method, spec in sweep_methods(config, entry, where).items():
-            for point, params in method_points(spec):
+            try:
+                points = method_points(spec)
+            except SweepError as err:
+                raise SweepError(f"config: {where} method {method!r}: {err}") from None
+            for point, params in points:
                 run = {
                     **RUN_DEFAULTS,
                     **(config.get("run") or {}),
@@ -298,6 +352,7 @@ def validate_jobs(jobs: list[Job]) -> None:
     from ml2bench.core.config import RunConfig
     from ml2bench.core.params import ConfigError
 
+    same: dict[tuple[str, str, str], str] = {}  # (problem id, method, config hash) -> run folder
     for job in jobs:
         raw = {
             "problem": job.problem,
@@ -309,9 +364,16 @@ def validate_jobs(jobs: list[Job]) -> None:
             "budget": job.budget,
         }
         try:
-            job.resolved = RunConfig.from_dict(raw).to_dict()
+            resolved = RunConfig.from_dict(raw)
         except ConfigError as err:
             raise SweepError(f"config: run {job.outdir} is invalid: {err}") from None
+        job.resolved = resolved.to_dict()
+        first = same.setdefault((job.problem_id, job.method, resolved.hash()), job.outdir)
+        if first != job.outdir:
+            raise SweepError(
+                f"config: runs {first} and {job.outdir} are the same run (identical hyper-parameters once "
+                f"defaults are filled in); allowed: distinct hyper-parameter points"
+            )
 
 
 def targets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:

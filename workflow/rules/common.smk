@@ -2,30 +2,31 @@
 #
 # The config is *not* loaded with a `configfile:` directive: Snakemake would deep-merge
 # `--configfile other.yaml` into it, mixing the method catalogues of two sweeps. Instead,
-# workflow/config/default.yaml is used only when no config with a 'sweeps' key was given.
+# workflow/config/default.yaml is used only when no config with a 'sweeps' key was given. The
+# files given with --configfile are read again with ml2bench's YAML loader (YAML 1.2 numbers such
+# as 5e-1, duplicate keys rejected with FILE:LINE), and --config KEY=VALUE values are read as YAML
+# like `ml2bench run --set` (fork_server=false and fork_server=False mean the same): a sweep
+# means the same under Snakemake as under `ml2bench verify --configfile`.
 #
 # Sweep enumeration (the snakemake.utils.Paramspace pattern, generalised to one parameter space
 # per method): ml2bench/sweep/jobs.py expands the config into one job per (problem id, method,
 # hyper-parameter point, seed); a point's directory name is Paramspace-style `key~value_key~value`
 # ("default" for the method's defaults). JOBS maps the wildcards to the job.
 import json
+import shlex
 import sys
 from pathlib import Path
 
-import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 WORKFLOW_DIR = Path(workflow.basedir) / "workflow"
 from ml2bench.sweep import jobs as _sweep  # noqa: E402
 
-if "sweeps" not in config:
-    _given = dict(config)
-    config.clear()
-    config.update(yaml.safe_load((WORKFLOW_DIR / "config" / "default.yaml").read_text()))
-    config.update(_given)
-
 try:
+    _loaded = _sweep.workflow_config(workflow.config_settings.configfiles, workflow.config_settings.config)
+    config.clear()
+    config.update(_loaded)
     _sweep.check_finite(config)
     _sweep.validate_schema(config)  # one line naming the offending key (Snakemake's dumps the schema)
     validate(config, str(_sweep.SCHEMA))  # fills the schema's defaults
@@ -37,20 +38,25 @@ except _sweep.SweepError as err:
 JOBS = {job.key: job for job in JOB_LIST}
 PROBLEM_IDS = sorted({job.problem_id for job in JOB_LIST})
 RUN_DIRS = [job.outdir for job in JOB_LIST]
-# Re-runs repair: a corrupt run file (truncated copy, full disk, garbage) is moved to
-# <run>/corrupt/ before the DAG is built, so its train job is missing and runs again (rule all
-# requires every run's files). Only the main process does this, not group/cluster sub-processes.
+# Re-runs repair: an interrupted commit of a run's records is completed, and a corrupt run file
+# (truncated copy, full disk, garbage) is moved to <run>/corrupt/ before the DAG is built, so its
+# train job is missing and runs again (rule all requires every run's files). Only the main
+# process does this, not group/cluster sub-processes; a dry run (-n) changes nothing and says
+# what a real run would do.
 if workflow.is_main_process:
-    from ml2bench.sweep.verify import corrupt_files as _corrupt_files, quarantine as _quarantine
-    for _path, _why in _corrupt_files(RUN_DIRS):
-        print(f"ml2bench: {_path} {_why}; moved to {_quarantine(_path)}; the run is redone",
-              file=sys.stderr)
+    from ml2bench.sweep.verify import repair as _repair
+    try:
+        for _line in _repair(RUN_DIRS, dry_run=workflow.dryrun):
+            print(f"ml2bench: {_line}", file=sys.stderr)
+    except OSError as err:
+        raise WorkflowError(f"ml2bench: cannot repair the run folders: {err}; make results/ writable") from None
 FIGURE_NAMES = ["convergence_epochs", "convergence_work_units", "convergence_time",
                 "convergence_energy", "time_to_target"]
 # How jobs call ml2bench: the console script when installed, else this interpreter's module.
+# The interpreter's path is quoted: it may hold spaces.
+PYTHON = shlex.quote(sys.executable)
 ML2BENCH = config.get("ml2bench_cmd") or (
-    "ml2bench" if __import__("shutil").which("ml2bench") else f"{sys.executable} -m ml2bench")
-PYTHON = sys.executable
+    "ml2bench" if __import__("shutil").which("ml2bench") else f"{PYTHON} -m ml2bench")
 
 
 wildcard_constraints:

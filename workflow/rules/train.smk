@@ -40,29 +40,31 @@ rule train:
 # already imported. Jobs, outputs, logs, benchmarks and resumability are unchanged (one job = one
 # run = one set of outputs). Off with `fork_server: false` at the top level of the config
 # (or `--config fork_server=false`); never used with a cluster executor (jobs run elsewhere).
+# When the server cannot start, the jobs run as plain processes.
 _FORK_SERVER = {}
 
 
 def _use_fork_server():
+    # --config fork_server=false and =False both arrive as the boolean False (common.smk reads
+    # --config values as YAML; the schema allows only booleans)
     return bool(config.get("fork_server", True)) and workflow.local_exec and not workflow.remote_exec
 
 
 onstart:
     if _use_fork_server():
-        import tempfile as _tempfile
         from ml2bench.sweep import forkserver as _forkserver
 
-        _path = str(Path(_tempfile.mkdtemp(prefix="ml2bench-")) / "server.sock")
-        _FORK_SERVER["proc"] = _forkserver.start(_path)
-        os.environ[_forkserver.ENV] = _path
-        print(f"ml2bench fork server: {_path}")
+        _server = _forkserver.launch_for_workflow()  # None: plain processes (it says so)
+        if _server is not None:
+            _FORK_SERVER["server"] = _server
+            os.environ[_forkserver.ENV] = _server.address
+            print(f"ml2bench fork server: {_server.address}")
 
 
 def _stop_fork_server():
-    proc = _FORK_SERVER.pop("proc", None)
-    if proc is not None:
-        proc.terminate()
-        proc.wait(timeout=30)
+    server = _FORK_SERVER.pop("server", None)
+    if server is not None:
+        server.close()
         os.environ.pop("ML2BENCH_SERVER", None)
 
 
