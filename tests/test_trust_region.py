@@ -339,3 +339,38 @@ def test_hessian_vector_products_are_charged_at_their_measured_cost():
     rosen = rosenbrock_objective(WorkCounter())
     r = hvp_cost_ratio(rosen, rosen.initial_x(), torch.ones(2, dtype=D), batch)
     assert 1.5 < r < 4.0, r
+
+
+def test_cauchy_point_with_a_vanishing_radius_predicts_nothing():
+    from ml2bench.numerics.trust_region import cauchy_point
+
+    for g, radius in (([1.0, -2.0], 0.0), ([1e-160, 0.0], 1e-170)):  # Δ gᵀBg is 0 or underflows to 0
+        res = cauchy_point(torch.tensor(g, dtype=D), lambda v: 3.0 * v, radius)  # was: ZeroDivisionError
+        assert res.pred >= 0.0 and float(res.s.norm()) <= radius
+
+
+@pytest.mark.parametrize("qn", ["lsr1", "lbfgs"])
+def test_tr_next_to_an_exact_minimiser_stops_with_a_reason(qn):
+    """f(x) = |x|^1.5 at x = 1e-310, next to its minimiser 0: f underflows to 0 while ‖g‖ = 1.5e-155
+    does not, so no trial decreases f, every trial is rejected and Δ gᵀBg underflows to 0. Before:
+    ZeroDivisionError in cauchy_point (a failed run); now the method stops with "roundoff"."""
+    from ml2bench.core.hierarchy import Hierarchy
+
+    class Point(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.tensor([1e-310], dtype=D))
+
+        def forward(self, inp):
+            return self.p
+
+    counter = WorkCounter()
+    obj = Objective(Point(), lambda fmodel, batch: (fmodel(batch.x).abs() ** 1.5).sum(), counter, n_train=1)
+    m = METHODS.get("tr")(Hierarchy([obj], [], counter), obj.initial_x(), {"qn": qn})
+    batch = One(torch.zeros(1, dtype=D))
+    for _ in range(5000):
+        r = m.step(batch)
+        if r.stops:
+            break
+    assert r.stop_reason == "roundoff" and not r.converged and r.loss == 0.0, r
+    assert r.info["grad_norm"] > 1e-156

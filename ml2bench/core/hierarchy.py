@@ -1,8 +1,11 @@
 """A hierarchy of objectives (level 0 finest) with transfer operators between them.
 
-Multilevel methods restrict two different things (see shared/METHODS.md, "two restrictions"):
-iterates with ``restrict`` (R_x, with R_x P = I) and gradients with ``restrict_grad``
-(R_g = Pᵀ when the coarse objective approximates f_h(P y) variationally). A problem supplies one
+Multilevel methods restrict two different things (MG/OPT: Nash, Optim. Methods Softw. 2000; RMTR:
+Gratton, Sartenaer & Toint, SIAM J. Optim. 2008): iterates with ``restrict`` (R_x, with R_x P = I)
+and gradients with ``restrict_grad`` (R_g = Pᵀ when the coarse objective approximates f_h(P y)
+variationally, the Galerkin relation of Briggs, Henson & McCormick, "A Multigrid Tutorial"). Using
+one for the other (e.g. full weighting Pᵀ/4 for gradients of h²-weighted energies) keeps the
+coarse model first-order coherent but scales its curvature wrongly, and cycles can stall. A problem supplies one
 :class:`Transfer` per pair of neighbouring levels.
 """
 

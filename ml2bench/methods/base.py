@@ -10,6 +10,7 @@ work accounting is never the method's own bookkeeping.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import math
 from abc import ABC, abstractmethod
@@ -47,7 +48,13 @@ class StepResult:
 
 
 class Method(ABC):
-    """A training algorithm; see module docstring."""
+    """A training algorithm; see module docstring.
+
+    Every constructor receives its hyper-parameters validated, with the declared defaults filled
+    in (:meth:`ParamSpec.validate`): the runner passes a resolved config, but a method built from
+    Python with a partial dict (``SGD(h, x0, {"lr": 0.1})``) gets the same, where the subclass's
+    ``__init__`` reads ``hp[...]`` before or after ``super().__init__``.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -58,9 +65,21 @@ class Method(ABC):
     #: :meth:`state_dict` saves and :meth:`load_state_dict` restores
     state_attrs: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def validated_init(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any] | None = None, *a, **k):
+            init(self, hierarchy, x0, self.params.validate(hp, f"method {self.name!r}"), *a, **k)
+
+        cls.__init__ = validated_init
+
+    def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any] | None = None) -> None:
         self.hierarchy = hierarchy
-        self.hp = hp
+        self.hp = self.params.validate(hp, f"method {self.name!r}")
         self.x = x0.detach().clone()
         # f, ∇f of the fine objective at self.x on self._batch (see fine_fg_at_iterate)
         self._batch: Any = None

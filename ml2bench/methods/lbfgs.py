@@ -70,7 +70,6 @@ class LBFGS(Method):
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
-        hp = self.params.validate(hp, f"method {self.name!r}")
         super().__init__(hierarchy, x0, hp)
         self.memory = LBFGSMemory(hp["history_size"])
 

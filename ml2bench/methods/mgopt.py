@@ -113,7 +113,6 @@ class MGOpt(Method):
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
-        hp = self.params.validate(hp, f"method {self.name!r}")
         super().__init__(hierarchy, x0, hp)
         if hierarchy.levels < hp["levels"]:
             raise ConfigError(f"method 'mgopt': levels={hp['levels']} but the hierarchy has {hierarchy.levels}")

@@ -133,7 +133,6 @@ class RMTR(Method):
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
-        hp = self.params.validate(hp, f"method {self.name!r}")
         check_tr_hp(hp, self.name)
         super().__init__(hierarchy, x0, hp)
         if hierarchy.levels < hp["levels"]:

@@ -97,7 +97,6 @@ class TrustRegion(Method):
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
-        hp = self.params.validate(hp, f"method {self.name!r}")
         check_tr_hp(hp, self.name)
         super().__init__(hierarchy, x0, hp)
         self.cfg = TRConfig.from_hp(hp)

@@ -25,7 +25,8 @@ m(0) − m(s) comes from the CG recurrence, without one more product):
    Osborne 1, MGH 17, the L-SR1 scaling δ jumped to its cap on such a first trial and the iteration
    locked up: docs/methods/tr.md). The exact Hessian ignores the pair.
 
-Defaults (:data:`TR_DEFAULTS`) follow the public utopia RMTR/TR code quoted in shared/METHODS.md:
+Defaults (:data:`TR_DEFAULTS`) follow the public utopia RMTR/TR code used by Kopaničáková & Krause
+("Globally convergent multilevel training of deep residual networks", SIAM J. Sci. Comput. 2022):
 η₀ = 0.005 (accept), η₁ = 0.05 (shrink below), η₂ = 0.9 (grow above), γ₁ = 0.25, γ₂ = 2.5,
 Δ₀ = 1; but Δ_max = 1e10, not utopia's 100: an absolute cap made the iteration depend on the
 units of x (the radius grows only in proportion to the steps taken, so it needs no tight cap).
@@ -176,13 +177,16 @@ def update_radius(radius: float, rho: float, step_norm: float, cfg: TRConfig) ->
 def cauchy_point(g: Tensor, matvec: Callable[[Tensor], Tensor], radius: float) -> CGResult:
     """The minimiser of the model along −g inside the region (Nocedal & Wright, Alg. 4.2):
     s = −τ Δ g/‖g‖, τ = 1 if gᵀBg ≤ 0 else min(‖g‖³ / (Δ gᵀBg), 1). Its predicted decrease is
-    positive in exact arithmetic for any B, so it is the fallback when CG's step predicts none."""
+    positive in exact arithmetic for any B, so it is the fallback when CG's step predicts none.
+    A radius that has underflowed to 0 (next to an exact minimiser) gives s = 0 and no predicted
+    decrease, which the caller reports as ``no_model_decrease`` instead of dividing by zero."""
     gnorm = float(g.norm())
     if gnorm == 0.0 or not math.isfinite(gnorm):
         return CGResult(torch.zeros_like(g), 0.0, "zero_gradient", 0)
     Bg = matvec(g)
     gBg = float(g @ Bg)
-    tau = 1.0 if not gBg > 0 else min(gnorm**3 / (radius * gBg), 1.0)
+    curvature = radius * gBg  # underflows to 0 with a radius of 0 or a subnormal one: τ = 1 then
+    tau = 1.0 if not curvature > 0 else min(gnorm**3 / curvature, 1.0)
     alpha = tau * radius / gnorm
     s = -alpha * g
     pred = alpha * gnorm * gnorm - 0.5 * alpha * alpha * gBg

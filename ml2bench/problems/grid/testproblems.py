@@ -1,5 +1,7 @@
 """Classical multilevel test problems with known answers, as :class:`~ml2bench.core.hierarchy.Hierarchy`
-objects of flat-vector :class:`~ml2bench.core.objective.Objective`\\ s (see shared/METHODS.md).
+objects of flat-vector :class:`~ml2bench.core.objective.Objective`\\ s: model problems of Briggs, Henson &
+McCormick, "A Multigrid Tutorial" (2nd ed., SIAM 2000) and the minimal-surface problems of Gratton, Sartenaer &
+Toint, "Recursive trust-region methods for multiscale nonlinear optimization" (SIAM J. Optim. 2008).
 
 The unknown is the vector of interior nodal values ``u`` (the "parameters" of a module whose
 forward returns them), the loss is a discrete energy, the batch is a single dummy sample
