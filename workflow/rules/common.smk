@@ -43,10 +43,12 @@ RUN_DIRS = [job.outdir for job in JOB_LIST]
 # train job is missing and runs again (rule all requires every run's files). Only the main
 # process does this, not group/cluster sub-processes; a dry run (-n) changes nothing and says
 # what a real run would do.
+# (workflow.dryrun is known only once jobs execute; the output settings know it while parsing)
+DRY_RUN = bool(workflow.dryrun or getattr(workflow.output_settings, "dryrun", False))
 if workflow.is_main_process:
     from ml2bench.sweep.verify import repair as _repair
     try:
-        for _line in _repair(RUN_DIRS, dry_run=workflow.dryrun):
+        for _line in _repair(RUN_DIRS, dry_run=DRY_RUN):
             print(f"ml2bench: {_line}", file=sys.stderr)
     except OSError as err:
         raise WorkflowError(f"ml2bench: cannot repair the run folders: {err}; make results/ writable") from None
