@@ -310,10 +310,9 @@ def _log(message: str) -> None:
 
 
 def serve(address: str, parent: int | None = None, request_timeout: float = REQUEST_TIMEOUT_S) -> None:
-    """Accept requests on ``address`` until SIGTERM or until ``parent`` is gone."""
-    default_threads = preload()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    """Accept requests on ``address`` until SIGTERM or until ``parent`` is gone; prints one
+    ``ready`` line on stdout once it serves (bind first: an address that cannot be used fails
+    before the seconds of imports)."""
     path = None if address.startswith("@") else address
     if path is not None and os.path.exists(path):
         os.unlink(path)
@@ -321,6 +320,9 @@ def serve(address: str, parent: int | None = None, request_timeout: float = REQU
     server.bind(_sockaddr(address))
     server.listen(64)
     server.setblocking(False)
+    default_threads = preload()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     sel = selectors.DefaultSelector()
     sel.register(server, selectors.EVENT_READ)
     pending: dict[socket.socket, _Pending] = {}
@@ -333,6 +335,8 @@ def serve(address: str, parent: int | None = None, request_timeout: float = REQU
             _log(f"dropped a request: {why}")
 
     print(f"ml2bench fork server ready on {address}", flush=True)
+    with open(os.devnull, "w") as devnull:  # nobody reads stdout after the ready line
+        os.dup2(devnull.fileno(), 1)
     try:
         while True:
             if parent is not None and os.getppid() != parent:
@@ -412,27 +416,27 @@ def _start_child(p: _Pending, request: dict, server: socket.socket, sel, pending
 
 
 def start(address: str, timeout: float = 120.0, request_timeout: float = REQUEST_TIMEOUT_S):
-    """Start a server process (child of this one) on ``address`` and wait until it accepts
-    connections; raises RuntimeError when it does not."""
+    """Start a server process (child of this one) on ``address`` and wait until it serves;
+    raises RuntimeError when it does not."""
     import subprocess
 
     cmd = [sys.executable, "-m", "ml2bench.sweep.forkserver", "--socket", address, "--parent", str(os.getpid())]
-    proc = subprocess.Popen([*cmd, "--request-timeout", str(request_timeout)], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ml2bench fork server exited with status {proc.returncode}")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(_sockaddr(address))
-            probe.close()  # an empty connection: the server drops it
-            return proc
-        except OSError:
-            probe.close()
-            time.sleep(0.05)
-    proc.terminate()
-    proc.wait()
-    raise RuntimeError(f"ml2bench fork server did not start within {timeout:.0f} s")
+    proc = subprocess.Popen([*cmd, "--request-timeout", str(request_timeout)], stdout=subprocess.PIPE)
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        ready = sel.select(timeout)
+    line = proc.stdout.readline() if ready else b""
+    proc.stdout.close()
+    if b"ready" in line:
+        return proc
+    if proc.poll() is None:
+        proc.terminate()
+    status = proc.wait()
+    raise RuntimeError(
+        f"ml2bench fork server did not start within {timeout:.0f} s"
+        if not ready
+        else f"ml2bench fork server exited with status {status}"
+    )
 
 
 @dataclass
