@@ -21,27 +21,10 @@ _spec = importlib.util.spec_from_file_location("fault_injection", REPO / "tools"
 fault_injection = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fault_injection)
 
-FOUR = {
-    "name": "faults",
-    "seeds": [0, 1],
-    "run": {"device": "cpu", "threads": 1, "eval_interval": 0.5},
-    "methods": {"sgd": {"params": {"lr": 0.1}}, "adam": {"params": {"lr": 0.01}}},
-    "sweeps": [
-        {
-            "id": "mlp_faults",
-            "problem": "mlp",
-            "params": {"width": 8, "depth": 1, "n_train": 200, "n_test": 100},
-            "budget": {"work_units": 2},
-            "methods": ["sgd", "adam"],
-            "target": {"quantity": "train_loss", "value": 2.2},
-        }
-    ],
-}
-
 
 @pytest.mark.skipif(importlib.util.find_spec("snakemake") is None, reason="snakemake not installed")
-def test_faults_then_the_documented_recovery_give_the_uninterrupted_tables(tmp_path):
+def test_faults_then_the_documented_recovery_give_the_uninterrupted_tables(tmp_path, tiny_sweep):
     config = tmp_path / "faults.yaml"
-    config.write_text(yaml.safe_dump(FOUR))
+    config.write_text(yaml.safe_dump(tiny_sweep(seeds=(0, 1), budget={"work_units": 2}, target=2.2)))
     seed = int(os.environ.get("ML2BENCH_FAULT_SEED", "24"))
     fault_injection.scenario(config, tmp_path / "sweeps", seed)

@@ -75,22 +75,6 @@ def test_a_run_writes_exactly_the_documented_summary_columns(small_mlp):
 
 
 # --- the two files of a run are one unit (issue 24) ------------------------------------------
-RUN = [
-    "run",
-    "--problem",
-    "mlp",
-    "--method",
-    "sgd",
-    "--set",
-    "problem.width=8",
-    "--set",
-    "problem.n_train=100",
-    "--set",
-    "problem.n_test=50",
-    "--set",
-    "budget.iterations=3",
-    "--quiet",
-]
 
 
 def _snapshot(folder):
@@ -110,23 +94,23 @@ def _fail_on(monkeypatch, name: str, err: int = errno.ENOSPC):
     monkeypatch.setattr(pd.DataFrame, "to_parquet", partial)
 
 
-def test_disk_full_at_the_second_file_leaves_the_previous_pair(tmp_path, capsys, monkeypatch):
+def test_disk_full_at_the_second_file_leaves_the_previous_pair(tmp_path, capsys, monkeypatch, tiny_run):
     """Defect 1: the new history was renamed into place before the summary write failed."""
     out = tmp_path / "run"
-    assert cli_main([*RUN, "--set", "method.lr=0.1", "--out", str(out)]) == 0
+    assert cli_main([*tiny_run, "--set", "method.lr=0.1", "--out", str(out)]) == 0
     before = _snapshot(out)
     _fail_on(monkeypatch, "summary.parquet")
-    assert cli_main([*RUN, "--set", "method.lr=0.02", "--out", str(out), "--force"]) == 1
+    assert cli_main([*tiny_run, "--set", "method.lr=0.02", "--out", str(out), "--force"]) == 1
     err = capsys.readouterr().err
     assert "No space left on device; the previous records in it are unchanged" in err, err
     assert _snapshot(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)
     assert check_run(out) == []
 
 
-def test_disk_full_on_a_new_folder_says_nothing_was_written(tmp_path, capsys, monkeypatch):
+def test_disk_full_on_a_new_folder_says_nothing_was_written(tmp_path, capsys, monkeypatch, tiny_run):
     _fail_on(monkeypatch, "history.parquet")
     out = tmp_path / "run"
-    assert cli_main([*RUN, "--out", str(out)]) == 1
+    assert cli_main([*tiny_run, "--out", str(out)]) == 1
     assert "No space left on device; nothing was written to it" in capsys.readouterr().err
     assert list(out.iterdir()) == []
 
@@ -164,30 +148,30 @@ def test_an_uncommitted_staging_folder_is_discarded(tmp_path):
     assert pd.read_parquet(out / "summary.parquet")["final_train_loss"].iloc[0] == 0.5
 
 
-def test_history_carries_the_run_identity(tmp_path):
+def test_history_carries_the_run_identity(tmp_path, tiny_run):
     out = tmp_path / "run"
-    assert cli_main([*RUN, "--out", str(out)]) == 0
+    assert cli_main([*tiny_run, "--out", str(out)]) == 0
     h, s = (pd.read_parquet(out / n) for n in ("history.parquet", "summary.parquet"))
     for col in records.IDENTITY:
         assert set(h[col]) == {s[col].iloc[0]}, col
 
 
 # --- ml2bench run --out: never silently over another run or the aggregated tables ------------
-def test_run_refuses_a_folder_holding_another_run(tmp_path, capsys):
+def test_run_refuses_a_folder_holding_another_run(tmp_path, capsys, tiny_run):
     out = tmp_path / "run"
-    assert cli_main([*RUN, "--set", "method.lr=0.1", "--out", str(out)]) == 0
+    assert cli_main([*tiny_run, "--set", "method.lr=0.1", "--out", str(out)]) == 0
     before = _snapshot(out)
-    assert cli_main([*RUN, "--set", "method.lr=0.02", "--out", str(out)]) == 2
+    assert cli_main([*tiny_run, "--set", "method.lr=0.02", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "holds another run (problem=mlp, method=sgd, seed=0, config_hash=" in err and "--force" in err, err
     assert _snapshot(out) == before
-    assert cli_main([*RUN, "--set", "method.lr=0.1", "--out", str(out)]) == 0  # the same run: replaced
-    assert cli_main([*RUN, "--set", "method.lr=0.02", "--out", str(out), "--force"]) == 0
+    assert cli_main([*tiny_run, "--set", "method.lr=0.1", "--out", str(out)]) == 0  # the same run: replaced
+    assert cli_main([*tiny_run, "--set", "method.lr=0.02", "--out", str(out), "--force"]) == 0
     assert pd.read_parquet(out / "summary.parquet")["method_params"].iloc[0].count('"lr": 0.02') == 1
 
 
 @pytest.mark.parametrize("marker", ["targets.json", "summary.csv", "aggregated summary"])
-def test_run_refuses_the_tables_folder(tmp_path, capsys, marker):
+def test_run_refuses_the_tables_folder(tmp_path, capsys, marker, tiny_run):
     tables = tmp_path / "results" / "tables"
     tables.mkdir(parents=True)
     if marker == "aggregated summary":
@@ -195,7 +179,7 @@ def test_run_refuses_the_tables_folder(tmp_path, capsys, marker):
     else:
         (tables / marker).write_text("{}")
     before = _snapshot(tables)
-    assert cli_main([*RUN, "--out", str(tables), "--force"]) == 2
+    assert cli_main([*tiny_run, "--out", str(tables), "--force"]) == 2
     assert "holds aggregated tables" in capsys.readouterr().err
     assert _snapshot(tables) == before
 

@@ -1,7 +1,7 @@
 """Fault injection: no bad value slips through, bad output locations fail before training,
 one writer per run folder, re-runs repair, aggregation checks identity, the gate fails closed.
 
-The end-to-end probes run Snakemake on a two-run sweep written here (``TINY``), once per module
+The end-to-end probes run Snakemake on a two-run sweep (conftest's ``tiny_sweep``), once per module
 (``swept``), and work on copies of its folder. We run as root, so ``chmod``-based read-only
 folders would still be writable: the read-only probe patches the create call that the
 writability check makes (``tempfile.mkstemp`` in ``ml2bench.core.records``) to fail with EACCES/EROFS,
@@ -52,23 +52,6 @@ TIME_COLUMNS = (
     "energy_j",
 )
 NON_FINITE = (math.nan, math.inf, -math.inf)
-
-TINY = {
-    "name": "tiny",
-    "seeds": [0],
-    "run": {"device": "cpu", "threads": 1, "eval_interval": 0.5},
-    "methods": {"sgd": {"params": {"lr": 0.1}}, "adam": {"params": {"lr": 0.01}}},
-    "sweeps": [
-        {
-            "id": "mlp_tiny",
-            "problem": "mlp",
-            "params": {"width": 8, "depth": 1, "n_train": 200, "n_test": 100},
-            "budget": {"work_units": 1},
-            "methods": ["sgd", "adam"],
-            "target": {"quantity": "train_loss", "value": 2.0},
-        }
-    ],
-}
 
 
 # --- NaN/inf and impossible values, everywhere a number is read ----------------------------
@@ -215,44 +198,26 @@ def test_result_files_follow_the_umask(tmp_path, umask, mode):
     assert (tmp_path / "t.parquet").stat().st_mode & 0o777 == mode
 
 
-ARGS = [
-    "run",
-    "--problem",
-    "mlp",
-    "--method",
-    "sgd",
-    "--set",
-    "problem.width=8",
-    "--set",
-    "problem.n_train=100",
-    "--set",
-    "problem.n_test=50",
-    "--set",
-    "budget.iterations=1",
-    "--quiet",
-]
-
-
-def test_full_disk_is_a_failed_write_with_no_partial_summary(tmp_path, capsys, monkeypatch):
+def test_full_disk_is_a_failed_write_with_no_partial_summary(tmp_path, capsys, monkeypatch, tiny_run):
     def full(self, path, *a, **k):
         Path(path).write_bytes(b"PAR1")  # a partial temp file, as a full disk leaves it
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
     out = tmp_path / "run"
-    assert cli_main([*ARGS, "--out", str(out)]) == 1
+    assert cli_main([*tiny_run, "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "records could not be written" in err and "No space left on device" in err, err
     assert sorted(p.name for p in out.iterdir()) == []  # no temp file, no summary, lock released
 
 
-def test_second_writer_is_refused_and_lock_survives_nothing(tmp_path, capsys):
+def test_second_writer_is_refused_and_lock_survives_nothing(tmp_path, capsys, tiny_run):
     out = tmp_path / "run"
     out.mkdir()
     with records.run_lock(out):
-        assert cli_main([*ARGS, "--out", str(out)]) == 2
+        assert cli_main([*tiny_run, "--out", str(out)]) == 2
         assert "is in use by another ml2bench run (pid" in capsys.readouterr().err
-    assert cli_main([*ARGS, "--out", str(out)]) == 0  # free again
+    assert cli_main([*tiny_run, "--out", str(out)]) == 0  # free again
     assert check_run(out) == [] and not (out / records.LOCK_NAME).exists()
 
 
@@ -369,18 +334,18 @@ def _assert_same_tables(a: Path, b: Path) -> None:
         pd.testing.assert_frame_equal(x, y)
 
 
-def _fresh(tmp_path: Path, name: str) -> Path:
+def _fresh(tmp_path: Path, name: str, config: dict) -> Path:
     d = tmp_path / name
     d.mkdir()
-    (d / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    (d / "tiny.yaml").write_text(yaml.safe_dump(config))
     return d
 
 
 @pytest.fixture(scope="module")
-def swept(tmp_path_factory) -> Path:
+def swept(tmp_path_factory, tiny_sweep) -> Path:
     if not HAS_SNAKEMAKE:
         pytest.skip("snakemake not installed")
-    d = _fresh(tmp_path_factory.mktemp("swept"), "ref")
+    d = _fresh(tmp_path_factory.mktemp("swept"), "ref", tiny_sweep())
     proc = snakemake(d, "tables")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return d
@@ -431,8 +396,8 @@ def test_misplaced_run_is_an_error_naming_both(swept, tmp_path, capsys):
     assert "holds the run (problem=mlp, method=adam" in proc.stderr and "method=sgd" in proc.stderr
 
 
-def test_kill_9_mid_sweep_then_unlock_and_rerun_incomplete(swept, tmp_path):
-    d = _fresh(tmp_path, "killed")
+def test_kill_9_mid_sweep_then_unlock_and_rerun_incomplete(swept, tmp_path, tiny_sweep):
+    d = _fresh(tmp_path, "killed", tiny_sweep())
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     cmd = [
         sys.executable,
@@ -466,10 +431,10 @@ def test_kill_9_mid_sweep_then_unlock_and_rerun_incomplete(swept, tmp_path):
     _assert_same_tables(swept, d)
 
 
-def test_batch_size_beyond_the_data_is_recorded_as_used(tmp_path):
+def test_batch_size_beyond_the_data_is_recorded_as_used(tmp_path, tiny_run):
     """A batch never exceeds the data set: the summary records the size used, not the one asked."""
     out = tmp_path / "run"
-    assert cli_main([*ARGS, "--set", "batch_size=1000000", "--out", str(out)]) == 0
+    assert cli_main([*tiny_run, "--set", "batch_size=1000000", "--out", str(out)]) == 0
     s = pd.read_parquet(out / "summary.parquet").iloc[0]
     assert s["batch_size"] == 100 and s["epochs"] == 1.0  # n_train=100, one step of the whole set
 

@@ -11,30 +11,13 @@ from ml2bench.cli import main as cli_main
 from ml2bench.sweep.verify import check_run
 from ml2bench.sweep.verify import main as verify_main
 
-ARGS = [
-    "run",
-    "--problem",
-    "mlp",
-    "--method",
-    "sgd",
-    "--set",
-    "problem.width=8",
-    "--set",
-    "problem.n_train=100",
-    "--set",
-    "problem.n_test=50",
-    "--set",
-    "budget.iterations=3",
-    "--quiet",
-]
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_run):
     """Two hyper-parameter points of one method in the sweep layout (runs root)."""
     root = tmp_path_factory.mktemp("runs")
     for lr in ("0.02", "0.1"):
-        assert cli_main([*ARGS, "--set", f"method.lr={lr}", "--out", str(root / f"mlp/sgd/lr~{lr}/seed0")]) == 0
+        assert cli_main([*tiny_run, "--set", f"method.lr={lr}", "--out", str(root / f"mlp/sgd/lr~{lr}/seed0")]) == 0
     return root
 
 

@@ -22,23 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 CI = REPO / "workflow" / "config" / "ci.yaml"
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("snakemake") is None, reason="snakemake not installed")
 
-ONE = {
-    "name": "one",
-    "seeds": [0],
-    "run": {"device": "cpu", "threads": 1, "eval_interval": 0.5},
-    "methods": {"sgd": {"params": {"lr": 0.1}}},
-    "sweeps": [
-        {
-            "id": "mlp_one",
-            "problem": "mlp",
-            "params": {"width": 8, "depth": 1, "n_train": 100, "n_test": 50},
-            "budget": {"iterations": 2},
-            "methods": ["sgd"],
-            "target": {"quantity": "train_loss", "value": 2.0},
-        }
-    ],
-}
-RUN = Path("results/runs/mlp_one/sgd/default/seed0")
+RUN = Path("results/runs/mlp_tiny/sgd/default/seed0")
 
 READ_ONLY = '''\
 """Test hook: every call that would change something under $ML2BENCH_READ_ONLY fails with EROFS
@@ -83,9 +67,9 @@ def _tree(folder: Path) -> dict[str, tuple[int, int, bytes]]:
 
 
 @pytest.fixture
-def damaged(tmp_path) -> Path:
+def damaged(tmp_path, tiny_sweep) -> Path:
     """A workdir whose one run has a garbage summary, an interrupted commit and a stale staging folder."""
-    (tmp_path / "one.yaml").write_text(yaml.safe_dump(ONE))
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(tiny_sweep(methods=("sgd",), budget={"iterations": 2})))
     run = tmp_path / RUN
     (run / ".commit").mkdir(parents=True)
     (run / ".commit" / "summary.parquet").write_bytes(b"PAR1 committed")
@@ -148,13 +132,13 @@ def test_duplicate_keys_under_snakemake_name_file_and_line(tmp_path):
     assert res.returncode != 0 and f"{cfg}:7:1: not valid YAML:" in out and "duplicate key 'seeds'" in out, out[-3000:]
 
 
-def test_python_under_a_path_with_a_space_runs_the_jobs(tmp_path):
+def test_python_under_a_path_with_a_space_runs_the_jobs(tmp_path, tiny_sweep):
     """Was: every job's command split the interpreter's path at the space."""
     folder = tmp_path / "py with space"
     folder.mkdir()
     python = folder / "python"
     python.symlink_to(os.path.realpath(sys.executable))
-    (tmp_path / "one.yaml").write_text(yaml.safe_dump(ONE))
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump(tiny_sweep(methods=("sgd",), budget={"iterations": 2})))
     env = {"PATH": os.pathsep.join([str(folder), "/usr/bin", "/bin"])}  # no ml2bench script: '<python> -m ml2bench'
     dry = snakemake(tmp_path, "-n", "-p", "--configfile", "one.yaml", python=str(python), env=env)
     assert dry.returncode == 0, dry.stderr[-3000:]
