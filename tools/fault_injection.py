@@ -161,6 +161,7 @@ def scenario(config: Path, root: Path, seed: int, say: Callable[[str], None] = p
     duration = time.monotonic() - started
     _check(proc.returncode == 0, "the uninterrupted sweep failed", proc)
     total = ref.writes()
+    _check(total > 0, "the sweep made no durable write (no os.fsync): nothing to fail")
     say(f"reference sweep: {duration:.0f} s, {total} durable writes (fsync)")
 
     entries = sorted((cache / "arrays").glob("*.npz"))
