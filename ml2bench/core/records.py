@@ -202,11 +202,8 @@ def recover(out_dir: str | Path) -> bool:
     changed = False
     committed = out / COMMIT_NAME
     if committed.is_dir():
-        for name in RUN_FILES:  # history first, as commit() moves them
-            if (committed / name).exists():
-                os.replace(committed / name, out / name)
-        for leftover in committed.iterdir():  # any other file of the unit
-            os.replace(leftover, out / leftover.name)
+        for path in sorted(committed.iterdir()):  # what a crash left: any subset of the unit
+            os.replace(path, out / path.name)
         _fsync_path(out)
         committed.rmdir()
         changed = True
@@ -262,11 +259,11 @@ def commit(tables: Mapping[str, pd.DataFrame], out_dir: str | Path) -> Path:
     return out
 
 
-def read_identity(run_dir: str | Path, name: str = "summary.parquet") -> dict[str, Any]:
+def read_identity(run_dir: str | Path) -> dict[str, Any]:
     """problem, method, seed and config_hash recorded in the run's summary."""
     import pyarrow.parquet as pq
 
-    row = pq.read_table(Path(run_dir) / name, columns=list(IDENTITY)).to_pylist()[0]
+    row = pq.read_table(Path(run_dir) / "summary.parquet", columns=list(IDENTITY)).to_pylist()[0]
     return {k: row[k] for k in IDENTITY}
 
 
