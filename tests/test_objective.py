@@ -28,6 +28,7 @@ def test_hvp_matches_finite_differences_of_the_gradient_on_a_network():
     batch = XY(torch.randn(10, 3, dtype=D), torch.randint(0, 2, (10,)), 10)
     x = obj.initial_x()
     v = torch.randn(obj.n, dtype=D)
+    obj.measure_hvp_cost(batch)  # its cost, measured beforehand (uncharged), as the runner does
     hv = obj.hvp(x, v, batch)
     assert counter.grad_evals == 0.5  # one evaluation on half the training set
     eps = 1e-5
@@ -38,6 +39,7 @@ def test_hvp_matches_finite_differences_of_the_gradient_on_a_network():
     assert abs(float(u @ hv) - float(v @ obj.hvp(x, u, batch))) < 1e-10
     # a linear loss has a zero Hessian (the gradient does not depend on x)
     lin = Objective(nn.Linear(3, 1, bias=False).double(), lambda f, b: f(b.x).sum(), counter, n_train=10)
+    lin.measure_hvp_cost(batch)
     assert torch.equal(lin.hvp(lin.initial_x(), torch.ones(3, dtype=D), batch), torch.zeros(3, dtype=D))
 
 
@@ -53,6 +55,7 @@ def test_hvp_reproduces_the_poisson_matrices():
     cols = torch.stack([H1.fine.hvp(x, e, batch) for e in torch.eye(n, dtype=D)], dim=1)
     assert torch.allclose(cols, A1, atol=1e-12)
     H2, batch = grid_hierarchy("poisson", 7, 2, levels=2)
+    H2.measure_hvp_costs(batch)  # uncharged, before: each level's product is then charged once
     A2 = torch.tensor(laplacian_2d(7).toarray(), dtype=D)
     v = torch.randn(49, dtype=D)
     assert torch.allclose(H2.fine.hvp(torch.zeros(49, dtype=D), v, batch), A2 @ v, atol=1e-12)

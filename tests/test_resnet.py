@@ -206,12 +206,13 @@ def test_mnist_idx(tmp_path: Path, dataset: str, side: int, arch: str) -> None:
     """1×28×28 and smaller images from tiny IDX files: a 2-level hierarchy evaluates (finite loss
     and gradient on both levels), and Adam through the runner learns the two classes: test accuracy
     ≥ 0.8 (chance 0.5) and train loss below half its initial value."""
-    _write_mnist(tmp_path, side)
+    _write_mnist(tmp_path, side, n_train=84)  # 60 for training after the validation split
     width, lr, epochs = IDX_TRAINING[arch]
     problem = _problem(
-        dataset=dataset, data_dir=str(tmp_path), arch=arch, width=width, depth=4, n_train=None, n_test=None
+        dataset=dataset, data_dir=str(tmp_path), arch=arch, width=width, depth=4, n_train=None, n_val=24, n_test=None
     )
-    assert problem.data.input_shape == (1, side, side) and problem.n_train == 60
+    assert problem.data.input_shape == (1, side, side) and problem.n_train == 60  # 84 less the validation split
+    assert problem.x_val.shape == (24, 1, side, side)
     hier = problem.hierarchy(2, WorkCounter())
     batch = next(iter(problem.train_batches(None, torch.Generator().manual_seed(0))))
     for obj in hier.objectives:
@@ -233,6 +234,7 @@ def test_mnist_idx(tmp_path: Path, dataset: str, side: int, arch: str) -> None:
                 "dataset": dataset,
                 "data_dir": str(tmp_path),
                 "n_train": None,
+                "n_val": 24,
                 "n_test": None,
             },
             "method_params": {"lr": lr},
@@ -259,9 +261,9 @@ def test_cifar10(tmp_path: Path) -> None:
         write_cifar_batch(folder / name, rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8), [1, 7])
     for arch in ("conv", "dense"):
         problem = _problem(
-            dataset="cifar10", data_dir=str(tmp_path), arch=arch, width=4, depth=2, n_train=None, n_test=None
+            dataset="cifar10", data_dir=str(tmp_path), arch=arch, width=4, depth=2, n_train=None, n_val=2, n_test=None
         )
-        assert problem.data.input_shape == (3, 32, 32) and problem.n_train == 10
+        assert problem.data.input_shape == (3, 32, 32) and problem.n_train == 8
         hier = problem.hierarchy(2, WorkCounter())
         assert hier.objectives[1].cost_ratio < 1.0
         batch = next(iter(problem.train_batches(4, torch.Generator().manual_seed(0))))

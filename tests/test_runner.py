@@ -47,7 +47,10 @@ def test_other_budgets_stop_the_run(small_mlp, key, value):
     s = run(RunConfig.from_dict(small_mlp)).summary
     assert s["status"].iloc[0] == "budget_exhausted"
     got = s[key].iloc[0]
-    assert value <= got < value + 1  # stops at the first step that reaches it
+    if key == "iterations":
+        assert got == value  # stops at the first step that reaches it
+    else:  # counted by the work counter, which refuses the evaluation that would exceed it
+        assert value - 64 / 256 < got <= value
 
 
 def test_same_seed_same_history_other_seed_differs(small_mlp):

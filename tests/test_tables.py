@@ -188,19 +188,81 @@ def test_profiles_from_table_missing_solver_counts_as_failure():
     assert t.loc[1.0, "B"] == 0.5 and t.loc[1.0, "A"] == 0.5 and t.loc[2.0, "A"] == 1.0
 
 
+def _points_table(rows, selection="val_metric", higher=True):
+    cols = ["problem_id", "method", "point", "work_units_to_target_median", "final_selection_median"]
+    cols.append("final_metric_median")
+    table = pd.DataFrame(rows, columns=cols)
+    table["solver"] = tb.solver_labels(table)
+    table["selection_quantity"] = selection
+    table["selection_higher_is_better"] = higher
+    table["time_to_target_s_median"] = 1.0
+    return table
+
+
 def test_profiles_use_each_methods_best_point():
-    table = pd.DataFrame(
-        {
-            "problem_id": ["p1", "p1", "p1", "p2", "p2"],
-            "method": ["sgd", "sgd", "adam", "sgd", "adam"],
-            "point": ["lr~0.1", "lr~0.01", "default", "default", "default"],
-            "solver": ["sgd[lr~0.1]", "sgd[lr~0.01]", "adam", "sgd", "adam"],
-            "work_units_to_target_median": [8.0, 2.0, 4.0, INF, 1.0],
-            "time_to_target_s_median": [1.0, 1.0, 1.0, 1.0, 1.0],
-        }
+    table = _points_table(
+        [
+            ("p1", "sgd", "lr~0.1", 8.0, 0.9, 0.9),
+            ("p1", "sgd", "lr~0.01", 2.0, 0.9, 0.9),
+            ("p1", "adam", "default", 4.0, 0.9, 0.9),
+            ("p2", "sgd", "default", INF, 0.9, 0.9),
+            ("p2", "adam", "default", 1.0, 0.9, 0.9),
+        ]
     )
-    costs = tb.cost_matrix(table, "work_units_to_target")
+    targets = {p: {"quantity": "val_metric", "value": 0.8, "direction": "above"} for p in ("p1", "p2")}
+    costs = tb.cost_matrix(table, "work_units_to_target", targets)
     assert costs.loc["p1", "sgd"] == 2.0 and costs.loc["p2", "sgd"] == INF
     labels = tb.solver_labels(table)
     assert list(labels) == ["sgd[lr~0.1]", "sgd[lr~0.01]", "adam", "sgd", "adam"]  # per problem
-    assert set(tb.profiles(table)["solver"]) == {"sgd", "adam"}
+    assert set(tb.profiles(table, targets)["solver"]) == {"sgd", "adam"}
+
+
+def test_best_point_is_never_chosen_on_a_test_column():
+    """Classification: fewest work units to the validation target, then the better final validation
+    accuracy — a point with the better *test* accuracy loses. PINNs (target on the test relative L2,
+    no validation split): the lower final training loss, whatever reached the test target first."""
+    cls = _points_table(
+        [
+            ("c", "sgd", "lr~0.1", 5.0, 0.95, 0.99),  # same work to target, better test accuracy
+            ("c", "sgd", "lr~0.01", 5.0, 0.97, 0.90),  # better validation accuracy: chosen
+            ("c", "sgd", "lr~1", 9.0, 0.99, 0.99),  # slower to the validation target
+        ]
+    )
+    best = tb.select_points(cls, {"c": {"quantity": "val_metric", "value": 0.9, "direction": "above"}})
+    assert list(best["point"]) == ["lr~0.01"] and list(best["n_points"]) == [3]
+    pinn = _points_table(
+        [
+            ("p", "adam", "lr~0.003", 100.0, 0.02, 0.01),  # first to the test target, higher train loss
+            ("p", "adam", "lr~0.001", INF, 0.01, 0.2),  # lower final training loss: chosen
+        ],
+        selection="train_loss",
+        higher=False,
+    )
+    best = tb.select_points(pinn, {"p": {"quantity": "test_metric", "value": 0.05, "direction": "below"}})
+    assert list(best["point"]) == ["lr~0.001"]
+    assert tb.cost_matrix(pinn, "work_units_to_target", {"p": {"quantity": "test_metric"}}).loc["p", "adam"] == INF
+
+
+def test_a_target_reached_past_the_work_budget_is_no_success():
+    h = _history("p", "sgd", 0, [2.0, 1.0, 0.9, 0.3])  # reaches 0.5 at 3 work units only
+    target = {"p": {"quantity": "train_loss", "value": 0.5}}
+    key = ("p", "sgd", "default", 0)
+    assert bool(tb.time_to_target(h, target).iloc[0]["reached"])
+    row = tb.time_to_target(h, target, {key: 2.5}).iloc[0]
+    assert not row["reached"] and row["work_units_to_target"] == INF
+    summary = _summary(h).assign(budget='{"work_units": 2.5}')
+    assert tb.work_budgets(summary) == {key: 2.5}
+    assert tb.time_to_target(h, target, {key: 3.0}).iloc[0]["work_units_to_target"] == 3.0  # at the budget: counts
+
+
+def test_resolution_and_test_metric_at_the_target():
+    h = _history("p", "rmtr", 0, [2.0, 1.0, 0.4, 0.3], metrics=[0.1, 0.5, 0.8, 0.9])
+    h["work_units"] = [0.0, 1.0, 12.0, 13.0]  # a coarse phase between the 2nd and 3rd point
+    h["work_units_resolution"] = [0.0, 0.0, 0.0, 1.0]  # ... during which the iterate did not move
+    ttt = tb.time_to_target(h, {"p": {"quantity": "train_loss", "value": 0.5}})
+    row = ttt.iloc[0]
+    assert row["work_units_to_target"] == 12.0 and row["work_units_resolution"] == 0.0
+    assert row["max_resolution_wu"] == 1.0 and row["test_metric_at_target"] == 0.8
+    table = tb.comparison_table(_summary(h), ttt)
+    assert table.iloc[0]["resolution_wu"] == 1.0
+    assert "| resolution (WU) |" in tb.to_markdown(table)

@@ -327,6 +327,8 @@ def test_hessian_vector_products_are_charged_at_their_measured_cost():
     v = torch.randn_like(x)
     ratio = hvp_cost_ratio(obj, x, v, batch)
     assert 1.8 < ratio < 3.0
+    assert obj.measure_hvp_cost(batch, x) == ratio  # measured once beforehand (the runner does), uncharged
+    assert counter.grad_evals == 0
     hv = obj.hvp(x, v, batch)
     obj.hvp(x, 2 * v, batch)
     assert counter.grad_evals == 2.0

@@ -2,17 +2,27 @@
 
 Definitions (kept simple and interpolation-free on purpose):
 
-* **time to target** of one run: the cost columns (epochs, work units, gradient evaluations,
-  training time, energy) at the *first evaluation point* where the target quantity is at or below
-  (``direction: below``) or at or above (``direction: above``) the target value. A run that never
-  gets there has cost ``inf`` (energy: ``inf`` too; a run that gets there without an energy
-  counter has energy ``NaN`` — not measured is never turned into a number).
+* **time to target** of one run: the cost columns (epochs, work units serial and parallel,
+  gradient evaluations, training time, energy) at the *first evaluation point* where the target
+  quantity is at or below (``direction: below``) or at or above (``direction: above``) the target
+  value, among the points within the run's ``work_units`` budget (a target reached past the budget
+  is no success). A run that never gets there has cost ``inf`` (energy: ``inf`` too; a run that
+  gets there without an energy counter has energy ``NaN`` — not measured is never turned into a
+  number). ``work_units_resolution`` of the hit: how much earlier the iterate may have reached it
+  (the history column), ``test_metric_at_target``: the test metric there (reported beside).
+* **nothing is chosen on the test set**: targets of classification problems are on the validation
+  metric (``val_metric``; a test column as target is refused for a problem with a validation
+  split, :mod:`ml2bench.sweep.jobs`), and a method's best grid point (:func:`select_points`) is
+  chosen on the validation metric, or on the training loss for problems without a validation
+  split (PINNs) — never on a test column. Test metrics are reported beside.
 * **median / IQR over seeds** use linear quantiles, except that a quantile which touches an
   ``inf`` is ``inf`` (so "median = inf" reads "at most half the seeds reached the target").
   ``NaN`` values (not measured) are dropped; all-NaN gives NaN.
 * **solver** (table rows): a method, or ``method[point]`` when that method ran with several
   hyper-parameter points on the problem. Performance profiles compare *methods*, each with its
-  best point on each problem (smallest median cost) — say so when quoting them.
+  best point on each problem (:func:`select_points`) — say so when quoting them.
+* **resolution** (``resolution_wu``, per solver): the largest ``work_units_resolution`` of any
+  evaluation point of its runs: every work-to-target of the solver is exact to within it.
 * **performance profile** (Dolan & Moré 2002): with ``t[p, s]`` the median cost of solver ``s`` on
   problem ``p`` and ``r[p, s] = t[p, s] / min_s t[p, s]``, ``rho_s(tau) = |{p : r[p, s] <= tau}| / n_p``.
   A problem nobody solved gives ``r = inf`` for everyone; a solver not run on a problem counts as
@@ -42,10 +52,13 @@ COSTS = {  # history column -> time-to-target column
     "epoch": "epochs_to_target",
     "grad_evals": "grad_evals_to_target",
     "work_units": "work_units_to_target",
+    "work_units_parallel": "work_units_parallel_to_target",
     "train_time_s": "time_to_target_s",
     "energy_j": "energy_to_target_j",
 }
 PROFILE_COSTS = {"work_units_to_target": "work units to target", "time_to_target_s": "wall time to target"}
+TEST_QUANTITIES = ("test_loss", "test_metric")  # reported, never chosen on
+TTT_EXTRA = ["work_units_resolution", "max_resolution_wu", "test_metric_at_target"]
 
 
 # --- statistics --------------------------------------------------------------------------
@@ -82,16 +95,34 @@ def first_crossing(history: pd.DataFrame, quantity: str, value: float, direction
     return h.loc[hit.idxmax()]  # idxmax: label of the first True
 
 
-def time_to_target(history: pd.DataFrame, targets: Mapping[str, Mapping]) -> pd.DataFrame:
-    """One row per run: ``reached`` and the cost columns of :data:`COSTS` (inf: not reached)."""
+def work_budgets(summary: pd.DataFrame) -> dict[tuple, float]:
+    """Run key -> its ``work_units`` budget (from the summary's ``budget`` JSON; runs without one are left out)."""
+    out = {}
+    for row in summary.to_dict("records"):
+        budget = json.loads(row["budget"]) if isinstance(row.get("budget"), str) else {}
+        if budget.get("work_units") is not None:
+            out[tuple(row[k] for k in RUN_KEYS)] = float(budget["work_units"])
+    return out
+
+
+def time_to_target(
+    history: pd.DataFrame, targets: Mapping[str, Mapping], budgets: Mapping[tuple, float] | None = None
+) -> pd.DataFrame:
+    """One row per run: the target's quantity (``val_metric`` for classification), ``reached``, the
+    cost columns of :data:`COSTS` (inf: not reached), the resolution and test metric at the hit,
+    and ``max_resolution_wu`` of the run. ``budgets``:
+    run key -> work-unit budget; evaluation points past it do not count."""
     rows = []
+    budgets = budgets or {}
     for key, h in history.groupby(RUN_KEYS, sort=True):
         pid = key[0]
         if pid not in targets:
             raise ValueError(f"no target for problem {pid!r}; targets given for: {', '.join(sorted(targets))}")
         t = targets[pid]
-        row = dict(zip(RUN_KEYS, key))
-        hit = first_crossing(h, t["quantity"], float(t["value"]), t.get("direction", "below"))
+        row = dict(zip(RUN_KEYS, key), target_quantity=t["quantity"])
+        limit = budgets.get(tuple(key))
+        within = h if limit is None else h[pd.to_numeric(h["work_units"]) <= limit * (1 + 1e-9)]
+        hit = first_crossing(within, t["quantity"], float(t["value"]), t.get("direction", "below"))
         row["reached"] = hit is not None
         for src, dst in COSTS.items():
             measured = src in h and pd.to_numeric(h[src], errors="coerce").notna().any()
@@ -99,8 +130,12 @@ def time_to_target(history: pd.DataFrame, targets: Mapping[str, Mapping]) -> pd.
                 row[dst] = math.nan  # e.g. no energy counter: not measured, reached or not
             else:
                 row[dst] = INF if hit is None else float(hit[src])
+        resolution = h["work_units_resolution"] if "work_units_resolution" in h else None
+        row["work_units_resolution"] = math.nan if hit is None or resolution is None else float(hit[resolution.name])
+        row["max_resolution_wu"] = math.nan if resolution is None else float(resolution.max())
+        row["test_metric_at_target"] = math.nan if hit is None else float(hit["test_metric"])
         rows.append(row)
-    cols = RUN_KEYS + ["reached"] + list(COSTS.values())
+    cols = RUN_KEYS + ["target_quantity", "reached"] + list(COSTS.values()) + TTT_EXTRA
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -121,16 +156,23 @@ def solver_labels(frame: pd.DataFrame) -> pd.Series:
 
 # --- comparison table --------------------------------------------------------------------
 def comparison_table(summary: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
-    """Per problem and solver: runs, success rate, statuses, and median/q25/q75 over seeds of the
-    final test metric, final train loss and the costs to reach the target."""
+    """Per problem and solver: runs, success rate, statuses, median/q25/q75 over seeds of the final
+    test and validation metrics, the final train loss, the final value of the problem's selection
+    quantity and the costs to reach the target; the resolution of its work-to-target values."""
     merged = summary.merge(ttt, on=RUN_KEYS, how="left", validate="one_to_one", indicator=True)
     no_history = merged.pop("_merge") == "left_only"
     merged["reached"] = merged["reached"].astype("boolean").fillna(False).astype(bool)
     for col in COSTS.values():
         merged.loc[no_history, col] = INF  # a run without evaluation points never reached the target
     merged["solver"] = solver_labels(merged)
+    if "selection_quantity" not in merged:  # runs recorded before validation splits: the training loss
+        merged["selection_quantity"] = "train_loss"
+    merged["final_selection"] = [
+        row.get(f"final_{row['selection_quantity']}", math.nan) for row in merged.to_dict("records")
+    ]
     rows = []
     for (pid, solver), g in merged.groupby(["problem_id", "solver"], sort=True):
+        quantity = str(g["selection_quantity"].iloc[0])
         row = {
             "problem_id": pid,
             "problem": g["problem"].iloc[0],
@@ -138,31 +180,68 @@ def comparison_table(summary: pd.DataFrame, ttt: pd.DataFrame) -> pd.DataFrame:
             "method": g["method"].iloc[0],
             "point": g["point"].iloc[0],
             "metric_name": g["metric_name"].iloc[0],
+            "selection_quantity": quantity,
+            "selection_higher_is_better": quantity.endswith("_metric") and bool(g["metric_higher_is_better"].iloc[0]),
             "n_runs": len(g),
             "n_diverged": int((g["status"] == "diverged").sum()),
             "n_failed": int((g["status"] == "failed").sum()),
             "success_rate": float(g["reached"].mean()),
+            "resolution_wu": float(g["max_resolution_wu"].max()) if g["max_resolution_wu"].notna().any() else math.nan,
         }
         for col, name in (
             ("final_test_metric", "final_metric"),
+            ("final_val_metric", "final_val_metric"),
             ("final_train_loss", "final_train_loss"),
+            ("final_selection", "final_selection"),
             *((c, c) for c in COSTS.values()),
         ):
-            med, q25, q75 = median_iqr(g[col].astype(float))
+            values = g[col].astype(float) if col in g else pd.Series([math.nan] * len(g))
+            med, q25, q75 = median_iqr(values)
             row[f"{name}_median"], row[f"{name}_q25"], row[f"{name}_q75"] = med, q25, q75
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def select_points(table: pd.DataFrame, targets: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
+    """One row of the comparison ``table`` per (problem, method): the method's best
+    hyper-parameter point, chosen without looking at a test column.
+
+    Order: fewest median work units to the target — only where the target is not on a test
+    column (classification: the validation metric) — then the best median final value of the
+    problem's selection quantity (validation metric; training loss where there is no validation
+    split, e.g. PINNs, whose targets are on the reported relative L2 error and so cannot choose),
+    then the point's name. Adds ``n_points`` (points the method ran with)."""
+    rows = []
+    for (pid, _method), g in table.groupby(["problem_id", "method"], sort=False):
+        quantity = (targets or {}).get(pid, {}).get("quantity", "test_metric")
+        by_target = quantity not in TEST_QUANTITIES
+        sign = -1.0 if bool(g["selection_higher_is_better"].iloc[0]) else 1.0
+
+        def key(i: int, g=g, by_target=by_target, sign=sign) -> tuple:
+            r = g.iloc[i]
+            work = float(r["work_units_to_target_median"]) if by_target else 0.0
+            final = float(r["final_selection_median"])
+            return (INF if math.isnan(work) else work, INF if math.isnan(final) else sign * final, str(r["point"]))
+
+        best = g.iloc[min(range(len(g)), key=key)].copy()
+        best["n_points"] = g["point"].nunique()
+        rows.append(best)
+    return pd.DataFrame(rows)
+
+
 # --- performance profiles ----------------------------------------------------------------
-def cost_matrix(table: pd.DataFrame, cost: str) -> pd.DataFrame:
+def cost_matrix(table: pd.DataFrame, cost: str, targets: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """problems x methods matrix of median ``cost`` (e.g. ``work_units_to_target``); missing = inf.
 
     A method run with several hyper-parameter points on a problem enters with its best point there
-    (smallest median cost); a table without a ``method`` column is taken per ``solver``.
+    (:func:`select_points`: chosen on validation or training quantities, never on the profile's
+    own cost when that is measured on a test column); a table without a ``method`` column is taken
+    per ``solver``.
     """
-    key = "method" if "method" in table else "solver"
     col = f"{cost}_median"
+    if "method" in table:
+        table = select_points(table, targets)
+    key = "method" if "method" in table else "solver"
     best = table.assign(_c=table[col].astype(float).fillna(INF)).groupby(["problem_id", key])["_c"].min()
     return best.unstack(key).astype(float).fillna(INF)
 
@@ -195,11 +274,11 @@ def profile_taus(ratios: pd.DataFrame) -> np.ndarray:
     return np.unique(np.concatenate([[1.0], finite, [tmax]]))
 
 
-def profiles(table: pd.DataFrame) -> pd.DataFrame:
+def profiles(table: pd.DataFrame, targets: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """Long table (cost, tau, solver, rho) of the performance profiles of :data:`PROFILE_COSTS`."""
     out = []
     for cost in PROFILE_COSTS:
-        ratios = performance_ratios(cost_matrix(table, cost))
+        ratios = performance_ratios(cost_matrix(table, cost, targets))
         r = rho(ratios, profile_taus(ratios))
         r.columns.name = None
         r = r.reset_index().melt(id_vars="tau", var_name="solver", value_name="rho")
@@ -232,20 +311,23 @@ def _cell(row: Mapping, name: str, latex: bool = False) -> str:
 
 
 DISPLAY = [  # (header, column stem or callable)
-    ("final metric", "final_metric"),
+    ("final val. metric", "final_val_metric"),
+    ("final test metric", "final_metric"),
     ("final train loss", "final_train_loss"),
     ("work units to target", "work_units_to_target"),
+    ("parallel WU to target", "work_units_parallel_to_target"),
     ("time to target (s)", "time_to_target_s"),
     ("energy to target (J)", "energy_to_target_j"),
 ]
 
 
 def _display_rows(table: pd.DataFrame, latex: bool) -> tuple[list[str], dict[str, list[list[str]]]]:
-    header = ["solver", "runs", "success"] + [h for h, _ in DISPLAY]
+    header = ["solver", "runs", "success"] + [h for h, _ in DISPLAY] + ["resolution (WU)"]
     per_problem: dict[str, list[list[str]]] = {}
     for _, row in table.iterrows():
         cells = [str(row["solver"]), str(row["n_runs"]), f"{100 * row['success_rate']:.0f}%"]
         cells += [_cell(row, stem, latex) for _, stem in DISPLAY]
+        cells.append(_num(float(row["resolution_wu"]), latex) if "resolution_wu" in row else "n/a")
         per_problem.setdefault(str(row["problem_id"]), []).append(cells)
     return header, per_problem
 
@@ -262,8 +344,11 @@ def to_markdown(table: pd.DataFrame, targets: Mapping | None = None) -> str:
     """One markdown table per problem; cells are ``median [q25, q75]`` over seeds."""
     header, per_problem = _display_rows(table, latex=False)
     out = [
-        "Cells: median [25%, 75%] over seeds. ∞: target not reached (by at least half the seeds "
-        "for a median); n/a: not measured. success: fraction of seeds reaching the target.",
+        "Cells: median [25%, 75%] over seeds. ∞: target not reached within the budget (by at least half "
+        "the seeds for a median); n/a: not measured. success: fraction of seeds reaching the target. Targets "
+        "and choices use the validation metric (PINNs: the training loss); the test metric is reported "
+        "beside. parallel WU: additive Schwarz's local phase counted once per iteration. resolution: "
+        "every work-to-target of the row is exact to within it.",
         "",
     ]
     for pid, rows in per_problem.items():
@@ -328,9 +413,9 @@ def build(tables_dir: str | Path, targets: Mapping | None = None, out: str | Pat
     summary = pd.read_parquet(tables_dir / "summary.parquet")
     if targets is None:
         targets = json.loads((tables_dir / "targets.json").read_text())
-    ttt = time_to_target(history, targets)
+    ttt = time_to_target(history, targets, work_budgets(summary))
     table = comparison_table(summary, ttt)
-    prof = profiles(table)
+    prof = profiles(table, targets)
     paths = {
         k: out / k
         for k in (

@@ -143,6 +143,8 @@ def run_method(
     obj = mgh_objective(name, counter, log=log, problem=problem)
     m = METHODS.get(method)(Hierarchy([obj], [], counter), obj.initial_x(), hp)
     batch = UnitBatch(torch.zeros(1, dtype=torch.float64))
+    if m.uses_hvp(m.hp):  # as the runner: measured before, uncharged
+        m.hierarchy.measure_hvp_costs(batch)
     result = None
     while counter.grad_evals < max_evals:
         result = m.step(batch)

@@ -78,6 +78,8 @@ def grid_cycles(
         x0 = 2 * torch.rand(H.fine.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1
     params = {"levels": H.levels, **(hp or {}), "grad_rtol": rtol}
     m = METHODS.get(method)(H, x0, params)
+    if m.uses_hvp(m.hp):  # as the runner: measured before, uncharged
+        H.measure_hvp_costs(batch)
     g0 = None
     cycles, stop = None, "max_cycles"
     for k in range(1, max_cycles + 1):

@@ -51,3 +51,9 @@ class Hierarchy:
     @property
     def fine(self) -> Objective:
         return self.objectives[0]
+
+    def measure_hvp_costs(self, batch) -> None:
+        """Measure every level's Hessian-vector-product cost on ``batch`` (uncharged; before
+        training, for a method that uses products: :meth:`Objective.measure_hvp_cost`)."""
+        for objective in self.objectives:
+            objective.measure_hvp_cost(batch)

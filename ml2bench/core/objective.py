@@ -44,6 +44,24 @@ FModel = Callable[[Tensor], Tensor]
 LossFn = Callable[[FModel, Any], Tensor]
 
 
+BUDGET_RTOL = 1e-9  # round-off of summed batch fractions and cost ratios, not a tolerance on the budget
+
+
+class BudgetExhausted(BaseException):  # noqa: N818 (a signal, like KeyboardInterrupt, not an error)
+    """Raised by :meth:`WorkCounter.charge` *before* an evaluation that would take a counted budget
+    past its limit: nothing beyond the budget is ever evaluated or charged.
+
+    A ``BaseException`` like ``KeyboardInterrupt``: it is a signal to the runner, which ends the
+    run as ``budget_exhausted`` at the method's iterate (:attr:`Method.x`, which cycle methods keep
+    at their last safe point, :meth:`Method.checkpoint`); no method's error handling
+    (``except Exception``) may swallow it.
+    """
+
+    def __init__(self, name: str, value: float, limit: float) -> None:
+        super().__init__(f"{name} budget {limit:g} reached ({value:.6g} charged; the next evaluation would exceed it)")
+        self.name = name
+
+
 @dataclass
 class WorkCounter:
     """Counts evaluations in units of one full-batch fine-level gradient evaluation.
@@ -52,25 +70,74 @@ class WorkCounter:
     evaluations are charged like gradient evaluations: conservative, and what line searches
     report). ``work_units`` weights each evaluation by its level's measured cost ratio
     (FLOPs of forward+backward relative to the finest level), so a coarse step is not free.
+    ``work_units_parallel`` is the same count on the critical path of a parallel execution: equal
+    to ``work_units`` except for phases of concurrent branches (the subdomains of additive
+    Schwarz), of which it adds only the longest branch (:meth:`concurrent_phase`).
+
+    ``limits`` (counter name -> budget, set by the runner from the run's ``grad_evals`` /
+    ``work_units`` budget): :meth:`charge` raises :class:`BudgetExhausted` instead of charging an
+    evaluation that would exceed one, so no method can overshoot a counted budget.
     """
 
     grad_evals: float = 0.0
     work_units: float = 0.0
+    work_units_parallel: float = 0.0
     by_level: dict[int, float] = field(default_factory=dict)
+    limits: dict[str, float] = field(default_factory=dict)
 
     def charge(self, level: int, batch_fraction: float, cost_ratio: float) -> None:
+        work = batch_fraction * cost_ratio
+        if self.limits:
+            for name, value in (("grad_evals", self.grad_evals), ("work_units", self.work_units)):
+                limit = self.limits.get(name)
+                if limit is not None and value + (work if name == "work_units" else batch_fraction) > limit * (
+                    1 + BUDGET_RTOL
+                ):
+                    raise BudgetExhausted(name, value, limit)
         self.grad_evals += batch_fraction
-        self.work_units += batch_fraction * cost_ratio
+        self.work_units += work
+        self.work_units_parallel += work
         self.by_level[level] = self.by_level.get(level, 0.0) + batch_fraction
 
     def state_dict(self) -> dict[str, Any]:
-        return {"grad_evals": self.grad_evals, "work_units": self.work_units, "by_level": dict(self.by_level)}
+        return {
+            "grad_evals": self.grad_evals,
+            "work_units": self.work_units,
+            "work_units_parallel": self.work_units_parallel,
+            "by_level": dict(self.by_level),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """In place: every objective holding this counter sees the loaded values."""
         self.grad_evals, self.work_units = float(state["grad_evals"]), float(state["work_units"])
+        self.work_units_parallel = float(state["work_units_parallel"])
         self.by_level.clear()
         self.by_level.update({int(k): float(v) for k, v in state["by_level"].items()})
+
+    def add_remote(self, level: int, grad_evals: float, work_units: float) -> None:
+        """Add work charged on other ranks of a parallel run (the same bookkeeping as :meth:`charge`,
+        unchecked: every rank then holds the total)."""
+        self.grad_evals += grad_evals
+        self.work_units += work_units
+        self.work_units_parallel += work_units
+        self.by_level[level] = self.by_level.get(level, 0.0) + grad_evals
+
+    def concurrent_phase(self, start: float, branches: list[float]) -> None:
+        """Charge the parallel count for a phase of concurrent branches that began when it was
+        ``start``: the longest branch only (the serial counts hold every branch's work, charged as
+        they ran). ``branches``: the work units of each branch, all ranks included."""
+        self.work_units_parallel = start + max(branches, default=0.0)
+
+    @contextlib.contextmanager
+    def unlimited(self) -> Iterator[None]:
+        """No limit checks inside (the local phase of a multi-rank Schwarz run, where each rank
+        holds only part of the work until the all-reduce: checking there would let ranks stop at
+        different points; the next evaluation after it is checked on the total)."""
+        saved, self.limits = self.limits, {}
+        try:
+            yield
+        finally:
+            self.limits = saved
 
 
 class Objective:
@@ -113,6 +180,8 @@ class Objective:
         #: "cuda": captured once per batch shape as CUDA graphs and replayed (see ml2bench.core.cost.graphs)
         self.graphs = "off"
         self._static: dict[tuple, Any] = {}
+        #: operations of one Hessian-vector product / one loss+gradient (:meth:`measure_hvp_cost`)
+        self.hvp_ratio: float | None = None
 
     @property
     def n(self) -> int:
@@ -293,22 +362,38 @@ class Objective:
         assert self._flat_grad is not None
         return float(value), self._flat_grad.clone()
 
+    def measure_hvp_cost(self, batch: Batch, x: Tensor | None = None) -> float:
+        """Measure (once; kept in :attr:`hvp_ratio`) the operations of one Hessian-vector product
+        relative to one loss+gradient at ``x`` (default: the module's parameters) on ``batch``
+        (:func:`ml2bench.core.cost.opcount.hvp_cost_ratio`: one gradient and one product under an
+        operation counter; about 2-3 on networks). Uncharged: the runner calls it before training,
+        outside the clock, for a method that uses products (:meth:`Method.uses_hvp`)."""
+        if self.hvp_ratio is None:
+            from ml2bench.core.cost.opcount import hvp_cost_ratio
+
+            x = self.initial_x() if x is None else x
+            self.hvp_ratio = hvp_cost_ratio(self, x, torch.ones_like(x), batch)
+        return self.hvp_ratio
+
     def hvp(self, x: Tensor, v: Tensor, batch: Batch) -> Tensor:
         """∇²f(x) v on ``batch`` by double backward (the gradient is built with ``create_graph``
         and differentiated once more along ``v``; forward-over-reverse would be the same).
 
         Charged as one evaluation weighted by its measured cost relative to :meth:`loss_grad`
-        (:func:`ml2bench.core.cost.opcount.hvp_cost_ratio`, measured at the first call and kept; about 2 on
-        networks): ``grad_evals`` counts it once, ``work_units`` at that ratio.
+        (:meth:`measure_hvp_cost`): ``grad_evals`` counts it once, ``work_units`` at that ratio.
+        When the ratio was not measured before training, the first product measures it here and
+        is charged for the measurement too (one gradient and one product more): evaluations inside
+        a run are never free.
         Computed by :meth:`_hvp_in_place` on the flat parameter buffer: eagerly (``graphs ==
         "off"``, the autograd graph rebuilt at every call), or on static buffers, captured as a
         CUDA graph per batch shape and replayed with ``graphs == "cuda"`` (:mod:`ml2bench.core.cost.graphs`);
         both equal a double backward with ``x`` as the leaf (tests/test_graphs.py)."""
-        if getattr(self, "_hvp_ratio", None) is None:
-            from ml2bench.core.cost.opcount import hvp_cost_ratio
-
-            self._hvp_ratio = hvp_cost_ratio(self, x, v, batch)
-        self.counter.charge(self.level, batch.size / self.n_train, self.cost_ratio * self._hvp_ratio)
+        fraction = batch.size / self.n_train
+        if self.hvp_ratio is None:
+            ratio = self.measure_hvp_cost(batch, x)
+            self.counter.charge(self.level, fraction, self.cost_ratio)  # the measurement's gradient
+            self.counter.charge(self.level, fraction, self.cost_ratio * ratio)  # and its product
+        self.counter.charge(self.level, fraction, self.cost_ratio * self.hvp_ratio)
         self._load(x)
         if self.graphs != "off":
             from ml2bench.core.cost.graphs import StaticEvaluation

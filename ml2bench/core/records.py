@@ -42,7 +42,11 @@ HISTORY_COLUMNS = {
     "epoch": "passes over the training data drawn by the sampler so far",
     "iteration": "method steps so far",
     "grad_evals": "gradient/function evaluations in units of one full-batch evaluation on any level",
-    "work_units": "evaluations weighted by their level's FLOP ratio to the finest level",
+    "work_units": "evaluations weighted by their level's FLOP ratio to the finest level (serial: every evaluation)",
+    "work_units_parallel": "work units on the critical path of a parallel execution: the additive Schwarz "
+    "local phase counted once per iteration (its slowest subdomain); equal to work_units for every other method",
+    "work_units_resolution": "work units between this point and the first step end or method checkpoint after "
+    "the previous point: the iterate evaluated here was reached at most this much earlier (0: exactly here)",
     "train_time_s": "training wall time so far (evaluations of the test metric excluded)",
     "energy_cpu_j": "CPU package energy so far from RAPL (NaN: no counter)",
     "energy_dram_j": "DRAM energy so far from RAPL (NaN: no counter)",
@@ -50,8 +54,11 @@ HISTORY_COLUMNS = {
     "energy_j": "sum of the available energy counters (NaN: none)",
     "train_loss": "loss on the whole training set at this point",
     "step_loss": "loss the method saw on its last batch",
-    "test_loss": "loss on the test set",
-    "test_metric": "test metric (accuracy for classification, relative L2 error for PINNs)",
+    "val_loss": "loss on the validation split (classification: held out of the training data; NaN: none)",
+    "val_metric": "validation metric, what targets and choices use for classification (NaN: no validation split)",
+    "test_loss": "loss on the test set (reported, never used to choose)",
+    "test_metric": "test metric (accuracy for classification, relative L2 error for PINNs; reported, never "
+    "used to choose)",
 }
 #: what a run's two files must agree on with each other and with the job that owns the folder
 IDENTITY = ("problem", "method", "seed", "config_hash")
@@ -70,15 +77,24 @@ SUMMARY_COLUMNS = {
     "error": "the exception of a failed run ('' otherwise)",
     "metric_name": "name of the test metric (accuracy, rel_l2)",
     "metric_higher_is_better": "true when a larger test metric is better (accuracy)",
+    "selection_quantity": "history column every choice is made on (targets, best grid point): val_metric "
+    "for classification, train_loss for problems without a validation split (PINNs); never a test column",
     "final_train_loss": "train_loss at the last evaluation point",
+    "final_val_loss": "val_loss at the last evaluation point (NaN: no validation split)",
+    "final_val_metric": "val_metric at the last evaluation point (NaN: no validation split)",
     "final_test_loss": "test_loss at the last evaluation point",
-    "final_test_metric": "test_metric at the last evaluation point",
+    "final_test_metric": "test_metric at the last evaluation point (reported beside the validation metric)",
     "best_train_loss": "lowest train_loss over the evaluation points",
-    "best_test_metric": "best test_metric over the evaluation points (by metric_higher_is_better)",
+    "best_val_metric": "best val_metric over the evaluation points (the target rule's input)",
+    "best_test_metric": "best test_metric over the evaluation points (by metric_higher_is_better; reported only)",
     "iterations": "method steps taken",
     "epochs": "passes over the training data drawn by the sampler",
-    "grad_evals": "total evaluations in units of one full-batch evaluation (as in the history)",
-    "work_units": "total evaluations weighted by their level's FLOP ratio (as in the history)",
+    "grad_evals": "total evaluations in units of one full-batch evaluation (as in the history); never above a "
+    "grad_evals budget (the work counter refuses the evaluation that would exceed it)",
+    "work_units": "total evaluations weighted by their level's FLOP ratio (as in the history), serial; never above "
+    "a work_units budget",
+    "work_units_parallel": "total work units on the critical path (as in the history: additive Schwarz's local "
+    "phase once per iteration; equal to work_units for every other method)",
     "train_time_s": "total training wall time, evaluation excluded",
     "wall_time_s": "wall time of the whole run: set-up, training and evaluation",
     "energy_j": "energy_j at the last evaluation point (NaN: no counter)",

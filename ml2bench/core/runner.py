@@ -4,6 +4,14 @@ One run = one (problem, method, seed, hyper-parameters). The loop times only tra
 clock is paused, and CUDA synchronised, around evaluations), stops at the first budget reached,
 records a diverging run as ``diverged`` and an exception as ``failed`` instead of crashing the
 caller (a sweep goes on), and returns tidy tables (see :mod:`ml2bench.core.records`).
+
+Equal work: a ``work_units`` or ``grad_evals`` budget is a limit of the shared
+:class:`~ml2bench.core.objective.WorkCounter`, which refuses (raises
+:class:`~ml2bench.core.objective.BudgetExhausted`) any evaluation that would exceed it, inside a
+step as well; the run then ends at the method's iterate, so no run is charged more than its
+budget. Evaluation points come after a step once ``eval_interval`` work units have passed, and
+also inside a step at the method's checkpoints (:meth:`~ml2bench.methods.base.Method.checkpoint`:
+after each smoothing iteration or coarse correction of a cycle), uncharged and untimed.
 """
 
 from __future__ import annotations
@@ -26,11 +34,12 @@ from ml2bench.core.config import RunConfig
 from ml2bench.core.cost import provenance
 from ml2bench.core.cost.capacity import check_model_fits
 from ml2bench.core.cost.energy import EnergyMeter
-from ml2bench.core.objective import WorkCounter
+from ml2bench.core.objective import BudgetExhausted, WorkCounter
 from ml2bench.methods import METHODS, Method
 from ml2bench.problems import PROBLEMS, Problem
 
 DIVERGENCE_FACTOR = 1e8  # a loss this many times above the initial one counts as diverged
+COUNTED_BUDGETS = ("grad_evals", "work_units")  # budgets the work counter enforces per evaluation
 
 
 @dataclass
@@ -142,8 +151,7 @@ def _run(
         objective.graphs = graphs
     x0 = hierarchy.fine.initial_x()
     method = method_cls(hierarchy, x0, config.method_params)
-    if config.budget.get("work_units") is not None:
-        method.work_limit = float(config.budget["work_units"])
+    counter.limits = {k: float(config.budget[k]) for k in COUNTED_BUDGETS if config.budget.get(k) is not None}
     sampler = None
     if hasattr(method, "set_sampler"):  # a method that draws its own (growing) batches: rmtr batch_growth
         from ml2bench.numerics.sampling import BatchSampler
@@ -157,6 +165,10 @@ def _run(
         batch_size = problem_cls.default_batch_size
     if batch_size is not None:  # a batch never exceeds the data: record the size actually used
         batch_size = min(batch_size, problem.n_train)
+    if method_cls.uses_hvp(method.hp):  # measured once, before the clock starts, on the run's first batch
+        hierarchy.measure_hvp_costs(
+            next(iter(problem.train_batches(batch_size, torch.Generator().manual_seed(seeds["order"]))))
+        )
     order = torch.Generator().manual_seed(seeds["order"])
     budget = config.budget
 
@@ -164,15 +176,18 @@ def _run(
     clock = _Clock(device)
     meter = EnergyMeter.for_device(device)
     energy_train = {"energy_cpu_j": 0.0, "energy_dram_j": 0.0, "energy_gpu_j": 0.0, "energy_j": 0.0}
-    state = {"iteration": 0, "samples": 0, "step_loss": math.nan}
+    # first_change: work units at the first step end or checkpoint after the last evaluation point
+    state = {"iteration": 0, "samples": 0, "step_loss": math.nan, "first_change": None}
     config_hash = config.hash()  # in every history row: binds the history to its summary
 
     def record() -> dict[str, Any]:
+        nonlocal next_eval
         reading = meter.read()
         for key in energy_train:  # accumulate the energy of the training segment just ended
             energy_train[key] += reading[key]
         f = hierarchy.fine.fmodel(method.x.detach())
         metrics = problem.evaluate(f)
+        first_change = state["first_change"]
         row = {
             "problem": config.problem,
             "method": config.method,
@@ -182,21 +197,46 @@ def _run(
             "iteration": state["iteration"],
             "grad_evals": counter.grad_evals,
             "work_units": counter.work_units,
+            "work_units_parallel": counter.work_units_parallel,
+            "work_units_resolution": 0.0 if first_change is None else counter.work_units - first_change,
             "train_time_s": clock.total,
             **energy_train,
             "train_loss": full_train_loss(problem, method),
             "step_loss": state["step_loss"],
+            "val_loss": metrics.get("val_loss", math.nan),
+            "val_metric": metrics.get("val_metric", math.nan),
             "test_loss": metrics["test_loss"],
             "test_metric": metrics["test_metric"],
         }
         rows.append(row)
+        state["first_change"] = None
+        next_eval = (math.floor(counter.work_units / config.eval_interval) + 1) * config.eval_interval
         meter.start()  # the next segment starts after evaluation
         return row
+
+    def unrecorded_work() -> bool:
+        return counter.work_units > rows[-1]["work_units"]
+
+    def changed() -> None:
+        """A step ended or the method reached a checkpoint: its iterate may have moved (if it
+        evaluated anything since the last evaluation point)."""
+        if state["first_change"] is None and unrecorded_work():
+            state["first_change"] = counter.work_units
+
+    def at_checkpoint(_method: Method, coarse_next: bool) -> None:
+        """An evaluation point inside a step, on the same schedule; and before a coarse phase
+        (long: its work would otherwise blur the time to target of the iterate before it)."""
+        changed()
+        if counter.work_units >= next_eval or (coarse_next and unrecorded_work()):
+            clock.stop()
+            record()
+            clock.start()
 
     status, error, stop_reason = None, "", ""
     bar = _progress_bar(progress, config, budget)
     every = config.checkpoint_every if checkpoint is not None else None
     skip = 0  # batches of the first epoch already used before a resume
+    next_eval = config.eval_interval
     try:
         meter.start()
         resumed = ckpt.load(checkpoint, config.hash()) if every else None
@@ -208,10 +248,10 @@ def _run(
             initial, next_eval, skip = resumed["initial"], resumed["next_eval"], resumed["position"]
             order.set_state(resumed["order"])
         else:
-            initial = record()["train_loss"]
-            next_eval = config.eval_interval
+            initial = record()["train_loss"]  # sets next_eval
         if not math.isfinite(initial):
             status, stop_reason = "diverged", "diverged"
+        method.observer = at_checkpoint
         while status is None:
             epoch_start, position = order.get_state(), 0
             for batch in problem.train_batches(batch_size, order):
@@ -220,8 +260,16 @@ def _run(
                     continue
                 charged = counter.grad_evals
                 clock.start()
-                result = method.step(batch)
+                try:
+                    result = method.step(batch)
+                except BudgetExhausted as exhausted:  # refused mid-step: the run ends at the method's iterate
+                    clock.stop()
+                    status, stop_reason = "budget_exhausted", f"budget:{exhausted.name}"
+                    if unrecorded_work():
+                        record()
+                    break
                 clock.stop()
+                changed()
                 state["iteration"] += 1
                 state["samples"] += int(result.info.get("samples", batch.size))  # own batches: what the method drew
                 state["step_loss"] = result.loss
@@ -238,7 +286,6 @@ def _run(
                     status, stop_reason = "budget_exhausted", f"budget:{reached}"
                 if status is not None or counter.work_units >= next_eval:
                     row = record()
-                    next_eval = (math.floor(counter.work_units / config.eval_interval) + 1) * config.eval_interval
                     if status is None and not math.isfinite(row["train_loss"]):
                         status, stop_reason = "diverged", "diverged"
                     bar.update(_bar_position(budget, state, counter, clock.total, problem.n_train) - bar.n)
@@ -367,8 +414,14 @@ def _summary(
 ) -> pd.DataFrame:
     last = history.iloc[-1] if len(history) else None
     higher = problem_cls.metric_higher_is_better
-    metric = history["test_metric"]
-    best_metric = (metric.max() if higher else metric.min()) if len(history) else math.nan
+
+    def best(column: str) -> float:
+        values = history[column]
+        return float(values.max() if higher else values.min()) if values.notna().any() else math.nan
+
+    def final(column: str) -> float:
+        return float(last[column]) if last is not None else math.nan
+
     row: dict[str, Any] = {
         "problem": config.problem,
         "method": config.method,
@@ -378,15 +431,20 @@ def _summary(
         "error": error,
         "metric_name": problem_cls.metric_name,
         "metric_higher_is_better": higher,
-        "final_train_loss": last["train_loss"] if last is not None else math.nan,
-        "final_test_loss": last["test_loss"] if last is not None else math.nan,
-        "final_test_metric": last["test_metric"] if last is not None else math.nan,
+        "selection_quantity": problem_cls.selection_quantity,
+        "final_train_loss": final("train_loss"),
+        "final_val_loss": final("val_loss"),
+        "final_val_metric": final("val_metric"),
+        "final_test_loss": final("test_loss"),
+        "final_test_metric": final("test_metric"),
         "best_train_loss": history["train_loss"].min() if len(history) else math.nan,
-        "best_test_metric": best_metric,
+        "best_val_metric": best("val_metric"),
+        "best_test_metric": best("test_metric"),
         "iterations": state["iteration"],
         "epochs": last["epoch"] if last is not None else 0.0,
         "grad_evals": counter.grad_evals,
         "work_units": counter.work_units,
+        "work_units_parallel": counter.work_units_parallel,
         "train_time_s": clock.total,
         "wall_time_s": wall,
         "energy_j": last["energy_j"] if last is not None else math.nan,

@@ -85,14 +85,22 @@ class Method(ABC):
         self._batch: Any = None
         self._f = float("nan")
         self._g: Tensor | None = None
-        #: the run's work-unit budget (set by the runner): a method whose step is long (a V-cycle
-        #: costs up to ~20 work units on small networks) ends its inner loops once the hierarchy's
-        #: counter reaches it (RMTR, MG/OPT), so it overshoots by about one evaluation, not a step
-        self.work_limit = math.inf
+        #: called at :meth:`checkpoint` as ``observer(method, coarse_next)`` (set by the runner: it
+        #: may take an evaluation point there)
+        self.observer: Callable[[Method, bool], None] | None = None
 
-    def out_of_work(self) -> bool:
-        """True once the evaluations charged so far reach :attr:`work_limit`."""
-        return self.hierarchy.counter.work_units >= self.work_limit
+    def checkpoint(self, x: Tensor, f: float, g: Tensor, coarse_next: bool = False) -> None:
+        """A fine-level iterate inside a step at which the method could stop (after a smoothing
+        iteration or a coarse correction of a cycle), with f and ∇f on the step's batch;
+        ``coarse_next``: a coarse correction follows (a long phase that leaves the iterate alone).
+
+        It becomes the method's iterate, so a step cut short by the work budget
+        (:class:`~ml2bench.core.objective.BudgetExhausted`) ends the run here, not where the step
+        began; and the runner may take an evaluation point here (uncharged and untimed, like every
+        evaluation point), so work-to-target is resolved inside a long step."""
+        self.x, self._f, self._g = x, f, g
+        if self.observer is not None:
+            self.observer(self, coarse_next)
 
     def fine_fg_at_iterate(self, batch: Batch) -> tuple[float, Tensor]:
         """f and ∇f at ``self.x`` on ``batch``, evaluated (and charged) only when not already held.
@@ -155,6 +163,12 @@ class Method(ABC):
     def levels_required(cls, hp: dict[str, Any]) -> int:
         """Number of levels the hierarchy must have (1 for single-level methods)."""
         return int(hp.get("levels", 1))
+
+    @classmethod
+    def uses_hvp(cls, hp: dict[str, Any]) -> bool:
+        """Whether the method evaluates Hessian-vector products with ``hp``: the runner then measures
+        their cost before training (:meth:`~ml2bench.core.hierarchy.Hierarchy.measure_hvp_costs`)."""
+        return False
 
     @abstractmethod
     def step(self, batch: Batch) -> StepResult:

@@ -140,7 +140,7 @@ class MGOpt(Method):
         hp = self.hp
         kind = hp["smoother"]
         for _ in range(steps):
-            if float(g.norm()) <= gtol or float(g.norm()) == 0.0 or self.out_of_work():
+            if float(g.norm()) <= gtol or float(g.norm()) == 0.0:
                 break
             if kind == "gd":
                 x = x - hp["lr"] * hp["lr_level_factor"] ** l * g
@@ -164,6 +164,8 @@ class MGOpt(Method):
             else:  # tr
                 res = tr_iteration(model, batch, x, f, g, self.radius[l], self.qn[l], self.cfg)
                 x, f, g, self.radius[l] = res.x, res.f, res.g, res.radius
+            if l == 0:
+                self.checkpoint(x, f, g)
         return x, f, g
 
     # --- V-cycle -----------------------------------------------------------------------------------
@@ -174,6 +176,8 @@ class MGOpt(Method):
             return self._smooth(l, model, batch, x, f, g, hp["coarse_steps"], gtol)
         x, f, g = self._smooth(l, model, batch, x, f, g, hp["pre_smooth"])
         if hp["coarse_correction"] and float(g.norm()) > 0:
+            if l == 0:
+                self.checkpoint(x, f, g, coarse_next=True)
             transfer = self.hierarchy.transfers[l]
             model_H, y0, psi0, gpsi0 = coherent_model(self.hierarchy.objectives[l + 1], transfer, x, g, batch)
             y, _, _ = self._cycle(l + 1, model_H, batch, y0, psi0, gpsi0)
@@ -185,6 +189,8 @@ class MGOpt(Method):
                 if l == 0:
                     self.stats["coarse_accepted"] += 1
                     self.stats["alpha"] = alpha
+            if l == 0:
+                self.checkpoint(x, f, g)
         return self._smooth(l, model, batch, x, f, g, hp["post_smooth"])
 
     def step(self, batch: Batch) -> StepResult:

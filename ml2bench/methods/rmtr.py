@@ -166,6 +166,10 @@ class RMTR(Method):
     def levels_required(cls, hp: dict[str, Any]) -> int:
         return int(hp.get("levels", 3))
 
+    @classmethod
+    def uses_hvp(cls, hp: dict[str, Any]) -> bool:
+        return hp.get("model") == "hessian"
+
     # --- one level of the V-cycle -------------------------------------------------------------
     def _smooth(
         self,
@@ -186,7 +190,7 @@ class RMTR(Method):
         hp = self.hp
         decrease = 0.0
         for _ in range(steps):
-            if float(g.norm()) <= max(self.eps_g, gtol) or radius <= 0 or self.out_of_work():
+            if float(g.norm()) <= max(self.eps_g, gtol) or radius <= 0:
                 break
             max_step = math.inf
             if l > 0:
@@ -197,6 +201,8 @@ class RMTR(Method):
             res = tr_iteration(model, batch, x, f, g, radius, self.qn[l], self.cfg, max_step=max_step)
             x, f, g, radius = res.x, res.f, res.g, min(res.radius, self.hp["coarse_radius_max"] if l else math.inf)
             decrease += res.ared
+            if l == 0:
+                self.checkpoint(x, f, g)
         return x, f, g, radius, decrease
 
     def _cycle(
@@ -228,6 +234,8 @@ class RMTR(Method):
             bound_H = min(bound_H, (bound - used) / self.p_norm[l - 1])
         if gr >= hp["kappa_g"] * gn and gr > self.eps_g and bound_H > 0:
             self.stats["coarse_tried"] += l == 0
+            if l == 0:
+                self.checkpoint(x, f, g, coarse_next=True)
             model_H, y0, h0, gH0 = coherent_model(self.hierarchy.objectives[l + 1], transfer, x, g, batch)
             radius_H = min(hp["coarse_radius_max"], bound_H / self.p_norm[l])
             y, h, _, _, pred = self._cycle(l + 1, model_H, batch, y0, h0, gH0, radius_H, bound_H)
@@ -252,6 +260,8 @@ class RMTR(Method):
                     self.stats["coarse_accepted"] += l == 0
                 if l == 0:
                     self.last_rho_coarse = rho
+            if l == 0:
+                self.checkpoint(x, f, g)
 
         x, f, g, r_smooth, post = self._smooth(l, model, batch, x, f, g, r_smooth, hp["post_smooth"], x_start, bound)
         if l == 0:

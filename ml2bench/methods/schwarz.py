@@ -43,6 +43,12 @@ a *data* shard the charge is the shard's share (batch.size/n_train) automaticall
 trust-region trial evaluations are charged the same way. In parallel runs the work of all ranks is
 all-reduced into every rank's counter, so a parallel run reports the same work as a sequential one
 (the redundant global evaluations each rank repeats are counted once, as in a sequential run).
+Two counts are recorded (docs/protocol.md): ``work_units``, the serial count of every evaluation,
+and ``work_units_parallel``, the critical path with the additive local phase charged once per outer
+iteration (its slowest subdomain; the SPQN authors' code charges ``num_local_steps`` per epoch).
+Multiplicative Schwarz is sequential: both counts agree. The work budget is enforced by the
+counter (:class:`~ml2bench.core.objective.BudgetExhausted`): an outer iteration it cuts short
+leaves the iterate where the previous one ended (a partial additive correction is no iterate).
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from torch import Tensor
 from torch.optim.lbfgs import _strong_wolfe
 
 from ml2bench.core.hierarchy import Hierarchy
-from ml2bench.core.objective import Batch
+from ml2bench.core.objective import Batch, BudgetExhausted
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.dd import decomposition as ddec
 from ml2bench.dd import parallel as ddpar
@@ -281,6 +287,10 @@ class Schwarz(Method):
         try:
             self._spawned.send_batch(batch)
             return self._step(batch)
+        except BudgetExhausted:  # the run ends mid-step: the workers wait at a collective that never comes
+            self._spawned.abort()
+            self._spawned.closed = True
+            raise
         except ConfigError:
             raise
         except Exception as exc:  # a peer died or timed out: say which and why, then tear down

@@ -107,6 +107,10 @@ class TrustRegion(Method):
     def levels_required(cls, hp: dict[str, Any]) -> int:
         return 1
 
+    @classmethod
+    def uses_hvp(cls, hp: dict[str, Any]) -> bool:
+        return hp.get("model") == "hessian"
+
     def step(self, batch: Batch) -> StepResult:
         objective = self.hierarchy.fine
         self.fine_fg_at_iterate(batch)

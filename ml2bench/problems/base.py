@@ -33,6 +33,9 @@ class Problem(ABC):
     default_batch_size: ClassVar[int | None] = None  # mini-batch methods' default; None: full batch
     default_epochs: ClassVar[float] = 10.0  # budget when a config sets none
     default_eval_interval: ClassVar[float] = 1.0  # work units between evaluation points
+    #: the history column every choice is made on (targets, a method's best grid point), never a
+    #: test column: the training loss unless the problem holds out a validation split
+    selection_quantity: ClassVar[str] = "train_loss"
 
     def __init__(self, hp: dict[str, Any], *, seed: int, device: torch.device, dtype: torch.dtype) -> None:
         self.hp = hp
@@ -56,7 +59,8 @@ class Problem(ABC):
 
     @abstractmethod
     def evaluate(self, f: FModel) -> dict[str, float]:
-        """Test metrics: at least ``test_loss`` and ``test_metric`` (see ``metric_name``)."""
+        """Test metrics: at least ``test_loss`` and ``test_metric`` (see ``metric_name``); a problem
+        with a validation split also ``val_loss`` and ``val_metric`` (the same metric on it)."""
 
     # --- models and levels ------------------------------------------------------------
     @abstractmethod

@@ -29,7 +29,7 @@ SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"  # package data
 # the workflow's default sweep, for configs without 'sweeps' (found in a source checkout only)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "config" / "default.yaml"
 RUN_DEFAULTS = {"threads": 1}  # one torch thread per job: two jobs share two cores fairly
-QUANTITIES = ("train_loss", "test_loss", "test_metric")
+QUANTITIES = ("train_loss", "val_loss", "val_metric", "test_loss", "test_metric")
 NAME_MAX = 255  # bytes of one file name (ext4, xfs, btrfs, tmpfs, NFS): a point is a folder name
 
 
@@ -280,6 +280,24 @@ def sweep_methods(config: Mapping[str, Any], entry: Mapping[str, Any], where: st
     return {m: _merge_spec(catalogue.get(m), spec) for m, spec in given.items()}
 
 
+def check_target(entry: Mapping[str, Any], where: str) -> None:
+    """A target never chooses on the test set: on a problem with a validation split (its
+    ``selection_quantity`` is a validation column) a test column is refused; problems without one
+    (PINNs) keep their reported metric (relative L2 against the reference) as target."""
+    from ml2bench.problems import PROBLEMS
+
+    quantity = (entry.get("target") or {}).get("quantity")
+    if quantity is None or entry["problem"] not in PROBLEMS.names():
+        return
+    selection = PROBLEMS.get(entry["problem"]).selection_quantity
+    if quantity.startswith("test_") and selection.startswith("val_"):
+        allowed = [q for q in QUANTITIES if not q.startswith("test_")]
+        raise SweepError(
+            f"config: {where}: target quantity {quantity!r} is a test column, and problem {entry['problem']!r} "
+            f"holds out a validation split to choose on; allowed: {', '.join(allowed)}"
+        )
+
+
 def entry_id(entry: Mapping[str, Any]) -> str:
     return entry.get("id") or entry["problem"]
 
@@ -314,6 +332,7 @@ def expand(
         ids.add(pid)
         for m in entry.get("methods") or []:
             _check_name("method", m, methods, where)
+        check_target(entry, where)
         seeds = entry.get("seeds") or config.get("seeds") or [0, 1, 2]
         for method, spec in sweep_methods(config, entry, where).items():
             try:
@@ -384,7 +403,7 @@ def targets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for entry in config["sweeps"]:
         t = dict(entry["target"])
         if not t.get("direction"):
-            if t["quantity"] == "test_metric":
+            if t["quantity"] in ("test_metric", "val_metric"):
                 higher = PROBLEMS.get(entry["problem"]).metric_higher_is_better
                 t["direction"] = "above" if higher else "below"
             else:
