@@ -19,7 +19,7 @@ _spec.loader.exec_module(readme_results)
 INF = math.inf
 
 
-def _row(pid, method, point, wu, success, final, n=3, metric="accuracy"):
+def _row(pid, method, point, wu, success, final, n=3, metric="accuracy", selection=0.9):
     return {
         "problem_id": pid,
         "problem": pid,
@@ -27,10 +27,13 @@ def _row(pid, method, point, wu, success, final, n=3, metric="accuracy"):
         "method": method,
         "point": point,
         "metric_name": metric,
+        "selection_quantity": "val_metric" if metric == "accuracy" else "train_loss",
+        "selection_higher_is_better": metric == "accuracy",
         "n_runs": n,
         "success_rate": success,
         "work_units_to_target_median": wu,
         "final_metric_median": final,
+        "final_selection_median": selection,
     }
 
 
@@ -38,7 +41,7 @@ def _row(pid, method, point, wu, success, final, n=3, metric="accuracy"):
 def tables(tmp_path):
     rows = [
         _row("mlp", "sgd", "lr~0.02", 12.0, 1.0, 0.97),
-        _row("mlp", "sgd", "lr~0.1", 5.0, 2 / 3, 0.98),  # best point: fewer work units
+        _row("mlp", "sgd", "lr~0.1", 5.0, 2 / 3, 0.98),  # best point: fewer work units to the validation target
         _row("mlp", "tr", "default", INF, 1 / 3, 0.9),
         _row("pinn_poisson", "lbfgs", "default", 600.0, 1.0, 0.0021, metric="rel_l2"),
         _row("pinn_poisson", "rmtr", "default", INF, 0.0, 0.11, metric="rel_l2"),
@@ -49,7 +52,7 @@ def tables(tmp_path):
     (d / "targets.json").write_text(
         json.dumps(
             {
-                "mlp": {"quantity": "test_metric", "value": 0.96, "direction": "above"},
+                "mlp": {"quantity": "val_metric", "value": 0.96, "direction": "above"},
                 "pinn_poisson": {"quantity": "test_metric", "value": 0.05, "direction": "below"},
             }
         )
@@ -74,7 +77,7 @@ def test_block_is_generated_from_the_tables(tmp_path, tables):
     header = next(line for line in lines if line.startswith("| problem"))
     assert header == "| problem (target) | sgd | lbfgs | tr | rmtr |"
     mlp = next(line for line in lines if line.startswith("| mlp"))
-    assert mlp == "| mlp (accuracy ≥ 0.96) | 5 · 2/3 · 0.98 (lr 0.1) | – | ∞ · 1/3 · 0.9 | – |"
+    assert mlp == "| mlp (validation accuracy ≥ 0.96) | 5 · 2/3 · 0.98 (lr 0.1) | – | ∞ · 1/3 · 0.9 | – |"
     pinn = next(line for line in lines if line.startswith("| pinn_poisson"))
     assert pinn == "| pinn_poisson (rel_l2 ≤ 0.05) | – | 600 · 3/3 · 2.1e-03 | – | ∞ · 0/3 · 0.11 |"
     # idempotent, and --check agrees
@@ -126,7 +129,7 @@ def test_every_doc_gets_the_block_and_check_names_the_stale_one(tmp_path, tables
     def block(path):
         return path.read_text().split("<!-- results:default:begin -->")[1].split("<!-- results:default:end -->")[0]
 
-    assert "| mlp (accuracy ≥ 0.96) |" in block(readme) and block(results) == block(readme)
+    assert "| mlp (validation accuracy ≥ 0.96) |" in block(readme) and block(results) == block(readme)
     assert readme_results.main(args + ["--check"]) == 0
     results.write_text(results.read_text().replace("5 · 2/3", "4 · 2/3"))
     assert readme_results.main(args + ["--check"]) == 1
