@@ -88,16 +88,17 @@ class WorkCounter:
     def charge(self, level: int, batch_fraction: float, cost_ratio: float) -> None:
         work = batch_fraction * cost_ratio
         if self.limits:
-            for name, value in (("grad_evals", self.grad_evals), ("work_units", self.work_units)):
-                limit = self.limits.get(name)
-                if limit is not None and value + (work if name == "work_units" else batch_fraction) > limit * (
-                    1 + BUDGET_RTOL
-                ):
-                    raise BudgetExhausted(name, value, limit)
+            self._check("grad_evals", batch_fraction)
+            self._check("work_units", work)
         self.grad_evals += batch_fraction
         self.work_units += work
         self.work_units_parallel += work
         self.by_level[level] = self.by_level.get(level, 0.0) + batch_fraction
+
+    def _check(self, name: str, more: float) -> None:
+        limit = self.limits.get(name)
+        if limit is not None and getattr(self, name) + more > limit * (1 + BUDGET_RTOL):
+            raise BudgetExhausted(name, getattr(self, name), limit)
 
     def state_dict(self) -> dict[str, Any]:
         return {
