@@ -126,14 +126,18 @@ SUMMARY_COLUMNS = {
 # (ml2bench/analysis/claims.py accepts each as a claim's `metric`); the others say what ran and why it ended.
 SUMMARY_MEASURES = (
     "final_train_loss",
+    "final_val_loss",
+    "final_val_metric",
     "final_test_loss",
     "final_test_metric",
     "best_train_loss",
+    "best_val_metric",
     "best_test_metric",
     "iterations",
     "epochs",
     "grad_evals",
     "work_units",
+    "work_units_parallel",
     "train_time_s",
     "wall_time_s",
     "energy_j",
