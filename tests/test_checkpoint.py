@@ -11,7 +11,7 @@ from ml2bench.cli import main
 from ml2bench.core import checkpoint as ckpt
 from ml2bench.core.config import RunConfig
 from ml2bench.core.params import ConfigError
-from ml2bench.core.runner import run
+from ml2bench.core.runner import derive_seeds, run
 from ml2bench.methods import METHODS
 from ml2bench.problems import PROBLEMS
 
@@ -89,7 +89,8 @@ def test_cli_checkpoints_saves_the_model_and_cleans_up(tmp_path, capsys):
     assert main(args) == 0
     assert not (out / ckpt.NAME).exists()  # finished: nothing to resume
     summary = pd.read_parquet(out / "summary.parquet").iloc[0]
-    problem = PROBLEMS.get("resnet")(RESNET, seed=summary["seed"], device=torch.device("cpu"), dtype=torch.float64)
+    data_seed = derive_seeds(int(summary["seed"]))["data"]  # the run's problem: its data seed, not the run seed
+    problem = PROBLEMS.get("resnet")(RESNET, seed=data_seed, device=torch.device("cpu"), dtype=torch.float64)
     net = problem.build_model(0).double()
     net.load_state_dict(torch.load(model_path, weights_only=True))
     assert problem.evaluate(net)["test_metric"] == summary["final_test_metric"]
