@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -321,9 +322,56 @@ def test_point_selection_and_threshold():
     assert evaluate_claims({"grid_cycles": never}, [claim]).iloc[0]["verdict"] == "not tested"
     with pytest.raises(ConfigError, match="grid_cycles"):
         evaluate_claims(runs, [claim])
-    # the best of several points by median
+    # the best of several points: fewest median work units to the (validation) target
     two = pd.concat([_runs(TEN_WIN), _runs({"rmtr": [50.0] * 10}).assign(point="lr~1")])
+    two = two.assign(target_quantity="val_metric")
     assert _pairs(evaluate_claims(two, [CLAIM])).iloc[0]["point"] == "default"
+
+
+def test_a_point_is_never_chosen_on_the_claims_test_column():
+    """A method with two learning rates: lr~1 has the better final *test* accuracy, lr~0.1 the
+    better *validation* accuracy. A claim on the test metric takes lr~0.1 (the comparison tables'
+    choice), not the point that looks best on the column being judged."""
+    seeds = range(10)
+    rows = [
+        {
+            "problem_id": "p",
+            "method": "sgd",
+            "point": pt,
+            "seed": s,
+            "status": "ok",
+            "target_quantity": "val_metric",
+            "work_units_to_target": INF,
+            "selection_quantity": "val_metric",
+            "metric_higher_is_better": True,
+            "final_val_metric": val,
+            "final_test_metric": test,
+        }
+        for pt, val, test in (("lr~0.1", 0.97, 0.95), ("lr~1", 0.90, 0.99))
+        for s in seeds
+    ]
+    rows += [
+        {
+            "problem_id": "p",
+            "method": "adam",
+            "point": "default",
+            "seed": s,
+            "status": "ok",
+            "target_quantity": "val_metric",
+            "work_units_to_target": INF,
+            "selection_quantity": "val_metric",
+            "metric_higher_is_better": True,
+            "final_val_metric": 0.96,
+            "final_test_metric": 0.96,
+        }
+        for s in seeds
+    ]
+    claim = dataclasses.replace(
+        CLAIM, method="sgd", baselines=("adam",), metric="final_test_metric", direction="higher"
+    )
+    row = _pairs(evaluate_claims(pd.DataFrame(rows), [claim])).iloc[0]
+    assert row["point"] == "lr~0.1"
+    assert row["verdict"] == "not reproduced"  # 0.95 < 0.96 on every seed
 
 
 # --- claims are checked when the config is loaded -----------------------------------------------

@@ -8,7 +8,8 @@ way is better (``lower`` or ``higher``) and ``threshold`` t (default 1) the clai
 metric column is also the accounting convention: a claim on ``work_units_to_target`` counts every
 evaluation; a claim on another cost column counts what that column counts. ``name[point]`` picks
 one hyper-parameter point of a method (e.g. ``schwarz[parallel~true]``); without it a method run
-with several points enters with its best point by median. ``table: grid_cycles`` reads V-cycle
+with several points enters with its best point, chosen as the comparison tables choose it (never on a
+test column: :func:`selection_key`). ``table: grid_cycles`` reads V-cycle
 counts on the grid test problems (:mod:`ml2bench.sweep.grid_cycles`, point ``n~<size>``).
 
 Claims are checked when the config is loaded (:func:`check_config`: Snakemake parse time and
@@ -61,7 +62,7 @@ import pandas as pd
 
 from ml2bench.analysis import stats
 from ml2bench.analysis.aggregate import BENCH_COLUMNS
-from ml2bench.analysis.tables import COSTS, RUN_KEYS, median_iqr
+from ml2bench.analysis.tables import COSTS, RUN_KEYS, TEST_QUANTITIES, median_iqr
 from ml2bench.core.params import ConfigError
 from ml2bench.core.records import SUMMARY_MEASURES
 from ml2bench.sweep.grid_cycles import MEASURES as GRID_MEASURES
@@ -244,23 +245,36 @@ def outcomes(rows: pd.DataFrame, metric: str, direction: str) -> pd.DataFrame:
     ).set_index("seed")
 
 
+def selection_key(rows: pd.DataFrame) -> tuple[float, float]:
+    """How a method's hyper-parameter points rank on a problem, never on a test column (the rule of
+    :func:`ml2bench.analysis.tables.select_points`, on runs): median work units to the target where
+    the target is not on a test quantity, then the median final value of the runs' selection
+    quantity (validation metric; training loss where there is no validation split). Smaller is better."""
+    quantity = str(rows["target_quantity"].iloc[0]) if "target_quantity" in rows and len(rows) else ""
+    work = math.inf
+    if quantity and quantity not in TEST_QUANTITIES and "work_units_to_target" in rows:
+        work = float(stats.median(pd.to_numeric(rows["work_units_to_target"], errors="coerce").fillna(math.inf)))
+    selection = str(rows["selection_quantity"].iloc[0]) if "selection_quantity" in rows and len(rows) else "train_loss"
+    higher = selection.endswith("_metric") and bool(rows.get("metric_higher_is_better", pd.Series([True])).iloc[0])
+    column = f"final_{selection}"
+    final = pd.to_numeric(rows[column], errors="coerce") if column in rows else pd.Series([math.nan] * len(rows))
+    final = final.fillna(-math.inf if higher else math.inf)  # a failed run is the worst
+    value = float(stats.median(final.to_numpy(float)))
+    return work, (-value if higher else value)
+
+
 def select(
     groups: Mapping[tuple[str, str], pd.DataFrame], problem: str, name: str, metric: str, direction: str
 ) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     """(point, its runs, per-seed outcomes) of ``name`` (``method`` or ``method[point]``) on ``problem``;
     ``groups``: the run table grouped by (problem_id, method). Without a point, the method's best
-    point by median of ``metric`` (failed runs as the worst)."""
+    point by :func:`selection_key` — the same choice as the comparison tables, never made on the
+    claim's metric (which may be a test column)."""
     method, point = parse_solver(name)
     rows = groups.get((problem, method), pd.DataFrame(columns=[*RUN_KEYS, metric]))
     points = rows["point"].astype(str)
-    if point is None:
-        sign = 1.0 if direction == "lower" else -1.0
-        best_key = math.inf
-        for candidate in sorted(set(points)):
-            values = outcomes(rows[points == candidate], metric, direction)["value"].to_numpy()
-            key = sign * float(stats.median(values))
-            if point is None or key < best_key:
-                point, best_key = candidate, key
+    if point is None and len(rows):
+        point = min(sorted(set(points)), key=lambda c: (*selection_key(rows[points == c]), c))
     rows = rows[points == point]
     return (point if len(rows) else ""), rows, outcomes(rows, metric, direction)
 
