@@ -22,6 +22,8 @@ from ml2bench.core.records import (
 from ml2bench.core.runner import run
 from ml2bench.sweep.verify import check_run
 
+REASON = {"budget_exhausted": "budget:epochs", "failed": "failed", "diverged": "diverged", "ok": "grad_tol"}
+
 
 def _tables(status: str, loss: float):
     """A one-row history and its summary, consistent with each other as a run writes them."""
@@ -29,7 +31,19 @@ def _tables(status: str, loss: float):
     last = {"train_loss": loss, "test_loss": loss, "test_metric": 0.5, "epoch": 1.0}
     history = pd.DataFrame([{**ident, **last}])
     final = {"final_train_loss": loss, "final_test_loss": loss, "final_test_metric": 0.5, "epochs": 1.0}
-    return history, pd.DataFrame([{**ident, "status": status, **final}])
+    return history, pd.DataFrame([{**ident, "status": status, "stop_reason": REASON[status], **final}])
+
+
+@pytest.mark.parametrize(
+    "status, reason, match",
+    [("ok", "converged", "unknown stop reason 'converged'"), ("ok", "roundoff", "implies status 'stopped'")],
+)
+def test_unknown_or_inconsistent_stop_reason_is_not_written(tmp_path, status, reason, match):
+    history, summary = _tables(status, 0.1)
+    summary["stop_reason"] = reason
+    with pytest.raises(ValueError, match=match):
+        write_run(history, summary, tmp_path)
+    assert not list(tmp_path.iterdir())
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):

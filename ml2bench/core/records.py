@@ -34,6 +34,8 @@ from typing import Any
 
 import pandas as pd
 
+from ml2bench.core.stop import STATUSES, check_stop
+
 HISTORY_COLUMNS = {
     "problem": "registered problem name",
     "method": "registered method name",
@@ -145,12 +147,12 @@ SUMMARY_MEASURES = (
     "batch_size",
 )
 
-SUMMARY_STATUS = ("ok", "stopped", "diverged", "budget_exhausted", "failed")
+SUMMARY_STATUS = tuple(STATUSES)  # ok, stopped, budget_exhausted, diverged, failed
 FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")
-# why a run ended (summary column ``stop_reason``): the method's own reason when it stopped
-# (``ok`` only for a convergence criterion such as ``grad_tol``; ``stopped`` for ``roundoff``,
-# ``stalled``, ``model_failed``, ...), ``budget:<key>`` for the first budget reached,
-# ``no_evaluation`` for a step that evaluated nothing, ``diverged`` or ``failed``.
+# why a run ended (summary column ``stop_reason``): one of ml2bench.core.stop.StopReason, which
+# also fixes the status it implies (``ok`` only for a convergence criterion); checked by write_run
+#: the columns that identify one run of a sweep (aggregated tables, claims, grid_cycles.csv)
+RUN_KEYS = ["problem_id", "method", "point", "seed"]
 
 
 LOCK_NAME = ".ml2bench.lock"
@@ -434,6 +436,8 @@ def write_run(history: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path)
     instead, so nothing finished is lost.
     """
     out = Path(out_dir)
+    for status, reason in zip(summary["status"], summary["stop_reason"]):
+        check_stop(status, reason)  # a record with an unknown or inconsistent stop reason is a bug
     if out.is_dir():
         recover(out)  # an interrupted earlier commit decides what "finished" means here
     if summary["status"].iloc[0] == "failed" and finished_run_exists(out):

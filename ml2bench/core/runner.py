@@ -35,6 +35,7 @@ from ml2bench.core.cost import provenance
 from ml2bench.core.cost.capacity import check_model_fits
 from ml2bench.core.cost.energy import EnergyMeter
 from ml2bench.core.objective import BudgetExhausted, WorkCounter
+from ml2bench.core.stop import StopReason
 from ml2bench.methods import METHODS, Method
 from ml2bench.problems import PROBLEMS, Problem
 
@@ -232,7 +233,7 @@ def _run(
             record()
             clock.start()
 
-    status, error, stop_reason = None, "", ""
+    error, stop_reason = "", None
     bar = _progress_bar(progress, config, budget)
     every = config.checkpoint_every if checkpoint is not None else None
     skip = 0  # batches of the first epoch already used before a resume
@@ -250,9 +251,9 @@ def _run(
         else:
             initial = record()["train_loss"]  # sets next_eval
         if not math.isfinite(initial):
-            status, stop_reason = "diverged", "diverged"
+            stop_reason = StopReason.DIVERGED
         method.observer = at_checkpoint
-        while status is None:
+        while stop_reason is None:
             epoch_start, position = order.get_state(), 0
             for batch in problem.train_batches(batch_size, order):
                 position += 1
@@ -264,7 +265,7 @@ def _run(
                     result = method.step(batch)
                 except BudgetExhausted as exhausted:  # refused mid-step: the run ends at the method's iterate
                     clock.stop()
-                    status, stop_reason = "budget_exhausted", f"budget:{exhausted.name}"
+                    stop_reason = StopReason.budget(exhausted.name)
                     if unrecorded_work():
                         record()
                     break
@@ -274,23 +275,21 @@ def _run(
                 state["samples"] += int(result.info.get("samples", batch.size))  # own batches: what the method drew
                 state["step_loss"] = result.loss
                 if not math.isfinite(result.loss) or abs(result.loss) > DIVERGENCE_FACTOR * max(1.0, abs(initial)):
-                    status, stop_reason = "diverged", "diverged"
-                elif result.converged:
-                    status, stop_reason = "ok", result.stop_reason or "converged"
-                elif result.stop_reason:
-                    status, stop_reason = "stopped", result.stop_reason
+                    stop_reason = StopReason.DIVERGED
+                elif result.stop_reason:  # the method's own reason (grad_tol when it converged)
+                    stop_reason = StopReason.parse(result.stop_reason)
                 elif counter.grad_evals == charged:
                     # a step that evaluated nothing cannot move: stop instead of looping forever
-                    status, stop_reason = "stopped", "no_evaluation"
+                    stop_reason = StopReason.NO_EVALUATION
                 elif reached := _budget_reached(budget, state, counter, clock.total, problem.n_train):
-                    status, stop_reason = "budget_exhausted", f"budget:{reached}"
-                if status is not None or counter.work_units >= next_eval:
+                    stop_reason = StopReason.budget(reached)
+                if stop_reason is not None or counter.work_units >= next_eval:
                     row = record()
-                    if status is None and not math.isfinite(row["train_loss"]):
-                        status, stop_reason = "diverged", "diverged"
+                    if stop_reason is None and not math.isfinite(row["train_loss"]):
+                        stop_reason = StopReason.DIVERGED
                     bar.update(_bar_position(budget, state, counter, clock.total, problem.n_train) - bar.n)
                     bar.set_postfix(loss=f"{row['train_loss']:.3g}", metric=f"{row['test_metric']:.3g}")
-                if status is not None:
+                if stop_reason is not None:
                     break
                 if every and state["iteration"] % every == 0:
                     loop = {"state": state, "rows": rows, "train_time_s": clock.total, "energy": energy_train}
@@ -303,13 +302,14 @@ def _run(
             hierarchy.fine.load(method.x)
             ckpt.save(save_model, hierarchy.fine.model.state_dict())
     except Exception as exc:  # recorded, not raised: one failing run must not stop a sweep
-        status, stop_reason = "failed", "failed"
+        stop_reason = StopReason.FAILED
         error = "".join(traceback.format_exception_only(exc)).strip()
         if progress:
             traceback.print_exc(file=sys.stderr)
     finally:
         bar.close()
         method.close()
+    status = stop_reason.status  # ok only for a convergence criterion (StopReason)
 
     history = pd.DataFrame(rows, columns=list(_history_columns()))
     summary = _summary(
@@ -427,7 +427,7 @@ def _summary(
         "method": config.method,
         "seed": config.seed,
         "status": status,
-        "stop_reason": stop_reason,
+        "stop_reason": stop_reason.value,
         "error": error,
         "metric_name": problem_cls.metric_name,
         "metric_higher_is_better": higher,

@@ -24,6 +24,7 @@ from torch import Tensor
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import Param, ParamSpec
+from ml2bench.core.stop import StopReason
 from ml2bench.multilevel.coarse import same_batch
 
 
@@ -31,16 +32,28 @@ from ml2bench.multilevel.coarse import same_batch
 class StepResult:
     """What one step reports: the loss at the iterate it started from, and whether it stopped.
 
-    ``converged`` is True only when a stated convergence criterion holds (``stop_reason`` names
-    it, e.g. ``"grad_tol"``); a method that cannot go on for another reason (steps below
-    round-off, a stalled cycle, a failed model) sets ``stop_reason`` and leaves ``converged``
-    False, and the runner ends the run as ``stopped`` — never as ``ok``.
+    ``converged`` is True only when a stated convergence criterion holds, and ``stop_reason``
+    names it (:attr:`StopReason.GRAD_TOL`); a method that cannot go on for another reason (steps
+    below round-off, a stalled cycle) sets ``stop_reason`` to that :class:`StopReason` and leaves
+    ``converged`` False, and the runner ends the run as ``stopped`` — never as ``ok``. ``""``: the
+    method goes on. A string is accepted and checked against :class:`StopReason` (ValueError
+    naming the allowed reasons), as is ``converged`` against the reason.
     """
 
     loss: float
     converged: bool = False
     info: dict[str, float] = field(default_factory=dict)
-    stop_reason: str = ""
+    stop_reason: StopReason | str = ""
+
+    def __post_init__(self) -> None:
+        if self.stop_reason:
+            self.stop_reason = StopReason.parse(self.stop_reason)
+        if self.converged != bool(self.stop_reason and self.stop_reason.converged):
+            criteria = ", ".join(m.value for m in StopReason if m.converged)
+            raise ValueError(
+                f"StepResult: converged={self.converged} with stop_reason {str(self.stop_reason)!r}; a convergence "
+                f"is reported with its criterion as stop_reason ({criteria}) and a criterion only with converged=True"
+            )
 
     @property
     def stops(self) -> bool:
@@ -244,14 +257,14 @@ class CycleMonitor:
         self.idle = 0 if moved else self.idle + 1
         return self.idle >= self.stall_cycles
 
-    def run_cycles(self, cycles: int, cycle: Callable[[], bool], gnorm: Callable[[], float]) -> str:
+    def run_cycles(self, cycles: int, cycle: Callable[[], bool], gnorm: Callable[[], float]) -> StopReason | str:
         """Up to ``cycles`` calls of ``cycle`` (one V-cycle; returns whether the iterate moved),
-        none once converged; returns "stalled" when the stall rule fired, else ""."""
+        none once converged; returns :attr:`StopReason.STALLED` when the stall rule fired, else ""."""
         for _ in range(cycles):
             if self.converged(gnorm()):
                 break
             if self.cycle_done(cycle()):
-                return "stalled"
+                return StopReason.STALLED
         return ""
 
 

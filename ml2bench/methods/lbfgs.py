@@ -41,6 +41,7 @@ from torch.optim.lbfgs import _strong_wolfe
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import Param, spec
+from ml2bench.core.stop import StopReason
 from ml2bench.methods import register
 from ml2bench.methods.base import Method, StepResult
 from ml2bench.numerics.quasi_newton import LBFGS as LBFGSMemory
@@ -81,24 +82,24 @@ class LBFGS(Method):
         objective = self.hierarchy.fine
         self.fine_fg_at_iterate(batch)
         loss0 = self._f
-        reason = ""
+        reason: StopReason | str = ""
         for _ in range(self.hp["iters_per_step"]):
             reason = self._iterate(objective, batch)
             if reason:
                 break
         info = {"grad_norm": float(self._g.norm()), "pairs": float(len(self.memory))}
-        if reason == "grad_tol":
+        if reason == StopReason.GRAD_TOL:
             return StepResult(loss0, True, info, reason)
         return StepResult(loss0, False, info, reason)
 
-    def _iterate(self, objective, batch: Batch) -> str:
+    def _iterate(self, objective, batch: Batch) -> StopReason | str:
         """One L-BFGS iteration from (self.x, self._f, self._g); returns a stop reason or ""."""
         hp = self.hp
         x, f, g = self.x, self._f, self._g
         if not self.iterate_is_finite():
-            return "nonfinite"
+            return StopReason.NONFINITE
         if float(g.abs().max()) <= hp["tolerance_grad"]:
-            return "grad_tol"
+            return StopReason.GRAD_TOL
         fresh = len(self.memory) == 0
         d = -g if fresh else -self.memory.solve(g)
         gtd = g @ d
@@ -143,12 +144,12 @@ class LBFGS(Method):
             if not fresh:  # the quasi-Newton direction failed: forget the pairs, retry along −g
                 self.memory.reset()
                 return ""
-            return "no_decrease"
+            return StopReason.NO_DECREASE
         if torch.equal(x_new, x):
-            return "roundoff"
+            return StopReason.ROUNDOFF
         s = float(t) * d  # the pair as torch.optim.LBFGS forms it (not (x + s) − x, which loses
         self.memory.update(s, g_new - g)  # the small components in float32)
         self.x, self._f, self._g = x_new, f_new, g_new
         if abs(f_new - f) < hp["tolerance_change"] or float(s.abs().max()) <= hp["tolerance_change"]:
-            return "tolerance_change"
+            return StopReason.TOLERANCE_CHANGE
         return ""

@@ -47,6 +47,7 @@ from torch import Tensor
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.core.stop import StopReason
 from ml2bench.methods import register
 from ml2bench.methods.base import CycleMonitor, Method, StepResult, vcycle_params
 from ml2bench.methods.tr import check_radius_hp
@@ -198,7 +199,7 @@ class MGOpt(Method):
         self.fine_fg_at_iterate(batch)
         loss0 = self._f
         if not self.iterate_is_finite():
-            return StepResult(loss0, False, {"grad_norm": float(self._g.norm())}, "nonfinite")
+            return StepResult(loss0, False, {"grad_norm": float(self._g.norm())}, StopReason.NONFINITE)
         self.monitor.start(float(self._g.norm()))
         acc0, tried0 = self.stats["coarse_accepted"], self.stats["coarse_tried"]
         self.stats["alpha"] = math.nan
@@ -217,4 +218,4 @@ class MGOpt(Method):
             "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
             "alpha": self.stats["alpha"],
         }
-        return StepResult(loss0, converged, info, "grad_tol" if converged else stop)
+        return StepResult(loss0, converged, info, StopReason.GRAD_TOL if converged else stop)

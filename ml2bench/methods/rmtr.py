@@ -71,6 +71,7 @@ from torch import Tensor
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.core.stop import StopReason
 from ml2bench.methods import register
 from ml2bench.methods.base import CycleMonitor, Method, StepResult, vcycle_params
 from ml2bench.methods.tr import TR_PARAMS, check_tr_hp
@@ -277,7 +278,7 @@ class RMTR(Method):
         self.fine_fg_at_iterate(batch)
         loss0 = self._f
         if not self.iterate_is_finite():
-            return StepResult(loss0, False, {"grad_norm": float(self._g.norm())}, "nonfinite")
+            return StepResult(loss0, False, {"grad_norm": float(self._g.norm())}, StopReason.NONFINITE)
         self.monitor.start(float(self._g.norm()))
         self.eps_g = self.hp["eps_g"] * self.monitor.g0
         tried0, acc0 = self.stats["coarse_tried"], self.stats["coarse_accepted"]
@@ -307,4 +308,4 @@ class RMTR(Method):
             info.update(samples=float(batch.size), batch_size=float(self.growth.size))
             # a small gradient of a sampled batch is no convergence: only the full batch's counts
             converged = converged and batch.size >= fine.n_train
-        return StepResult(loss0, converged, info, "grad_tol" if converged else stop)
+        return StepResult(loss0, converged, info, StopReason.GRAD_TOL if converged else stop)

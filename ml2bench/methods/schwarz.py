@@ -64,6 +64,7 @@ from torch.optim.lbfgs import _strong_wolfe
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch, BudgetExhausted
 from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.core.stop import StopReason
 from ml2bench.dd import decomposition as ddec
 from ml2bench.dd import parallel as ddpar
 from ml2bench.dd.core import SchwarzCore
@@ -314,13 +315,13 @@ class Schwarz(Method):
             self._cache = None
             # a zero correction is a fixed point of the local solvers, not a stated criterion: they
             # also return nothing when their line search fails; no global gradient is evaluated here
-            stop = "zero_correction" if bool(torch.all(corr.s == 0)) else ""
+            stop = StopReason.ZERO_CORRECTION if bool(torch.all(corr.s == 0)) else ""
             return StepResult(f0, info={"local_evals": corr.local_evals}, stop_reason=stop)
 
         f0, g0 = self._f_g(batch)
         self._check_ranks_agree(f0)
         if float(g0.abs().max()) <= hp["tolerance_grad"]:
-            return StepResult(f0, converged=True, stop_reason="grad_tol")
+            return StepResult(f0, converged=True, stop_reason=StopReason.GRAD_TOL)
         if glob == "lbfgs":
             f, g = self._spqn(batch, f0, g0, info)
         else:
@@ -330,7 +331,10 @@ class Schwarz(Method):
                 self._sync()
                 converged = float(g.abs().max()) <= hp["tolerance_grad"]
                 return StepResult(
-                    f0, converged=converged, info=info, stop_reason="grad_tol" if converged else "radius_collapse"
+                    f0,
+                    converged=converged,
+                    info=info,
+                    stop_reason=StopReason.GRAD_TOL if converged else StopReason.RADIUS_COLLAPSE,
                 )
         self._cache = (batch, f, g)
         self._sync()

@@ -25,6 +25,7 @@ from torch import Tensor
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
+from ml2bench.core.stop import StopReason
 from ml2bench.methods import register
 from ml2bench.methods.base import Method, StepResult
 from ml2bench.numerics.quasi_newton import MODELS, QN_TYPES, make_model
@@ -67,7 +68,7 @@ TR_PARAMS = (
     ),
 )
 #: tr_iteration's no-evaluation outcomes → the stop reason they give the run
-STOPS = {"roundoff": "roundoff", "no_model_decrease": "roundoff"}
+STOPS = {"roundoff": StopReason.ROUNDOFF, "no_model_decrease": StopReason.ROUNDOFF}
 GRAD_TOL = Param("grad_tol", float, 0.0, "report convergence when ‖g‖ ≤ grad_tol", low=0.0)
 
 
@@ -117,9 +118,9 @@ class TrustRegion(Method):
         loss0 = self._f
         gnorm = float(self._g.norm())
         if not self.iterate_is_finite():
-            return StepResult(loss0, False, {"trust_radius": self.radius, "grad_norm": gnorm}, "nonfinite")
+            return StepResult(loss0, False, {"trust_radius": self.radius, "grad_norm": gnorm}, StopReason.NONFINITE)
         if gnorm <= self.hp["grad_tol"]:
-            return StepResult(loss0, True, {"trust_radius": self.radius, "grad_norm": gnorm}, "grad_tol")
+            return StepResult(loss0, True, {"trust_radius": self.radius, "grad_norm": gnorm}, StopReason.GRAD_TOL)
         accepted = 0
         rho = 0.0
         reason = ""
@@ -137,5 +138,5 @@ class TrustRegion(Method):
         gnorm = float(self._g.norm())
         info = {"trust_radius": self.radius, "accepted": float(accepted), "rho": rho, "grad_norm": gnorm}
         if gnorm <= self.hp["grad_tol"]:
-            return StepResult(loss0, True, info, "grad_tol")
+            return StepResult(loss0, True, info, StopReason.GRAD_TOL)
         return StepResult(loss0, False, info, reason)
