@@ -153,8 +153,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["run"] and os.environ.get("ML2BENCH_SERVER"):  # a sweep's warm process (forkserver.py)
-        from ml2bench.sweep.forkserver import delegate
+    if argv[:1] == ["run"] and os.environ.get("ML2BENCH_SERVER"):  # a sweep's warm process (sweep/forkserver.py)
+        from ml2bench.sweep.forkclient import delegate
 
         status = delegate(argv, os.environ["ML2BENCH_SERVER"])
         if status is not None:

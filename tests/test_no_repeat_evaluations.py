@@ -14,10 +14,9 @@ import pytest
 import torch
 
 from ml2bench.core.config import RunConfig
-from ml2bench.core.objective import Objective
+from ml2bench.core.objective import Objective, same_batch
 from ml2bench.core.runner import run
 from ml2bench.methods import METHODS
-from ml2bench.multilevel.coarse import same_batch
 from ml2bench.problems.grid.testproblems import grid_hierarchy
 
 

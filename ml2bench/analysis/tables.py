@@ -44,10 +44,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ml2bench.core.records import write_parquet_atomic
+from ml2bench.core.records import RUN_KEYS, write_parquet_atomic
 
 INF = math.inf
-RUN_KEYS = ["problem_id", "method", "point", "seed"]
 COSTS = {  # history column -> time-to-target column
     "epoch": "epochs_to_target",
     "grad_evals": "grad_evals_to_target",

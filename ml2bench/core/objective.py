@@ -24,6 +24,7 @@ one entry of ``x`` (``named_parameters()`` lists it once), as in
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import operator
 from collections.abc import Callable, Iterator
@@ -401,6 +402,34 @@ class Objective:
 
             return StaticEvaluation.for_batch(self, batch, "hvp").run(batch, v).clone()
         return self._hvp_in_place(batch, v.detach().to(self._flat))
+
+
+def same_batch(a: Any, b: Any) -> bool:
+    """True when ``b`` holds the very same data objects as ``a`` (the runner hands a new batch
+    object per step; a full batch re-uses the same tensors). Callers keep ``a`` alive, so the
+    identity test cannot be fooled by recycled memory."""
+    if a is b:
+        return True
+    if a is None or b is None or type(a) is not type(b):
+        return False
+    if dataclasses.is_dataclass(a):
+        names = [f.name for f in dataclasses.fields(a)]
+    elif hasattr(a, "__dict__"):
+        names = list(vars(a))
+    else:
+        return False
+    for name in names:
+        va, vb = getattr(a, name), getattr(b, name, None)
+        if isinstance(va, Tensor) or isinstance(vb, Tensor):
+            if va is not vb:
+                return False
+        else:
+            try:
+                if va is not vb and bool(va != vb):
+                    return False
+            except Exception:  # e.g. containers of tensors: compare by identity only
+                return False
+    return True
 
 
 def is_finite(value: float) -> bool:

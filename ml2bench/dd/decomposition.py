@@ -167,22 +167,6 @@ def shard_batch(batch: Any, k: int, parts: int) -> Any:
     return dataclasses.replace(batch, **fields)
 
 
-def same_batch(a: Any, b: Any) -> bool:
-    """True when ``b`` holds the very same data objects as ``a`` (e.g. the full batch re-yielded)."""
-    if a is b:
-        return True
-    if a is None or b is None or type(a) is not type(b) or not dataclasses.is_dataclass(a):
-        return False
-    for f in dataclasses.fields(a):
-        va, vb = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(va, Tensor) or isinstance(vb, Tensor):
-            if va is not vb:
-                return False
-        elif va != vb:
-            return False
-    return True
-
-
 def build(
     kind: str, names: Sequence[str], numels: Sequence[int], subdomains: int, overlap: int, seed: int
 ) -> Decomposition:

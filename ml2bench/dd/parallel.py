@@ -266,7 +266,7 @@ class SpawnedGroup:
         self.comm = Comm(0, world, "gloo")
 
     def send_batch(self, batch: Any) -> None:
-        from ml2bench.dd.decomposition import same_batch
+        from ml2bench.core.objective import same_batch
 
         msg = _SAME_BATCH if self.last_batch is not None and same_batch(self.last_batch, batch) else batch
         dist.broadcast_object_list([msg], src=0)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ml2bench.core.params import Param, spec
-from ml2bench.methods import register
+from ml2bench.methods.base import register
 from ml2bench.methods.torch_optim import ElementwiseMethod
 
 

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,10 +22,16 @@ import torch
 from torch import Tensor
 
 from ml2bench.core.hierarchy import Hierarchy
-from ml2bench.core.objective import Batch
+from ml2bench.core.objective import Batch, same_batch
 from ml2bench.core.params import Param, ParamSpec
+from ml2bench.core.registry import Registry
 from ml2bench.core.stop import StopReason
-from ml2bench.multilevel.coarse import same_batch
+
+#: every method by name: the built-in ones (imported by :mod:`ml2bench.methods`), entry points of
+#: the group ``ml2bench.methods`` and plugin files (:func:`ml2bench.core.registry.load_plugin`)
+METHODS: Registry = Registry("method", group="ml2bench.methods")
+#: class decorator: ``@register`` above a :class:`Method` subclass makes it available by its ``name``
+register = METHODS.register
 
 
 @dataclass
@@ -60,8 +66,28 @@ class StepResult:
         return self.converged or bool(self.stop_reason)
 
 
+@dataclass(frozen=True)
+class SmokeRun:
+    """A small run on which a method learns: the registered ``problem`` at its smoke size
+    (:attr:`Problem.smoke_params <ml2bench.problems.base.Problem.smoke_params>`), the method's
+    hyper-parameters ``params``, ``budget`` (keys of :data:`ml2bench.core.config.BUDGET`), per seed.
+
+    The contract tests (``tests/contract/``) require every one to clear the floor that means
+    "learned" (:func:`ml2bench.sweep.quality.floor_failures`), and the quality sweep pins their final
+    numbers (:mod:`ml2bench.sweep.quality`)."""
+
+    problem: str
+    budget: Mapping[str, Any]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1)
+
+
 class Method(ABC):
     """A training algorithm; see module docstring.
+
+    A subclass declares ``name``, ``description``, ``params`` (its hyper-parameters), ``smoke``
+    (at least one :class:`SmokeRun`) and ``state_attrs``, and registers with ``@register``; the
+    contract tests then run it on every registered problem it fits (``tests/contract/``).
 
     Every constructor receives its hyper-parameters validated, with the declared defaults filled
     in (:meth:`ParamSpec.validate`): the runner passes a resolved config, but a method built from
@@ -77,6 +103,11 @@ class Method(ABC):
     #: the f, ∇f held for it (radii, quasi-Newton memories, monitors, moments): what
     #: :meth:`state_dict` saves and :meth:`load_state_dict` restores
     state_attrs: ClassVar[tuple[str, ...]] = ()
+    #: small runs on which the method learns (see SmokeRun); the contract tests require one
+    smoke: ClassVar[tuple[SmokeRun, ...]] = ()
+    #: more hyper-parameter points (label -> params) whose invariants the contract tests check on
+    #: every problem, besides the defaults: the code paths a method's options switch between
+    smoke_variants: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -48,8 +48,7 @@ from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.core.stop import StopReason
-from ml2bench.methods import register
-from ml2bench.methods.base import CycleMonitor, Method, StepResult, vcycle_params
+from ml2bench.methods.base import CycleMonitor, Method, StepResult, register, vcycle_params
 from ml2bench.methods.tr import check_radius_hp
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.numerics.quasi_newton import LBFGS, QN_TYPES, make_qn

@@ -68,8 +68,7 @@ from ml2bench.core.stop import StopReason
 from ml2bench.dd import decomposition as ddec
 from ml2bench.dd import parallel as ddpar
 from ml2bench.dd.core import SchwarzCore
-from ml2bench.methods import register
-from ml2bench.methods.base import Method, StepResult, holds_batch
+from ml2bench.methods.base import Method, StepResult, holds_batch, register
 
 TR_ACCEPT, TR_SHRINK_BELOW, TR_GROW_ABOVE, TR_SHRINK, TR_GROW = 0.005, 0.05, 0.9, 0.25, 2.5
 

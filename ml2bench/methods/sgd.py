@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ml2bench.core.params import ConfigError, Param, spec
-from ml2bench.methods import register
+from ml2bench.methods.base import register
 from ml2bench.methods.torch_optim import ElementwiseMethod
 
 

@@ -26,8 +26,7 @@ from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.core.stop import StopReason
-from ml2bench.methods import register
-from ml2bench.methods.base import Method, StepResult
+from ml2bench.methods.base import Method, StepResult, register
 from ml2bench.numerics.quasi_newton import MODELS, QN_TYPES, make_model
 from ml2bench.numerics.trust_region import TRConfig, tr_iteration
 

@@ -1,4 +1,4 @@
-"""First-order coherent coarse models shared by RMTR and MG/OPT, and a batch-identity helper.
+"""First-order coherent coarse models shared by RMTR and MG/OPT.
 
 Given the fine model m_l (the fine loss on level 0, the coarse model of the level above deeper
 down) at x_l with gradient g_l, the coarse model on level l+1 is
@@ -13,9 +13,6 @@ v = ∇f_H(x_H) − R_g g: the same function up to a constant, which no method e
 """
 
 from __future__ import annotations
-
-from dataclasses import fields, is_dataclass
-from typing import Any
 
 import torch
 from torch import Tensor
@@ -59,34 +56,6 @@ def coherent_model(
     shift = g_restricted - g0
     model = ShiftedObjective(coarse, shift)
     return model, y0, f0 + float(shift @ y0), g_restricted
-
-
-def same_batch(a: Any, b: Any) -> bool:
-    """True when ``b`` holds the very same data objects as ``a`` (the runner hands a new batch
-    object per step; a full batch re-uses the same tensors). Callers keep ``a`` alive, so the
-    identity test cannot be fooled by recycled memory."""
-    if a is b:
-        return True
-    if a is None or b is None or type(a) is not type(b):
-        return False
-    if is_dataclass(a):
-        names = [f.name for f in fields(a)]
-    elif hasattr(a, "__dict__"):
-        names = list(vars(a))
-    else:
-        return False
-    for name in names:
-        va, vb = getattr(a, name), getattr(b, name, None)
-        if isinstance(va, Tensor) or isinstance(vb, Tensor):
-            if va is not vb:
-                return False
-        else:
-            try:
-                if va is not vb and bool(va != vb):
-                    return False
-            except Exception:  # e.g. containers of tensors: compare by identity only
-                return False
-    return True
 
 
 def curvature_scaling(hierarchy, x: Tensor, batch: Batch, seed: int = 0) -> list[dict[str, float]]:

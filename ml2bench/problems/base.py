@@ -8,7 +8,7 @@ which is why coarse levels and transfer operators are part of the interface from
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -18,8 +18,15 @@ from ml2bench.core.cost import flops as _flops_mod
 from ml2bench.core.hierarchy import Hierarchy, Transfer
 from ml2bench.core.objective import Batch, FModel, Objective, WorkCounter
 from ml2bench.core.params import ConfigError, ParamSpec
+from ml2bench.core.registry import Registry
 
 FLOP_PROBE_SAMPLES = 64
+
+#: every problem by name: the built-in ones (imported by :mod:`ml2bench.problems`), entry points of
+#: the group ``ml2bench.problems`` and plugin files (:func:`ml2bench.core.registry.load_plugin`)
+PROBLEMS: Registry = Registry("problem", group="ml2bench.problems")
+#: class decorator: ``@register`` above a :class:`Problem` subclass makes it available by its ``name``
+register = PROBLEMS.register
 
 
 class Problem(ABC):
@@ -36,6 +43,9 @@ class Problem(ABC):
     #: the history column every choice is made on (targets, a method's best grid point), never a
     #: test column: the training loss unless the problem holds out a validation split
     selection_quantity: ClassVar[str] = "train_loss"
+    #: a small instance (hyper-parameters) that builds and trains in about a second: the contract
+    #: tests, the methods' smoke runs, the quality sweep and the step benchmarks use it
+    smoke_params: ClassVar[Mapping[str, Any] | None] = None
 
     def __init__(self, hp: dict[str, Any], *, seed: int, device: torch.device, dtype: torch.dtype) -> None:
         self.hp = hp

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ml2bench.core.params import Param, spec
-from ml2bench.problems import register
+from ml2bench.problems.base import register
 from ml2bench.problems.classification import DATA_PARAMS, ClassificationProblem
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}

@@ -18,7 +18,7 @@ from torch import nn
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.multilevel.depth import KINDS, DepthTransfer, coarsen
 from ml2bench.nn import ACTIVATIONS, ConvODEResNet, DenseODEResNet, depth_levels
-from ml2bench.problems import register
+from ml2bench.problems.base import register
 from ml2bench.problems.classification import DATA_PARAMS, ClassificationProblem
 
 ARCHS = ("dense", "conv")

@@ -4,7 +4,9 @@ Why: a sweep is many short runs, each a fresh ``ml2bench run`` process, and impo
 costs more than many runs train (measurements: docs/performance.md). Snakemake
 runs each job's shell command as its own process and ignores ``group:`` for local execution, so
 the jobs stay as they are — one job = one run = one set of outputs, resumable as before — and
-only the *work* of ``ml2bench run`` moves: the command becomes a thin client that hands its
+only the *work* of ``ml2bench run`` moves: the command becomes a thin client
+(:mod:`ml2bench.sweep.forkclient`, which ``ml2bench.cli`` imports; this module imports the CLI it
+serves, so it sits above the CLI in the layers of docs/ARCHITECTURE.md) that hands its
 arguments, working directory, environment, process limits and stdout/stderr to this server,
 which ``fork()``\\ s a child with everything already imported; the child becomes the client's
 process (environment with ``TZ`` re-read and torch's threads from ``OMP_NUM_THREADS``, umask,
@@ -51,63 +53,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ENV = "ML2BENCH_SERVER"
-REQUEST_TIMEOUT_S = 10.0  # a client sends its whole request within this (a local client needs microseconds)
-MAX_REQUEST = 16 * 2**20  # bytes of one request (argv, cwd and the environment)
-_HEADER = struct.Struct("!I")
+from ml2bench.sweep.forkclient import (  # noqa: F401  (ENV, MAX_REQUEST, delegate: also this module's names)
+    ENV,
+    HEADER,
+    MAX_REQUEST,
+    REQUEST_TIMEOUT_S,
+    delegate,
+    process_context,
+    send_msg,
+    sockaddr,
+)
+
 _LINUX = sys.platform.startswith("linux")
 
 
-def _sockaddr(address: str) -> str:
-    """``@name`` is ``name`` in Linux's abstract namespace (a leading NUL byte); else a path."""
-    return "\0" + address[1:] if address.startswith("@") else address
-
-
-def _send_msg(sock: socket.socket, payload: dict, fds: list[int] | None = None) -> None:
-    data = json.dumps(payload).encode()
-    if fds:
-        socket.send_fds(sock, [_HEADER.pack(len(data)) + data], fds)
-    else:
-        sock.sendall(_HEADER.pack(len(data)) + data)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("peer closed the connection")
-        buf += chunk
-    return buf
-
-
-def _recv_msg(sock: socket.socket) -> dict:
-    (size,) = _HEADER.unpack(_recv_exact(sock, _HEADER.size))
-    return json.loads(_recv_exact(sock, size))
-
-
-# --- the caller's process context -----------------------------------------------------------
-def _rlimits() -> dict[str, list[int]]:
-    import resource
-
-    out = {}
-    for name in dir(resource):
-        if name.startswith("RLIMIT_"):
-            with contextlib.suppress(ValueError, OSError):  # a limit this kernel does not know
-                out[name] = list(resource.getrlimit(getattr(resource, name)))
-    return out
-
-
-def process_context() -> dict[str, Any]:
-    """What a process inherits beyond its environment: umask, rlimits, CPU affinity, niceness."""
-    mask = os.umask(0)
-    os.umask(mask)
-    ctx: dict[str, Any] = {"umask": mask, "rlimits": _rlimits(), "nice": os.getpriority(os.PRIO_PROCESS, 0)}
-    if hasattr(os, "sched_getaffinity"):
-        ctx["affinity"] = sorted(os.sched_getaffinity(0))
-    return ctx
-
-
+# --- the caller's process context, applied in the child -----------------------------------------
 def _torch_threads(env: dict[str, str]) -> int | None:
     """The intra-op threads a fresh process would start with under ``env``: OMP_NUM_THREADS (the
     first number of a list), else None (torch's own default)."""
@@ -144,40 +104,6 @@ def apply_context(env: dict[str, str], ctx: dict[str, Any], default_threads: int
     if nice is not None and nice > os.getpriority(os.PRIO_PROCESS, 0):  # lowering priority needs no privilege
         os.setpriority(os.PRIO_PROCESS, 0, int(nice))
     return notes
-
-
-# --- client -----------------------------------------------------------------------------
-def delegate(argv: list[str], address: str) -> int | None:
-    """Run ``ml2bench argv`` in the server at ``address``; its exit status, or None when no server
-    answers there or it cannot run the command (the caller then runs the command itself)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(REQUEST_TIMEOUT_S)
-    try:
-        sock.connect(_sockaddr(address))
-    except (OSError, ValueError):
-        sock.close()
-        return None
-    with sock:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        try:
-            _send_msg(
-                sock,
-                {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "context": process_context()},
-                [sys.stdout.fileno(), sys.stderr.fileno()],
-            )
-        except OSError:
-            return None
-        sock.settimeout(None)  # the run takes as long as it takes
-        try:
-            reply = _recv_msg(sock)
-        except (ConnectionError, ValueError, struct.error):
-            print("error: ml2bench fork server: the run's process ended without a status", file=sys.stderr)
-            return 1
-        if "status" not in reply:  # the server could not start the run: nothing has happened yet
-            print(f"note: ml2bench fork server: {reply.get('refused', 'refused')}", file=sys.stderr)
-            return None
-        return int(reply["status"])
 
 
 # --- server -----------------------------------------------------------------------------
@@ -240,7 +166,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int], default_threads: 
         try:
             sys.stdout.flush()
             sys.stderr.flush()
-            _send_msg(conn, {"status": status})
+            send_msg(conn, {"status": status})
         finally:
             os._exit(status)
 
@@ -286,14 +212,14 @@ class _Pending:
         if not data:
             raise ConnectionError("closed before the request was complete")
         self.buf += data
-        if len(self.buf) < _HEADER.size:
+        if len(self.buf) < HEADER.size:
             return None
-        (size,) = _HEADER.unpack_from(self.buf)
+        (size,) = HEADER.unpack_from(self.buf)
         if size > MAX_REQUEST:
             raise ValueError(f"request of {size} bytes, above {MAX_REQUEST}")
-        if len(self.buf) < _HEADER.size + size:
+        if len(self.buf) < HEADER.size + size:
             return None
-        return json.loads(bytes(self.buf[_HEADER.size : _HEADER.size + size]))
+        return json.loads(bytes(self.buf[HEADER.size : HEADER.size + size]))
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -317,7 +243,7 @@ def serve(address: str, parent: int | None = None, request_timeout: float = REQU
     if path is not None and os.path.exists(path):
         os.unlink(path)
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(_sockaddr(address))
+    server.bind(sockaddr(address))
     server.listen(64)
     server.setblocking(False)
     default_threads = preload()
@@ -403,7 +329,7 @@ def _start_child(p: _Pending, request: dict, server: socket.socket, sel, pending
     except OSError as err:  # out of processes or memory: the client runs the command itself
         with contextlib.suppress(OSError):
             p.conn.setblocking(True)
-            _send_msg(p.conn, {"refused": f"cannot fork ({err.strerror}); running in the job's own process"})
+            send_msg(p.conn, {"refused": f"cannot fork ({err.strerror}); running in the job's own process"})
         p.close()
         return
     if pid == 0:

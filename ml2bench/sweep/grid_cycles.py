@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from ml2bench.analysis.tables import RUN_KEYS
+from ml2bench.core.records import RUN_KEYS
 
 MEASURES = ("cycles",)  # the table's columns besides RUN_KEYS
 

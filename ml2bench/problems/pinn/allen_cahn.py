@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import ConfigError, Param, spec
-from ml2bench.problems import register
+from ml2bench.problems.base import register
 from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, network_params, sampling_param, tabulated_grid
 from ml2bench.problems.pinn.reference import allen_cahn
 

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import Param, spec
-from ml2bench.problems import register
+from ml2bench.problems.base import register
 from ml2bench.problems.pinn.base import (
     PINNProblem,
     PointSet,

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import Param, spec
-from ml2bench.problems import register
+from ml2bench.problems.base import register
 from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, exact_grid, network_params, sampling_param
 from ml2bench.problems.pinn.reference import poisson
 
