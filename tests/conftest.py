@@ -81,3 +81,12 @@ def tiny_sweep():
         }
 
     return make
+
+
+@pytest.fixture(scope="session")
+def smoke_results():
+    """Every registered method's smoke runs (one row per run and seed, :func:`ml2bench.sweep.quality.run_sweep`),
+    run once per session: the contract tests check that they learn, the quality test compares them."""
+    from ml2bench.sweep import quality
+
+    return quality.run_sweep(quality.sweep())

@@ -165,3 +165,23 @@ def test_deterministic_mode_unchanged_and_never_samples(monkeypatch):
     cols = ["train_loss", "test_metric", "grad_evals", "work_units", "epoch"]
     assert a.history[cols].equals(b.history[cols])
     assert json.loads(a.summary["method_params"].iloc[0])["batch_growth"] == "none"
+
+
+def test_batch_growth_on_batches_that_cannot_split_is_bad_input():
+    """A PINN batch (collocation points plus boundary sets) cannot be split sample by sample: RMTR's
+    batch growth is refused with a ConfigError before any work, not a failed run."""
+    from ml2bench.core.config import RunConfig
+    from ml2bench.core.params import ConfigError
+    from ml2bench.core.runner import run
+
+    config = RunConfig.from_dict(
+        {
+            "problem": "pinn_poisson",
+            "method": "rmtr",
+            "problem_params": {"n_interior": 64, "n_boundary": 16, "n_test": 11, "width": 8, "depth": 4},
+            "method_params": {"batch_growth": "norm_test"},
+            "budget": {"iterations": 1},
+        }
+    )
+    with pytest.raises(ConfigError, match="batch growth 'norm_test' is not possible here: cannot split a PINNBatch"):
+        run(config)

@@ -76,6 +76,9 @@ class SchwarzCore:
         self.solver_kw = solver_kw
         self.comm = comm
         self.counts = decomposition.counts.to(objective.initial_x().device)
+        #: (z, f(z), ∇f(z)) of the latest evaluation of a parameter subdomain: the next subdomain of a
+        #: multiplicative pass starts where the previous one ended, often at that very point
+        self.last: tuple[Tensor, float, Tensor] | None = None
 
     # -- local problems ---------------------------------------------------------------
     def weight(self, k: int, batch: Any) -> float:
@@ -106,6 +109,7 @@ class SchwarzCore:
             z = x.clone()
             z[idx] = y
             f, g = obj.loss_grad(z, batch)
+            self.last = (z, f, g)
             return f, g[idx]
 
         fun.answered = 0  # type: ignore[attr-defined]  # calls answered from ``known`` (not evaluated)
@@ -177,8 +181,11 @@ class SchwarzCore:
             raise RuntimeError("multiplicative Schwarz is sequential; run it without a process group")
         cur = x.clone()
         predicted, evals, f_start = 0.0, 0, float("nan")
+        self.last = None
         for k in range(self.dec.size):
-            res = self.solve(k, cur, batch, radius, need_f_end, known if k == 0 else None)
+            if k > 0:  # f and ∇f where subdomain k-1 ended, when its last evaluation was there (never twice)
+                known = self.last[1:] if self.last is not None and torch.equal(self.last[0], cur) else None
+            res = self.solve(k, cur, batch, radius, need_f_end, known)
             if k == 0 and self.dec.kind != "data":
                 f_start = res.f_start
             predicted += self.weight(k, batch) * (res.f_start - res.f_end)

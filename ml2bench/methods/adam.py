@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from ml2bench.core.params import Param, spec
-from ml2bench.methods.base import register
+from ml2bench.methods.base import SmokeRun, register
 from ml2bench.methods.torch_optim import ElementwiseMethod
 
 
@@ -16,6 +16,11 @@ class Adam(ElementwiseMethod):
     description = "Adam (the update of torch.optim.Adam), mini-batch"
     full_batch = False
     state_attrs = ("steps", "exp_avg", "exp_avg_sq")
+    smoke = (
+        SmokeRun("mlp", {"epochs": 8}, {"lr": 3e-2}),
+        SmokeRun("resnet", {"epochs": 8}, {"lr": 3e-2}),
+        SmokeRun("pinn_poisson", {"iterations": 60}, {"lr": 3e-2}),
+    )
     params = spec(
         Param("lr", float, 1e-3, "learning rate", low=0.0, low_inclusive=False),
         Param("beta1", float, 0.9, "first-moment decay", low=0.0, high=1.0),

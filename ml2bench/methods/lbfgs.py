@@ -42,7 +42,7 @@ from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import Param, spec
 from ml2bench.core.stop import StopReason
-from ml2bench.methods.base import Method, StepResult, register
+from ml2bench.methods.base import Method, SmokeRun, StepResult, register
 from ml2bench.numerics.quasi_newton import LBFGS as LBFGSMemory
 from ml2bench.numerics.trust_region import exploded
 
@@ -53,6 +53,13 @@ class LBFGS(Method):
     description = "L-BFGS (two-loop recursion) with strong-Wolfe line search, full batch; no evaluation charged twice"
     full_batch = True
     state_attrs = ("memory",)
+    smoke = (
+        SmokeRun("mlp", {"iterations": 20}),
+        SmokeRun("resnet", {"iterations": 20}),
+        SmokeRun("pinn_poisson", {"iterations": 20}),
+        SmokeRun("pinn_burgers", {"iterations": 15}, seeds=(0,)),
+        SmokeRun("pinn_allen_cahn", {"iterations": 10}, seeds=(0,)),
+    )
     params = spec(
         Param("lr", float, 1.0, "initial step length of the line search", low=0.0, low_inclusive=False),
         Param("history_size", int, 10, "number of stored curvature pairs", low=1),

@@ -48,7 +48,7 @@ from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.core.stop import StopReason
-from ml2bench.methods.base import CycleMonitor, Method, StepResult, register, vcycle_params
+from ml2bench.methods.base import CycleMonitor, Method, SmokeRun, StepResult, register, vcycle_params
 from ml2bench.methods.tr import check_radius_hp
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.numerics.quasi_newton import LBFGS, QN_TYPES, make_qn
@@ -60,7 +60,8 @@ SMOOTHERS = ("gd", "gd_ls", "lbfgs", "tr")
 def armijo(
     model, batch: Batch, x: Tensor, f: float, g: Tensor, d: Tensor, alpha: float, c1: float, max_trials: int
 ) -> tuple[Tensor, float, Tensor, float] | None:
-    """Backtracking Armijo search along ``d`` (needs gᵀd < 0); returns (x, f, g, α) or None.
+    """Backtracking Armijo search along ``d`` (needs gᵀd < 0); returns (x, f, g, α) or None (also
+    when a step rounds to x: evaluating x again would charge a known point).
 
     Sufficient decrease is tested on the decrease itself, computed round-off-safe by
     :func:`~ml2bench.numerics.trust_region.actual_reduction` (f − f₊, or −½(g + g₊)ᵀs when
@@ -72,6 +73,8 @@ def armijo(
         return None
     for _ in range(max_trials):
         s = alpha * d
+        if torch.equal(x + s, x):  # the step rounds away: x is known, and a shorter step rounds away too
+            return None
         f_t, g_t = model.loss_grad(x + s, batch)
         ared = actual_reduction(f, f_t, g, g_t, s)
         if ared >= -c1 * alpha * slope:
@@ -91,6 +94,8 @@ class MGOpt(Method):
     description = "MG/OPT (Nash 2000) V-cycle with tau-corrected coarse models and a fine line search"
     full_batch = True
     state_attrs = ("qn", "radius", "alpha", "monitor", "stats")
+    smoke = (SmokeRun("resnet", {"iterations": 8}), SmokeRun("pinn_poisson", {"iterations": 5}, seeds=(0,)))
+    smoke_variants = {"lbfgs": {"smoother": "lbfgs"}}
     params = spec(
         *vcycle_params(pre_smooth=2, post_smooth=2, smoother="smoother", coarse_steps=50, coarse_rtol=0.1),
         Param("smoother", str, "tr", "smoother", choices=SMOOTHERS),

@@ -72,7 +72,7 @@ from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.core.stop import StopReason
-from ml2bench.methods.base import CycleMonitor, Method, StepResult, register, vcycle_params
+from ml2bench.methods.base import CycleMonitor, Method, SmokeRun, StepResult, register, vcycle_params
 from ml2bench.methods.tr import TR_PARAMS, check_tr_hp
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.multilevel.norms import prolongation_norm
@@ -88,6 +88,9 @@ class RMTR(Method):
     description = "recursive multilevel trust region (RMTR, V-cycle) with L-BFGS/L-SR1 or exact-Hessian TR smoothing"
     full_batch = True
     state_attrs = ("radius", "smooth_radius", "qn", "monitor", "eps_g", "stats", "growth")
+    # pinn_poisson: the fewest iterations of 3, 8, 20, 40 that clear the rel. L2 floor with a margin
+    smoke = (SmokeRun("resnet", {"iterations": 8}), SmokeRun("pinn_poisson", {"iterations": 8}, seeds=(0,)))
+    smoke_variants = {"hessian": {"model": "hessian", "cg_max_iter": 3}, "batch_growth": {"batch_growth": "norm_test"}}
     params = spec(
         *vcycle_params(pre_smooth=2, post_smooth=2, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
         *TR_PARAMS,
@@ -160,7 +163,7 @@ class RMTR(Method):
     def set_sampler(self, sampler: BatchSampler) -> None:
         """Called by the runner: the source of the hybrid mode's own mini-batches."""
         if self.growth is not None:
-            self.growth.sampler = sampler
+            self.growth.attach(sampler)
 
     @classmethod
     def levels_required(cls, hp: dict[str, Any]) -> int:

@@ -68,7 +68,7 @@ from ml2bench.core.stop import StopReason
 from ml2bench.dd import decomposition as ddec
 from ml2bench.dd import parallel as ddpar
 from ml2bench.dd.core import SchwarzCore
-from ml2bench.methods.base import Method, StepResult, holds_batch, register
+from ml2bench.methods.base import Method, SmokeRun, StepResult, holds_batch, register
 
 TR_ACCEPT, TR_SHRINK_BELOW, TR_GROW_ABOVE, TR_SHRINK, TR_GROW = 0.005, 0.05, 0.9, 0.25, 2.5
 
@@ -122,6 +122,8 @@ class Schwarz(Method):
     description = "nonlinear additive/multiplicative Schwarz preconditioning (SPQN with L-BFGS, APTS with TR)"
     full_batch = True
     state_attrs = ("radius", "memory")
+    smoke = (SmokeRun("resnet", {"iterations": 8}), SmokeRun("pinn_poisson", {"iterations": 3}, seeds=(0,)))
+    smoke_variants = {"apts": {"globalization": "tr"}, "multiplicative": {"variant": "multiplicative"}}
     params = spec(
         Param(
             "variant",

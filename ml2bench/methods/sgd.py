@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from ml2bench.core.params import ConfigError, Param, spec
-from ml2bench.methods.base import register
+from ml2bench.methods.base import SmokeRun, register
 from ml2bench.methods.torch_optim import ElementwiseMethod
 
 
@@ -15,6 +15,11 @@ class SGD(ElementwiseMethod):
     description = "SGD with momentum (the update of torch.optim.SGD), mini-batch"
     full_batch = False
     state_attrs = ("buf",)
+    # lr 0.1: accuracy 0.77-0.84 on mlp in 16 epochs (8 epochs: 0.36-0.41; lr 0.3: 0.57-0.64)
+    smoke = (
+        SmokeRun("mlp", {"epochs": 16}, {"lr": 0.1, "momentum": 0.9}),
+        SmokeRun("resnet", {"epochs": 16}, {"lr": 0.1, "momentum": 0.9}),
+    )
     params = spec(
         Param("lr", float, 0.05, "learning rate", low=0.0, low_inclusive=False),
         Param("momentum", float, 0.9, "heavy-ball momentum", low=0.0, high=1.0),

@@ -26,7 +26,7 @@ from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Batch
 from ml2bench.core.params import ConfigError, Param, spec
 from ml2bench.core.stop import StopReason
-from ml2bench.methods.base import Method, StepResult, register
+from ml2bench.methods.base import Method, SmokeRun, StepResult, register
 from ml2bench.numerics.quasi_newton import MODELS, QN_TYPES, make_model
 from ml2bench.numerics.trust_region import TRConfig, tr_iteration
 
@@ -90,6 +90,9 @@ class TrustRegion(Method):
     description = "trust region with L-SR1/L-BFGS (or exact Hessian) model and Steihaug-Toint CG, full batch"
     full_batch = True
     state_attrs = ("radius", "qn")
+    # pinn_poisson: the fewest iterations of 3, 8, 20, 40 that clear the rel. L2 floor with a margin
+    smoke = (SmokeRun("resnet", {"iterations": 8}), SmokeRun("pinn_poisson", {"iterations": 40}, seeds=(0,)))
+    smoke_variants = {"lsr1": {"qn": "lsr1"}, "hessian": {"model": "hessian", "cg_max_iter": 3}}
     params = spec(
         *TR_PARAMS,
         Param("iters_per_step", int, 1, "trust-region iterations per runner step", low=1),

@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ml2bench.core.params import ConfigError
+
 RULES = ("none", "norm_test", "inner_product")
 ORTHOGONALITY_NU = math.tan(math.radians(80.0))
 
@@ -192,6 +194,18 @@ class AdaptiveBatch:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.size, self.last_required = int(state["size"]), float(state["last_required"])
+
+    def attach(self, sampler: BatchSampler) -> None:
+        """Take ``sampler`` as the source of batches, after checking that its batches split sample by
+        sample (a problem whose batches do not, e.g. a PINN's boundary sets, is bad input: a
+        ConfigError before any work, not a failure at the first step). The check draws one batch of
+        two samples with its own generator: the sampler's sequence is untouched."""
+        probe = next(iter(sampler._train_batches(min(2, sampler.n_train), torch.Generator().manual_seed(0))))
+        try:
+            split_batch(probe, 2)
+        except TypeError as err:
+            raise ConfigError(f"batch growth {self.rule!r} is not possible here: {err}") from None
+        self.sampler = sampler
 
     def draw(self, objective, x: Tensor) -> tuple[Any, tuple[float, Tensor] | None]:
         """The step's batch and, for a sub-full batch, (f_S(x), g_S(x)) from the micro-batches (None on the

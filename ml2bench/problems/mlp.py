@@ -16,6 +16,7 @@ class MLP(ClassificationProblem):
     name = "mlp"
     description = "fully connected classifier (default data: scikit-learn digits, 8x8)"
     default_epochs = 20.0
+    smoke_params = dict(n_train=256, n_test=128, width=32)
     params = spec(
         *DATA_PARAMS,
         Param("width", int, 64, "hidden units per layer", low=1),

@@ -35,6 +35,7 @@ class ODEResNet(ClassificationProblem):
     )
     default_epochs = 10.0
     default_batch_size: ClassVar[int | None] = 64
+    smoke_params = dict(n_train=256, n_test=128, width=8, depth=4)
     params = spec(
         *DATA_PARAMS,
         Param("arch", str, "dense", "dense (flattened input) or conv (3x3 convolutions, images)", choices=ARCHS),

@@ -1,19 +1,28 @@
-"""Quality regression: a small fixed sweep whose final metrics must not move.
+"""Quality regression: the methods' smoke runs, whose final metrics must not move.
 
-A handful of tiny, deterministic CPU runs (one intra-op thread, float64, fixed seeds) covering
-each registered method on the problems it can run cheaply. Their final metrics are committed in
-``ml2bench/sweep/quality_reference.csv``; ``tests/test_quality.py`` re-runs the sweep and fails when a
-(problem, method, seed) moved beyond the tolerance. A change of a method's numerics that is
-*intended* is committed together with a regenerated reference:
+The sweep is every registered method's smoke runs (:attr:`Method.smoke
+<ml2bench.methods.base.Method.smoke>`: problem, budget, hyper-parameters, seeds), each on its
+problem's smoke size (:attr:`Problem.smoke_params <ml2bench.problems.base.Problem.smoke_params>`):
+tiny, deterministic CPU runs (one intra-op thread, float64, fixed seeds). Their final metrics are
+committed in ``ml2bench/sweep/quality_reference.csv`` (package data); ``tests/test_quality.py``
+re-runs the sweep and fails when a (problem, method, seed) moved beyond the tolerance. A change of a
+method's numerics that is *intended* is committed together with a regenerated reference:
 
-    python -m ml2bench.sweep.quality --write     # regenerate ml2bench/sweep/quality_reference.csv
+    python -m ml2bench.sweep.quality --write     # regenerate the reference (every registered method)
     python -m ml2bench.sweep.quality             # re-run and compare (exit 1 on a regression)
+
+Which methods are compared: those with rows in the reference. A method without any (just
+registered, or a plugin) is run by the command and named in a note, not failed: the reference pins
+numbers someone checked and committed, and a new method has none to regress from. Whether it
+learns is checked anyway — by the floors below here and, in ``pytest``, by the contract tests on
+the same smoke runs (``tests/contract/``) — and ``--write`` adds it once it does. So registering a
+method never makes ``tests/test_quality.py`` fail; changing the numbers of a compared one does.
 
 Why the tolerance is relative 1e-4 (``RTOL``, absolute floor ``ATOL`` = 1e-7): with one thread
 and float64 the runs are bit-for-bit reproducible on one machine and torch build (verified by
 running the sweep twice), so *any* deviation there is a code change. Across machines and torch
 builds, the BLAS/oneDNN kernels may sum in another order; that moves float64 results at the
-1e-13..1e-10 level, and the few steps of these sweeps (at most ~30) amplify it by far less than the
+1e-13..1e-10 level, and the few steps of these sweeps (at most ~60) amplify it by far less than the
 1e6 that would reach 1e-4. A genuine change of a method (a different step, line search or
 default) moves the final loss by percent. Counters (``iterations``, ``grad_evals``,
 ``work_units``) and ``status`` are compared exactly (work units to 1e-9 relative: FLOP ratios).
@@ -23,13 +32,13 @@ Why the reference can be trusted: it is written by the code itself, so agreement
 proves nothing. Every run of the sweep (and every row of the reference) must also clear a floor
 that means "learned" and does not depend on the code: test accuracy ≥ ``LEARNED_ACCURACY`` = 0.5
 on the 10 digit classes (chance 0.1), PINN relative L2 error ≤ ``LEARNED_REL_L2`` = 0.9 (the zero
-predictor has exactly 1, tested in tests/test_pinn.py). Budgets and learning rates of the sweep are
-chosen so that every entry clears its floor with a margin (see :func:`sweep`); Klein–Gordon is
-left out because no method learns it at this size (measured: Adam rel. L2 1.13 → 6.5, L-BFGS 6.2).
+predictor has exactly 1, tested in tests/test_pinn.py). The smoke runs' budgets and learning rates
+are chosen so that every one clears its floor with a margin; no smoke run uses Klein–Gordon, which
+no method learns at this size (Adam rel. L2 1.13 → 6.5, L-BFGS 6.2).
 
-A reference row that the sweep no longer produces, and a sweep result that has no reference row,
-are failures (regenerate with --write and justify the moved numbers in the commit message).
-Entries whose problem or method is not registered are skipped.
+A reference row that the sweep no longer produces, and a sweep result of a compared method that has
+no reference row, are failures (regenerate with --write and justify the moved numbers in the commit
+message). Smoke runs on a problem that is not registered are skipped.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +59,6 @@ import torch
 REFERENCE = Path(__file__).resolve().parent / "quality_reference.csv"  # package data
 RTOL = float(os.environ.get("ML2BENCH_QUALITY_RTOL", "1e-4"))
 ATOL = 1e-7
-SEEDS = (0, 1)
 KEY = ("problem", "method", "seed")
 FLOAT_COLUMNS = ("final_train_loss", "final_val_metric", "final_test_loss", "final_test_metric")
 EXACT_COLUMNS = ("status", "iterations")
@@ -61,29 +69,6 @@ CONFIG_COLUMNS = ("problem_params", "method_params", "budget", "batch_size")
 LEARNED_ACCURACY = 0.5  # 10 classes: chance is 0.1
 LEARNED_REL_L2 = 0.9  # the zero predictor has relative L2 error exactly 1
 
-# Tiny problem sizes (a run takes about a second or less).
-MLP = {"n_train": 256, "n_test": 128, "width": 32}
-RESNET = {"n_train": 256, "n_test": 128, "width": 8, "depth": 4}
-PINN = {
-    "n_interior": 128,
-    "n_boundary": 32,
-    "n_initial": 32,
-    "n_test": 21,
-    "n_test_x": 32,
-    "n_test_t": 11,
-    "width": 8,
-    "depth": 4,
-}  # filtered by each PINN problem's parameter names
-MINIBATCH = {"epochs": 8}
-FULLBATCH = {"iterations": 8}
-SGD = {"lr": 0.1, "momentum": 0.9}  # lr 0.3 / 1.0 on mlp: accuracy 0.57-0.64 / 0.06-0.16 (measured)
-SGD_BUDGET = {"epochs": 16}  # 8 epochs on mlp: accuracy 0.36-0.41 (measured)
-ADAM = {"lr": 3e-2}
-# Full-batch iterations per method on pinn_poisson: the fewest (of 3, 8, 20, 40) that clear
-# LEARNED_REL_L2 with a margin (measured, seed 0: tr 20 it 1.21 / 40 it 0.21; rmtr 3 it 1.91 /
-# 8 it 0.25; mgopt 3 it 0.46; schwarz 3 it 0.19).
-PINN_ITERATIONS = {"tr": 40, "rmtr": 8, "mgopt": 5, "schwarz": 3}
-
 
 @dataclass(frozen=True)
 class Entry:
@@ -92,45 +77,30 @@ class Entry:
     problem_params: dict[str, Any]
     budget: dict[str, Any]
     method_params: dict[str, Any] = field(default_factory=dict)
-    seeds: tuple[int, ...] = SEEDS
+    seeds: tuple[int, ...] = (0, 1)
 
 
-def sweep() -> list[Entry]:
-    """The fixed sweep: every single-level baseline on mlp and resnet, a run on each learnable PINN,
-    and every other registered method on the problems that have levels (resnet, pinn_poisson).
-
-    Every entry is set up to learn (floors ``LEARNED_*``); measured final test metrics (seeds 0 / 1,
-    2026-11-26, with the 200-sample validation split): mlp sgd 0.84-0.86 (lr 0.1, 16 epochs), adam
-    0.87-0.88, lbfgs 0.80-0.84 (20 iterations); resnet sgd 0.87-0.91, adam 0.79-0.84, lbfgs
-    0.83-0.88 (20 iterations);
-    pinn_poisson adam 0.31-0.40 (lr 3e-2, 60 iterations), lbfgs 0.30-0.58 (20 iterations);
-    pinn_burgers lbfgs 0.72 (15 iterations); pinn_allen_cahn lbfgs 0.61 (10 iterations).
-    Adding or changing an entry changes the reference and needs ``--write``.
-    """
+def sweep(methods: Iterable[str] | None = None) -> list[Entry]:
+    """The smoke runs of ``methods`` (default: every registered method) on their problems' smoke
+    sizes, in registry order; runs on a problem that is not registered are left out."""
     from ml2bench.methods import METHODS
     from ml2bench.problems import PROBLEMS
 
-    entries: list[Entry] = []
-    baselines = ("sgd", "adam", "lbfgs")
-    for problem, params in (("mlp", MLP), ("resnet", RESNET)):
-        entries.append(Entry(problem, "sgd", params, SGD_BUDGET, SGD))
-        entries.append(Entry(problem, "adam", params, MINIBATCH, ADAM))
-        entries.append(Entry(problem, "lbfgs", params, {"iterations": 20}))
-    entries.append(Entry("pinn_poisson", "adam", PINN, {"iterations": 60}, ADAM))
-    entries.append(Entry("pinn_poisson", "lbfgs", PINN, {"iterations": 20}))
-    entries.append(Entry("pinn_burgers", "lbfgs", PINN, {"iterations": 15}, seeds=(0,)))
-    entries.append(Entry("pinn_allen_cahn", "lbfgs", PINN, {"iterations": 10}, seeds=(0,)))
-    for method in METHODS.names():  # multilevel / DD methods, as they get registered
-        if method in baselines:
-            continue
-        full = METHODS.get(method).full_batch
-        entries.append(Entry("resnet", method, RESNET, FULLBATCH if full else MINIBATCH))
-        # PINN runs of multilevel methods cost ~0.3 s per iteration here: one seed, few iterations
-        iterations = PINN_ITERATIONS.get(method, FULLBATCH["iterations"])
-        entries.append(
-            Entry("pinn_poisson", method, PINN, {"iterations": iterations} if full else MINIBATCH, seeds=(0,))
-        )
-    return [e for e in entries if e.problem in PROBLEMS and e.method in METHODS]
+    entries = []
+    for method in METHODS.names() if methods is None else methods:
+        for run in METHODS.get(method).smoke:
+            if run.problem not in PROBLEMS:
+                continue
+            size = dict(PROBLEMS.get(run.problem).smoke_params or {})
+            entries.append(Entry(run.problem, method, size, dict(run.budget), dict(run.params), tuple(run.seeds)))
+    return entries
+
+
+def compared_methods(reference: pd.DataFrame) -> list[str]:
+    """The registered methods that have rows in ``reference`` (the ones :func:`check` compares)."""
+    from ml2bench.methods import METHODS
+
+    return [m for m in METHODS.names() if m in set(reference["method"])]
 
 
 def floor_failures(table: pd.DataFrame) -> list[str]:
@@ -154,13 +124,6 @@ def floor_failures(table: pd.DataFrame) -> list[str]:
         else:
             failures.append(f"{name}: no floor for metric {metric!r}")
     return failures
-
-
-def _filter_params(problem: str, params: dict[str, Any]) -> dict[str, Any]:
-    from ml2bench.problems import PROBLEMS
-
-    names = set(PROBLEMS.get(problem).params.names())
-    return {k: v for k, v in params.items() if k in names}
 
 
 def run_sweep(
@@ -188,7 +151,7 @@ def run_sweep(
                             "device": "cpu",
                             "dtype": "float64",
                             "threads": 1,
-                            "problem_params": _filter_params(e.problem, e.problem_params),
+                            "problem_params": e.problem_params,
                             "method_params": e.method_params,
                             "budget": e.budget,
                         }
@@ -262,12 +225,21 @@ class Report:
 
 
 def check(reference: pd.DataFrame, current: pd.DataFrame, rtol: float = RTOL, atol: float = ATOL) -> Report:
-    """Compare ``current`` against ``reference`` by (problem, method, seed)."""
+    """Compare ``current`` against ``reference`` by (problem, method, seed): the methods that have rows
+    in the reference; the others get a note. Every row of ``current`` must clear the floors."""
     failures, notes = [], []
     ref = {tuple(r[k] for k in KEY): r for r in reference.to_dict("records")}
+    compared = set(reference["method"]) if len(reference) else set()
+    for method in sorted(set(current["method"]) - compared):  # see the module docstring
+        notes.append(
+            f"method {method}: no rows in the reference, not compared (its runs must still learn; add them with "
+            f"'python -m ml2bench.sweep.quality --write')"
+        )
     for row in current.to_dict("records"):
         key = tuple(row[k] for k in KEY)
         name = f"{row['problem']}/{row['method']}/seed{row['seed']}"
+        if row["method"] not in compared:
+            continue
         if key not in ref:
             failures.append(
                 f"{name}: not in reference (new problem/method/entry?): status={row['status']} "

@@ -15,30 +15,9 @@ from ml2bench.core.runner import derive_seeds
 from ml2bench.methods import METHODS
 from ml2bench.problems import PROBLEMS
 
-# Problem families benchmarked; families not registered yet are skipped with a reason.
-FAMILIES = ("mlp", "resnet", "pinn_poisson", "pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
-
-# Small sizes (filtered by each problem's parameter names).
-SMALL = {
-    "mlp": {"n_train": 256, "n_test": 64, "width": 32},
-    "resnet": {"n_train": 256, "n_test": 64, "width": 16, "depth": 4},
-    "pinn": {
-        "n_interior": 256,
-        "n_boundary": 64,
-        "n_initial": 64,
-        "n_test": 11,
-        "n_test_x": 16,
-        "n_test_t": 11,
-        "width": 16,
-        "depth": 4,
-    },
-}
-
-
-def small_params(problem: str) -> dict[str, Any]:
-    params = SMALL.get("pinn" if problem.startswith("pinn") else problem, {})
-    names = set(PROBLEMS.get(problem).params.names())
-    return {k: v for k, v in params.items() if k in names}
+# Every registered problem at its smoke size (Problem.smoke_params), every registered method
+FAMILIES = tuple(PROBLEMS.names())
+METHOD_NAMES = tuple(METHODS.names())
 
 
 @dataclass
@@ -60,7 +39,7 @@ def build(
     n_batches: int = 8,
 ) -> Setup:
     """Problem, hierarchy and method as :func:`ml2bench.core.runner.run` builds them (float32, CPU); skips
-    the test when the combination does not exist (yet)."""
+    the test when the combination does not exist."""
     if problem not in PROBLEMS:
         pytest.skip(f"problem {problem!r} not registered yet")
     if method not in METHODS:
@@ -70,7 +49,7 @@ def build(
             "problem": problem,
             "method": method,
             "seed": seed,
-            "problem_params": problem_params if problem_params is not None else small_params(problem),
+            "problem_params": PROBLEMS.get(problem).smoke_params if problem_params is None else problem_params,
             "method_params": method_params or {},
         }
     )
@@ -79,7 +58,7 @@ def build(
     prob = problem_cls(config.problem_params, seed=seeds["data"], device=torch.device("cpu"), dtype=torch.float32)
     levels = method_cls.levels_required(config.method_params)
     if levels > prob.max_levels():
-        pytest.skip(f"method {method!r} needs {levels} levels; problem {problem!r} (small) has {prob.max_levels()}")
+        pytest.skip(f"method {method!r} needs {levels} levels; problem {problem!r} has {prob.max_levels()}")
     counter = WorkCounter()
     torch.manual_seed(seeds["init"])
     hierarchy = prob.hierarchy(levels, counter)

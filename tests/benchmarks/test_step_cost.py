@@ -1,4 +1,4 @@
-"""Per-step cost of every registered method on every problem family (small sizes).
+"""Per-step cost of every registered method on every registered problem (at its smoke size).
 
 One benchmark round = one ``method.step(batch)`` from a freshly built method (the second step, after
 one untimed warm-up step), i.e. what the runner's clock measures. ``extra_info`` records the work
@@ -10,11 +10,7 @@ baseline (noise-robust on shared machines)."""
 from __future__ import annotations
 
 import pytest
-from _bench_util import FAMILIES, build, reference_workload
-
-from ml2bench.methods import METHODS
-
-METHOD_NAMES = sorted(set(METHODS.names()) | {"sgd", "adam", "lbfgs", "tr", "rmtr", "mgopt", "schwarz"})
+from _bench_util import FAMILIES, METHOD_NAMES, build, reference_workload
 
 
 def test_reference_workload(benchmark):

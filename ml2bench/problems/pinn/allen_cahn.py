@@ -33,6 +33,7 @@ class PinnAllenCahn(PINNProblem):
     domain = allen_cahn.DOMAIN
     periodic_x = True
     condition_weights = {"initial": "w_initial"}
+    smoke_params = dict(n_interior=128, n_initial=32, n_test_x=32, n_test_t=11, width=8, depth=4)
     params = spec(
         *network_params(),
         Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),

@@ -25,6 +25,7 @@ class PinnBurgers(PINNProblem):
     description = "PINN, viscous Burgers u_t + u u_x = (0.01/π) u_xx, u(x,0) = -sin(πx) (Cole–Hopf reference)"
     domain = burgers.DOMAIN
     condition_weights = {"initial": "w_initial", "boundary": "w_boundary"}
+    smoke_params = dict(n_interior=128, n_boundary=32, n_initial=32, n_test_x=32, n_test_t=11, width=8, depth=4)
     params = spec(
         *network_params(),
         Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),

@@ -34,6 +34,7 @@ class PinnKleinGordon(PINNProblem):
     description = "PINN, Klein–Gordon u_tt - u_xx + u³ = f on [0,1]², exact u = x cos(5πt) + (xt)³"
     domain = klein_gordon.DOMAIN
     condition_weights = {"initial": "w_initial", "initial_t": "w_initial", "boundary": "w_boundary"}
+    smoke_params = dict(n_interior=128, n_boundary=32, n_initial=32, n_test=21, width=8, depth=4)
     params = spec(
         *network_params(),
         Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),

@@ -24,6 +24,7 @@ class PinnPoisson(PINNProblem):
     description = "PINN, 2-D Poisson -Δu = 2π² sin(πx) sin(πy) on [0,1]², u = 0 on the boundary"
     domain = poisson.DOMAIN
     condition_weights = {"boundary": "w_boundary"}
+    smoke_params = dict(n_interior=128, n_boundary=32, n_test=21, width=8, depth=4)
     params = spec(
         *network_params(),
         Param("n_interior", int, 1000, "interior collocation points (= n_train)", low=1),

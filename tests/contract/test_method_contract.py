@@ -1,0 +1,104 @@
+"""The method contract, checked for every registered method (its defaults and its ``smoke_variants``)
+on every registered problem it fits, and on its own smoke runs (benchopt's per-solver tests, torch's
+``optim_db``): the cases come from the registries, so a new method is enrolled by registering it.
+
+* it declares what it is: ``name``, ``description``, ``params``, at least one ``SmokeRun``;
+* fair accounting: every evaluation of the loss during a step is a charged ``Objective`` call, the
+  work counter grows by exactly what those calls charged, and no two consecutive evaluations of
+  one objective are at the same point on the same batch (the second would be free to keep:
+  ``torch.optim.LBFGS`` with one iteration per runner step paid for 35 of 79 evaluations twice);
+* each step returns a well-formed ``StepResult`` (a float loss: the loss at the iterate it started
+  from; number-valued info; a stop reason from ``StopReason``), and a step that goes on evaluated
+  something; the run ends with a known stop reason and the status it implies;
+* determinism: the same config twice gives the same history bit for bit;
+* it learns on its smoke runs: each clears the floor that means "learned" (accuracy >= 0.5 on 10
+  classes, PINN relative L2 <= 0.9; :func:`ml2bench.sweep.quality.floor_failures`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from _contract import (
+    INVARIANT_STEPS,
+    instrumented_run,
+    method_cases,
+    smoke_config,
+    smoke_objective,
+    values,
+    well_formed,
+)
+
+from ml2bench.core.config import BUDGET, RunConfig
+from ml2bench.core.params import ConfigError, ParamSpec
+from ml2bench.core.runner import run
+from ml2bench.core.stop import StopReason
+from ml2bench.methods import METHODS
+from ml2bench.problems import PROBLEMS
+from ml2bench.sweep import quality
+
+SMOKE_RUNS = [
+    pytest.param(name, i, id=f"{name}-{run.problem}")
+    for name, cls in METHODS.items()
+    for i, run in enumerate(cls.smoke)
+]
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_declares_name_description_params_and_smoke_runs(method):
+    cls = METHODS.get(method)
+    assert cls.name == method and isinstance(cls.description, str) and cls.description
+    assert isinstance(cls.params, ParamSpec)
+    assert cls.smoke, f"method {method!r} declares no smoke runs: add smoke = (SmokeRun(problem, budget, params),)"
+    for run_ in cls.smoke:
+        assert run_.problem in PROBLEMS, f"smoke run on unknown problem {run_.problem!r}"
+        assert set(run_.budget) <= set(BUDGET.names()) and run_.budget, run_.budget
+        RunConfig.from_dict(smoke_config(run_.problem, method, dict(run_.params), dict(run_.budget)))
+    for params in cls.smoke_variants.values():
+        cls.params.validate(params, f"method {method!r} smoke variant")
+
+
+@pytest.mark.parametrize("problem", PROBLEMS.names())
+@pytest.mark.parametrize("method, params", method_cases())
+def test_accounting_and_step_results(method, params, problem, monkeypatch):
+    config = smoke_config(problem, method, params, {"iterations": INVARIANT_STEPS})
+    try:
+        result, log = instrumented_run(monkeypatch, config)
+    except ConfigError as err:  # refused before any work: levels the problem lacks, batches that cannot split
+        pytest.skip(f"not applicable: {err}")
+    s = result.summary.iloc[0]
+    assert s["status"] != "failed", s["error"]
+    assert log.steps, "no step was taken"
+    assert log.uncharged == 0, f"{log.uncharged} evaluations of the loss during steps were not charged"
+    assert not log.repeats, log.repeats[:5]
+    for k, record in enumerate(log.steps):
+        assert not well_formed(record), (k, well_formed(record))
+        if "samples" not in record.result.info and math.isfinite(record.result.loss):  # on the runner's batch
+            f = smoke_objective(problem).loss(record.x_start, record.batch)
+            assert record.result.loss == pytest.approx(f, rel=1e-4, abs=1e-6), ("loss at the start", k)
+    reason = StopReason.parse(s["stop_reason"])
+    assert reason.status == s["status"]
+    if s["status"] != "diverged":
+        assert reason == (log.steps[-1].result.stop_reason or StopReason.BUDGET_ITERATIONS)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_deterministic(method):
+    """The first smoke run (seed 0, at most 3 steps) twice: the same history, bit for bit."""
+    run_ = METHODS.get(method).smoke[0]
+    budget = {"iterations": INVARIANT_STEPS}
+    config = RunConfig.from_dict(smoke_config(run_.problem, method, dict(run_.params), budget))
+    first, second = run(config), run(config)
+    assert first.status != "failed", first.summary["error"].iloc[0]
+    assert values(first.history) == values(second.history)
+    assert first.summary["stop_reason"].iloc[0] == second.summary["stop_reason"].iloc[0]
+
+
+@pytest.mark.parametrize("method, index", SMOKE_RUNS)
+def test_learns_on_its_smoke_runs(method, index, smoke_results):
+    run_ = METHODS.get(method).smoke[index]
+    rows = smoke_results[(smoke_results["method"] == method) & (smoke_results["problem"] == run_.problem)]
+    assert sorted(rows["seed"]) == sorted(run_.seeds)
+    failures = quality.floor_failures(rows)
+    assert not failures, "\n".join(failures)
