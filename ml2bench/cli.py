@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ml2bench.core.params import ConfigError
 from ml2bench.core.records import OutputError
+from ml2bench.core.registry import load_plugins
 
 EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
@@ -36,13 +37,22 @@ def _parser() -> argparse.ArgumentParser:
         "  ml2bench list\n"
         "  ml2bench run --problem mlp --method adam --seed 0 --out results/runs/demo\n"
         "  ml2bench run --problem mlp --method sgd --set method.lr=0.1 --set budget.epochs=5 --out out/\n"
+        "  ml2bench run --plugin mine.py --problem mlp --method mine --out out/\n"
         "  ml2bench compare old/results/tables new/results/tables --fail-on-regression\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    plugin = {
+        "dest": "plugins",
+        "action": "append",
+        "default": [],
+        "metavar": "FILE.py",
+        "help": "a Python file that registers methods or problems (repeatable)",
+    }
     p_list = sub.add_parser("list", help="list problems and methods with their hyper-parameters")
     p_list.add_argument("what", nargs="?", choices=("problems", "methods"), help="only this registry")
+    p_list.add_argument("--plugin", **plugin)
 
     p_run = sub.add_parser(
         "run",
@@ -58,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--config", type=Path, help="YAML run config (keys as in --set, sections problem_params, method_params, budget)"
     )
+    p_run.add_argument("--plugin", **plugin)
     p_run.add_argument("--problem", help="problem name (see 'ml2bench list problems')")
     p_run.add_argument("--method", help="method name (see 'ml2bench list methods')")
     p_run.add_argument("--seed", type=int, help="run seed (default 0)")
@@ -167,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     args = _parser().parse_args(argv)
     try:
+        load_plugins(args.plugins)
         if args.command == "list":
             return _cmd_list(args.what)
         return _cmd_run(args)

@@ -49,6 +49,7 @@ class Job:
     budget: dict[str, Any]
     run: dict[str, Any]
     resolved: dict[str, Any] = field(default_factory=dict)  # RunConfig.to_dict()
+    plugins: tuple[str, ...] = ()  # plugin files (absolute paths) the run loads: the config's 'plugins'
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -75,7 +76,8 @@ class Job:
 
     def cli_args(self) -> str:
         """Arguments of ``ml2bench run`` (without --out/--quiet), shell-quoted."""
-        args = ["--problem", self.problem, "--method", self.method, "--seed", str(self.seed)]
+        args = [a for p in self.plugins for a in ("--plugin", p)]
+        args += ["--problem", self.problem, "--method", self.method, "--seed", str(self.seed)]
         sets = [f"{k}={_yaml_scalar(v)}" for k, v in sorted(self.run.items())]
         sets += [f"problem.{k}={_yaml_scalar(v)}" for k, v in sorted(self.problem_params.items())]
         sets += [f"method.{k}={_yaml_scalar(v)}" for k, v in sorted(self.method_params.items())]
@@ -310,9 +312,11 @@ def expand(
 ) -> list[Job]:
     """All jobs of a (schema-validated) sweep config, checked against the registries.
 
-    ``problems``/``methods`` are the allowed names (default: the live registries).
+    ``problems``/``methods`` are the allowed names (default: the live registries, after the
+    config's ``plugins`` are loaded: paths relative to the working directory, as the results are).
     """
     check_finite(config)
+    plugins = load_config_plugins(config)
     if problems is None or methods is None:
         from ml2bench.methods import METHODS
         from ml2bench.problems import PROBLEMS
@@ -359,11 +363,26 @@ def expand(
                             params,
                             budget,
                             run,
+                            plugins=plugins,
                         )
                     )
     if validate_runs:
         validate_jobs(jobs)
     return jobs
+
+
+def load_config_plugins(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Import the config's ``plugins`` files (they register methods and problems); their resolved
+    paths, which every job hands to ``ml2bench run --plugin``. A bad file is a SweepError naming it."""
+    from ml2bench.core.params import ConfigError
+    from ml2bench.core.registry import load_plugins
+
+    paths = tuple(str(Path(p).expanduser().resolve()) for p in config.get("plugins") or ())
+    try:
+        load_plugins(paths)
+    except ConfigError as err:
+        raise SweepError(f"config: plugins: {err}") from None
+    return paths
 
 
 def validate_jobs(jobs: list[Job]) -> None:
