@@ -210,3 +210,35 @@ def test_problem_figures_and_report_from_tables_dir(tmp_path, drawn):
     text = report.read_text()
     assert "../figures/toy/convergence_work_units.png" in text and "| rmtr |" in text
     assert "Energy:** not measured" in text
+
+
+def test_the_catalog_is_what_is_drawn_reported_and_built(tmp_path):
+    """One list of figures and tables (ml2bench.analysis.catalog): every figure has a drawing function,
+    a caption and a unique name; the workflow's figure rules read the same list (common.smk)."""
+    from pathlib import Path
+
+    from ml2bench.analysis import catalog
+
+    names = [f.name for f in catalog.FIGURES]
+    assert len(set(names)) == len(names) and fg.FIGURE_NAMES == [f.name for f in catalog.problem_figures()]
+    for fig in catalog.FIGURES:
+        assert callable(getattr(fg, fig.draw)) and fig.caption, fig
+    smk = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk").read_text()
+    assert "_catalog.problem_figures()" in smk and "convergence_epochs" not in smk  # no second list
+    with pytest.raises(KeyError, match="no figure 'nope'"):
+        catalog.figure("nope")
+
+
+def test_method_colours_built_in_fixed_others_stable_and_distinct():
+    """The built-in methods keep tab10's colours in METHOD_ORDER; any other name (a plugin, a new
+    method) gets the same colour every time, never one within RGB distance 0.25 of a built-in's."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    assert [fg.method_color(m) for m in fg.METHOD_ORDER] == list(colormaps["tab10"].colors[:7])
+    builtin = np.array([fg.method_color(m) for m in fg.METHOD_ORDER])
+    others = [f"method_{i}" for i in range(200)] + ["rmsprop", "plain_gd"]
+    for name in others:
+        c = np.array(fg.method_color(name))
+        assert fg.method_color(name) == tuple(c) and np.linalg.norm(builtin - c, axis=1).min() > 0.25, name
+    assert len({fg.method_color(n) for n in others}) == len(fg.OTHER_COLORS) >= 8

@@ -294,16 +294,12 @@ def test_ci_sweep_tables_and_figures(ci_run):
     assert comp.groupby("problem_id")["success_rate"].max().eq(1.0).all()
     assert (tables / "comparison.md").read_text().count("### ") == 2
     assert r"\begin{tabular}" in (tables / "comparison.tex").read_text()
+    from ml2bench.analysis import catalog
+
     for pid in ("mlp_small", "resnet_tiny"):
-        for name in (
-            "convergence_epochs",
-            "convergence_work_units",
-            "convergence_time",
-            "convergence_energy",
-            "time_to_target",
-        ):
+        for fig in catalog.problem_figures():
             for ext in (".pdf", ".png"):
-                assert (ci_run / "figures" / pid / (name + ext)).stat().st_size > 0
+                assert (ci_run / "figures" / pid / (fig.name + ext)).stat().st_size > 0
     assert (ci_run / "figures" / "performance_profiles.pdf").is_file()
     report = (ci_run / "results" / "report.md").read_text()
     assert "../figures/performance_profiles.png" in report and "### mlp_small" in report

@@ -20,10 +20,12 @@ to target (see :mod:`ml2bench.analysis.tables`).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -33,6 +35,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from ml2bench.analysis import catalog  # noqa: E402
 from ml2bench.analysis import tables as tb  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.5
@@ -56,7 +59,27 @@ STYLE = {
     "legend.frameon": False,
 }
 METHOD_ORDER = ("sgd", "adam", "lbfgs", "tr", "rmtr", "mgopt", "schwarz")
-PALETTE = plt.get_cmap("tab10").colors
+PALETTE = plt.get_cmap("tab10").colors  # the built-in methods, in METHOD_ORDER
+
+
+def _distinct(colors: Iterable[tuple], taken: list[tuple], min_distance: float = 0.25) -> list[tuple]:
+    """Colours at RGB distance > ``min_distance`` from every taken one and from each other, not
+    too light to see on white (luminance < 0.75)."""
+    out = []
+    for c in colors:
+        rgb = np.array(c[:3])
+        if float(rgb @ (0.299, 0.587, 0.114)) >= 0.75:
+            continue
+        if all(np.linalg.norm(rgb - np.array(t[:3])) > min_distance for t in taken + out):
+            out.append(tuple(c[:3]))
+    return out
+
+
+#: colours for methods outside METHOD_ORDER (plugins, new methods): none close to a built-in one
+OTHER_COLORS = _distinct(
+    [*PALETTE[len(METHOD_ORDER) :], *(c for n in ("Dark2", "Set1", "tab20b") for c in plt.get_cmap(n).colors)],
+    list(PALETTE[: len(METHOD_ORDER)]),
+)
 LINESTYLES = ("-", "--", ":", "-.")
 
 AXES = {  # name -> (history column, axis label)
@@ -65,13 +88,16 @@ AXES = {  # name -> (history column, axis label)
     "time": ("train_time_s", "training wall time (s)"),
     "energy": ("energy_j", "energy (J)"),
 }
-FIGURE_NAMES = [f"convergence_{a}" for a in AXES] + ["time_to_target"]
+FIGURE_NAMES = [f.name for f in catalog.problem_figures()]  # per problem (ml2bench.analysis.catalog)
 
 
 def method_color(method: str) -> tuple:
+    """The built-in methods' fixed colours; any other name a colour of :data:`OTHER_COLORS` chosen by
+    a hash of the name (the same in every figure and every run, never a built-in method's)."""
     if method in METHOD_ORDER:
-        return PALETTE[METHOD_ORDER.index(method) % len(PALETTE)]
-    return PALETTE[(len(METHOD_ORDER) + sum(map(ord, method))) % len(PALETTE)]
+        return PALETTE[METHOD_ORDER.index(method)]
+    digest = int.from_bytes(hashlib.sha256(method.encode()).digest()[:8], "big")
+    return OTHER_COLORS[digest % len(OTHER_COLORS)]
 
 
 def _solver_style(frame: pd.DataFrame) -> dict[str, dict]:
@@ -293,40 +319,76 @@ def profile_figure(prof: pd.DataFrame, stem: str | Path, n_problems: int | None 
         return save(fig, stem)
 
 
-# --- driver ------------------------------------------------------------------------------
-def problem_figures(tables_dir: str | Path, problem_id: str, out: str | Path) -> list[Path]:
-    tables_dir, out = Path(tables_dir), Path(out)
-    history = pd.read_parquet(tables_dir / "history.parquet")
-    summary = pd.read_parquet(tables_dir / "summary.parquet")
-    ttt = pd.read_csv(tables_dir / "time_to_target.csv")
-    targets = json.loads((tables_dir / "targets.json").read_text()) if (tables_dir / "targets.json").is_file() else {}
-    h = history[history["problem_id"] == problem_id]
-    s = summary[summary["problem_id"] == problem_id]
-    if h.empty:
-        raise ValueError(
-            f"no runs of problem {problem_id!r}; have: {', '.join(sorted(history['problem_id'].unique()))}"
-        )
-    metric = str(s["metric_name"].iloc[0]) if len(s) else "test metric"
-    higher = bool(s["metric_higher_is_better"].iloc[0]) if len(s) else True
-    paths: list[Path] = []
-    for axis in AXES:
-        title = f"{problem_id}"
-        if axis == "energy":
-            src = sorted(set(s["energy_source"].astype(str))) if "energy_source" in s else []
-            title += f" (energy source: {', '.join(src)})" if src else ""
-        paths += convergence_figure(h, axis, out / problem_id / f"convergence_{axis}", title, metric, higher)
-    target_text = tb._target_text(problem_id, targets)
-    paths += time_to_target_figure(
-        ttt[ttt["problem_id"] == problem_id], out / problem_id / "time_to_target", problem_id, target_text
-    )
-    return paths
+# --- driver: the figures of ml2bench.analysis.catalog ------------------------------------
+@dataclass
+class ProblemTables:
+    """What the per-problem figures read: one sweep entry's rows of the aggregated tables."""
+
+    problem_id: str
+    history: pd.DataFrame
+    summary: pd.DataFrame
+    ttt: pd.DataFrame
+    targets: dict
+
+    @classmethod
+    def read(cls, tables_dir: str | Path, problem_id: str) -> ProblemTables:
+        tables_dir = Path(tables_dir)
+        history = pd.read_parquet(tables_dir / "history.parquet")
+        summary = pd.read_parquet(tables_dir / "summary.parquet")
+        ttt = pd.read_csv(tables_dir / "time_to_target.csv")
+        path = tables_dir / "targets.json"
+        targets = json.loads(path.read_text()) if path.is_file() else {}
+        h = history[history["problem_id"] == problem_id]
+        if h.empty:
+            raise ValueError(
+                f"no runs of problem {problem_id!r}; have: {', '.join(sorted(history['problem_id'].unique()))}"
+            )
+        s = summary[summary["problem_id"] == problem_id]
+        return cls(problem_id, h, s, ttt[ttt["problem_id"] == problem_id], targets)
+
+
+def convergence(t: ProblemTables, stem: str | Path, axis: str) -> list[Path]:
+    """The catalog's ``convergence_*`` figures: :func:`convergence_figure` of one sweep entry."""
+    metric = str(t.summary["metric_name"].iloc[0]) if len(t.summary) else "test metric"
+    higher = bool(t.summary["metric_higher_is_better"].iloc[0]) if len(t.summary) else True
+    title = t.problem_id
+    if axis == "energy":
+        src = sorted(set(t.summary["energy_source"].astype(str))) if "energy_source" in t.summary else []
+        title += f" (energy source: {', '.join(src)})" if src else ""
+    return convergence_figure(t.history, axis, stem, title, metric, higher)
+
+
+def time_to_target(t: ProblemTables, stem: str | Path) -> list[Path]:
+    """The catalog's ``time_to_target`` figure of one sweep entry."""
+    return time_to_target_figure(t.ttt, stem, t.problem_id, tb._target_text(t.problem_id, t.targets))
+
+
+def profiles(tables_dir: Path, stem: str | Path) -> list[Path]:
+    """The catalog's ``performance_profiles`` figure (all sweep entries)."""
+    prof = pd.read_csv(tables_dir / "profiles.csv")
+    n = pd.read_csv(tables_dir / "comparison.csv")["problem_id"].nunique()
+    return profile_figure(prof, stem, n)
+
+
+def draw(fig: catalog.Figure, tables: ProblemTables | Path, stem: str | Path) -> list[Path]:
+    """Draw one catalog figure with its function (``fig.draw``) of this module."""
+    return globals()[fig.draw](tables, stem, **fig.options)
+
+
+def problem_figures(
+    tables_dir: str | Path, problem_id: str, out: str | Path, names: Iterable[str] | None = None
+) -> list[Path]:
+    """The per-problem figures of the catalog (or only ``names``) into ``<out>/<problem_id>/``."""
+    tables = ProblemTables.read(tables_dir, problem_id)
+    figures = [f for f in catalog.problem_figures() if names is None or f.name in names]
+    return [p for f in figures for p in draw(f, tables, Path(out) / problem_id / f.name)]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ml2bench.analysis.figures",
-        description="Convergence, time-to-target and performance-profile figures (PDF + PNG) from the "
-        "tables written by ml2bench.analysis.aggregate and ml2bench.analysis.tables.",
+        description="The figures of ml2bench.analysis.catalog (PDF + PNG) from the tables written by "
+        "ml2bench.analysis.aggregate and ml2bench.analysis.tables.",
     )
     parser.add_argument("--tables", type=Path, default=Path("results/tables"), help="default: results/tables")
     parser.add_argument("--out", type=Path, default=Path("figures"), help="default: figures")
@@ -337,21 +399,26 @@ def main(argv: list[str] | None = None) -> int:
         help="problem id (repeatable; default: all). Writes <out>/<id>/*.{pdf,png}",
     )
     parser.add_argument(
-        "--profiles", action="store_true", help="only the performance profiles (<out>/performance_profiles.{pdf,png})"
+        "--figure",
+        action="append",
+        choices=[f.name for f in catalog.problem_figures()],
+        help="only this per-problem figure (repeatable; default: all of the catalog)",
+    )
+    parser.add_argument(
+        "--profiles", action="store_true", help="only the figures of the whole sweep (<out>/performance_profiles...)"
     )
     args = parser.parse_args(argv)
     try:
         written: list[Path] = []
         if args.profiles:
-            prof = pd.read_csv(args.tables / "profiles.csv")
-            n = pd.read_csv(args.tables / "comparison.csv")["problem_id"].nunique()
-            written += profile_figure(prof, args.out / "performance_profiles", n)
+            for fig in catalog.sweep_figures():
+                written += draw(fig, args.tables, args.out / fig.name)
         else:
             ids = args.problem or sorted(
                 pd.read_parquet(args.tables / "summary.parquet", columns=["problem_id"])["problem_id"].unique()
             )
             for pid in ids:
-                written += problem_figures(args.tables, pid, args.out)
+                written += problem_figures(args.tables, pid, args.out, args.figure)
     except (ValueError, OSError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

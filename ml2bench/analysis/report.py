@@ -14,15 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml2bench.analysis import catalog
 from ml2bench.analysis import tables as tb
-
-CAPTIONS = {
-    "convergence_epochs": "train loss and test metric vs epochs",
-    "convergence_work_units": "vs work units",
-    "convergence_time": "vs training wall time",
-    "convergence_energy": "vs energy",
-    "time_to_target": "time to target",
-}
 
 
 def _rel(path: Path, start: Path) -> str:
@@ -97,10 +90,13 @@ def build_report(
     ]
 
     lines += ["## Performance profiles", ""]
-    prof = figures_dir / "performance_profiles.png"
+    for fig in catalog.sweep_figures():
+        png = figures_dir / f"{fig.name}.png"
+        lines += [
+            f"![{fig.name.replace('_', ' ')}]({_rel(png, base)}) ([PDF]({_rel(png.with_suffix('.pdf'), base)}))",
+            "",
+        ]
     lines += [
-        f"![performance profiles]({_rel(prof, base)}) ([PDF]({_rel(prof.with_suffix('.pdf'), base)}))",
-        "",
         "ρ_s(τ): fraction of problems on which solver s reaches the target within τ times the cost "
         "of the best solver (median over seeds).",
         "",
@@ -111,9 +107,9 @@ def build_report(
         lines += [f"### {pid}", ""]
         if pid in targets:
             lines += [tb._target_text(pid, targets), ""]
-        for name, caption in CAPTIONS.items():
-            png = figures_dir / pid / f"{name}.png"
-            if name == "convergence_energy" and energy_sources == ["none"]:
+        for fig in catalog.problem_figures():
+            png, caption = figures_dir / pid / f"{fig.name}.png", fig.caption
+            if fig.requires == "energy" and energy_sources == ["none"]:
                 lines += [f"- {caption}: not measured (note: [{_rel(png, base)}]({_rel(png, base)}))"]
                 continue
             lines += [

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ml2bench.analysis import catalog
 from ml2bench.core.records import RUN_KEYS, write_parquet_atomic
 
 INF = math.inf
@@ -415,17 +416,7 @@ def build(tables_dir: str | Path, targets: Mapping | None = None, out: str | Pat
     ttt = time_to_target(history, targets, work_budgets(summary))
     table = comparison_table(summary, ttt)
     prof = profiles(table, targets)
-    paths = {
-        k: out / k
-        for k in (
-            "time_to_target.csv",
-            "comparison.csv",
-            "comparison.parquet",
-            "profiles.csv",
-            "comparison.md",
-            "comparison.tex",
-        )
-    }
+    paths = {name: out / name for name in catalog.table_files()}
     out.mkdir(parents=True, exist_ok=True)
     write_parquet_atomic(ttt, paths["time_to_target.csv"])
     write_parquet_atomic(table, paths["comparison.csv"])

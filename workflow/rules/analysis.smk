@@ -36,12 +36,8 @@ rule comparison:
     input:
         rules.aggregate.output,
     output:
-        md="results/tables/comparison.md",
-        tex="results/tables/comparison.tex",
-        csv=report("results/tables/comparison.csv", category="Tables", labels={"table": "comparison"}),
-        parquet="results/tables/comparison.parquet",
-        ttt="results/tables/time_to_target.csv",
-        profiles="results/tables/profiles.csv",
+        [report(f"results/tables/{name}", category="Tables", labels={"table": name.removesuffix(".csv")}) if name.endswith(".csv")
+         else f"results/tables/{name}" for name in TABLE_FILES],
     log:
         "results/logs/comparison.log",
     params:
@@ -72,9 +68,9 @@ rule profile_figures:
         "results/tables/profiles.csv",
         "results/tables/comparison.csv",
     output:
-        pdf="figures/performance_profiles.pdf",
-        png=report("figures/performance_profiles.png", caption="../report/profiles.rst",
-                   category="Performance profiles", labels={"figure": "performance profiles"}),
+        expand("figures/{name}.pdf", name=SWEEP_FIGURE_NAMES),
+        [report(f"figures/{name}.png", caption="../report/profiles.rst", category="Performance profiles",
+                labels={"figure": name.replace("_", " ")}) for name in SWEEP_FIGURE_NAMES],
     log:
         "results/logs/figures/performance_profiles.log",
     params:
@@ -88,7 +84,7 @@ rule report_md:
         "results/tables/comparison.md",
         "results/tables/comparison.csv",
         expand("figures/{problem}/{name}.png", problem=PROBLEM_IDS, name=FIGURE_NAMES),
-        "figures/performance_profiles.png",
+        expand("figures/{name}.png", name=SWEEP_FIGURE_NAMES),
         CLAIMS_MD,
     output:
         "results/report.md",

@@ -52,8 +52,11 @@ if workflow.is_main_process:
             print(f"ml2bench: {_line}", file=sys.stderr)
     except OSError as err:
         raise WorkflowError(f"ml2bench: cannot repair the run folders: {err}; make results/ writable") from None
-FIGURE_NAMES = ["convergence_epochs", "convergence_work_units", "convergence_time",
-                "convergence_energy", "time_to_target"]
+# Figures and tables: one list, ml2bench/analysis/catalog.py (the report and the tests read it too)
+from ml2bench.analysis import catalog as _catalog  # noqa: E402
+FIGURE_NAMES = [f.name for f in _catalog.problem_figures()]
+SWEEP_FIGURE_NAMES = [f.name for f in _catalog.sweep_figures()]
+TABLE_FILES = _catalog.table_files()
 # How jobs call ml2bench: the console script when installed, else this interpreter's module.
 # The interpreter's path is quoted: it may hold spaces.
 PYTHON = shlex.quote(sys.executable)
