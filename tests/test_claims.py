@@ -439,7 +439,7 @@ def test_analysis_never_imports_torch():
 
 
 def test_grid_cycles_counts_vcycles_per_size_and_seed():
-    from ml2bench.sweep.grid_cycles import grid_cycles
+    from ml2bench.sweep.grid_cycles import grid_cycle_table
 
     # 2-D Poisson, MG/OPT with 2 GD smoothing steps (lr 0.2): measured 10 cycles on 7², 9 on 15² (seeds 0, 1)
     spec = {
@@ -451,11 +451,11 @@ def test_grid_cycles_counts_vcycles_per_size_and_seed():
         "params": {"smoother": "gd", "lr": 0.2},
         "max_cycles": 40,
     }
-    t = grid_cycles(spec, [0, 1])
+    t = grid_cycle_table(spec, [0, 1])
     assert list(t["point"]) == ["n~7", "n~7", "n~15", "n~15"] and list(t["seed"]) == [0, 1, 0, 1]
     assert t["cycles"].between(5, 15).all()
     # a step size too large for the 1-D smoother: no convergence within max_cycles, recorded as inf
-    bad = grid_cycles(
+    bad = grid_cycle_table(
         {
             "id": "p1",
             "kind": "poisson",

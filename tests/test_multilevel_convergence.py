@@ -94,10 +94,11 @@ import numpy as np
 import pytest
 import torch
 
-from ml2bench.bench.multilevel import grid_cycles
+from ml2bench.bench.multilevel import start_seed
 from ml2bench.methods import METHODS
 from ml2bench.problems.grid.testproblems import exact_solution, grid_hierarchy, newton_solve_fas
 from ml2bench.problems.grid.twogrid import discrete_minimiser, two_grid_rate
+from ml2bench.sweep.grid_cycles import grid_cycles
 
 
 def cycles(kind, n, dim, hp, tol=1e-8, maxit=40, grad_restriction="variational"):
@@ -182,14 +183,14 @@ def test_defaults_are_level_independent(method, kind):
     iterate is the discrete solution: its error to u* falls like h². "Within ±2": every count
     within 2 of the median count over the grids."""
     sizes = (31, 63, 127)
-    runs = [grid_cycles(method, kind, n, {}, rtol=1e-8, max_cycles=30) for n in sizes]
-    counts = [r["cycles"] for r in runs]
-    assert None not in counts, [(r["stop_reason"], r["rel_grad"]) for r in runs]
+    runs = [grid_cycles(method, kind, n, {}, rtol=1e-8, max_cycles=30, seed=start_seed(kind)) for n in sizes]
+    counts = [r.cycles for r in runs]
+    assert None not in counts, [(r.stop_reason, r.rel_grad) for r in runs]
     assert all(c <= m + 1 for c, m in zip(counts, DEFAULT_CYCLES[method, kind])), counts
     assert all(abs(c - sorted(counts)[1]) <= 2 for c in counts), counts
-    assert max(r["work_units"] for r in runs) <= 100, [r["work_units"] for r in runs]
+    assert max(r.work_units for r in runs) <= 100, [r.work_units for r in runs]
     if kind == "cubic":
-        errors = [float((r["method"].x - exact_solution(kind, n, 2)).abs().max()) for r, n in zip(runs, sizes)]
+        errors = [float((r.method.x - exact_solution(kind, n, 2)).abs().max()) for r, n in zip(runs, sizes)]
         assert all(3.5 < errors[i] / errors[i + 1] < 4.5 for i in range(2)), errors
 
 
@@ -238,8 +239,8 @@ def test_defaults_on_255_squared_poisson(method, measured):
     """255² (65,025 unknowns) with the defaults: as many cycles as on the coarser grids
     (measured MG/OPT 7, 50 work units; RMTR 7, 50 work units)."""
     out = grid_cycles(method, "poisson", 255, {}, rtol=1e-8, max_cycles=30)
-    assert out["cycles"] is not None and out["cycles"] <= measured + 1, (out["stop_reason"], out["rel_grad"])
-    assert out["work_units"] <= 100
+    assert out.cycles is not None and out.cycles <= measured + 1, (out.stop_reason, out.rel_grad)
+    assert out.work_units <= 100
 
 
 @pytest.mark.parametrize("method,measured", [("mgopt", 28), ("rmtr", 26)])
@@ -247,8 +248,8 @@ def test_minimal_surface_converges_but_is_not_level_independent(method, measured
     """Minimal surface from u₀ = 0 at 31² (defaults): converges, MG/OPT in 28 cycles, RMTR in 26
     (measured; 37 / 40 at 63², see the module docstring: the anisotropic linearisation is not
     handled by point smoothers with standard coarsening, so this is no level-independence claim)."""
-    out = grid_cycles(method, "minsurf", 31, {}, rtol=1e-8, max_cycles=measured + 1)
-    assert out["cycles"] is not None and out["cycles"] <= measured + 1, (out["stop_reason"], out["rel_grad"])
+    out = grid_cycles(method, "minsurf", 31, {}, rtol=1e-8, max_cycles=measured + 1, seed=None)
+    assert out.cycles is not None and out.cycles <= measured + 1, (out.stop_reason, out.rel_grad)
 
 
 def test_scherk_discrete_solution_is_second_order():
@@ -299,7 +300,7 @@ def test_default_mgopt_on_steep_minimal_surface_grows_with_the_grid():
     (ω = 0.6, no trust region; an uncharged oracle experiment) was slower still: 1.7e-5 / 1.5e-3 /
     2.1e-2 ‖g₀‖ after 60 cycles (on ``minsurf`` 63² it diverged to nan). Reproduce the defaults with
     ``python -m ml2bench.bench multilevel --grid --problems scherk --max-cycles 100``."""
-    counts = [grid_cycles("mgopt", "scherk", n, {}, rtol=1e-8, max_cycles=50)["cycles"] for n in (31, 63)]
+    counts = [grid_cycles("mgopt", "scherk", n, {}, rtol=1e-8, max_cycles=50, seed=None).cycles for n in (31, 63)]
     assert None not in counts and counts[0] <= 31 and counts[1] <= 50, counts
     assert counts[1] - counts[0] >= 10, counts
 
@@ -310,12 +311,14 @@ def test_defaults_level_independent_on_moderately_steep_minimal_surface(method, 
     zero interior: the defaults stay within ±2 cycles and ≤ 100 work units from 31² to 127²
     (measured MG/OPT 9 / 11 / 12 cycles, 62 / 78 / 85 work units; RMTR 9 / 10 / 12, 61 / 70 / 84);
     the steeper rows of the module docstring's table do not (a = 2: 11 / 14 / 18 and 11 / 14 / 16)."""
-    runs = [grid_cycles(method, "scherk", n, {}, rtol=1e-8, max_cycles=20, scherk_a=1.6) for n in (31, 63, 127)]
-    counts = [r["cycles"] for r in runs]
-    assert None not in counts, [(r["stop_reason"], r["rel_grad"]) for r in runs]
+    runs = [
+        grid_cycles(method, "scherk", n, {}, rtol=1e-8, max_cycles=20, seed=None, scherk_a=1.6) for n in (31, 63, 127)
+    ]
+    counts = [r.cycles for r in runs]
+    assert None not in counts, [(r.stop_reason, r.rel_grad) for r in runs]
     assert all(c <= m + 1 for c, m in zip(counts, measured)), counts
     assert all(abs(c - sorted(counts)[1]) <= 2 for c in counts), counts
-    assert max(r["work_units"] for r in runs) <= 100, [r["work_units"] for r in runs]
+    assert max(r.work_units for r in runs) <= 100, [r.work_units for r in runs]
 
 
 def scaled_poisson(
@@ -432,9 +435,9 @@ def test_varying_stiffness_costs_the_global_smoothers_twice_the_cycles(method, m
     stiffness that varies in space). Tested at 31² and 63²."""
     for n, m in zip((31, 63), measured):
         out = grid_cycles(method, "varcoef", n, {}, rtol=1e-8, max_cycles=m + 1)
-        assert out["cycles"] is not None and 12 <= out["cycles"] <= m + 1, (out["stop_reason"], out["rel_grad"])
-        assert out["work_units"] > 100
-        err = float((out["method"].x - torch.from_numpy(varcoef_reference(n))).abs().max())
+        assert out.cycles is not None and 12 <= out.cycles <= m + 1, (out.stop_reason, out.rel_grad)
+        assert out.work_units > 100
+        err = float((out.method.x - torch.from_numpy(varcoef_reference(n))).abs().max())
         assert err < 1e-6, err  # measured 1.6e-7 / 9e-8 (MG/OPT / RMTR, 31²); discretisation error 1.6e-3
 
 

@@ -27,8 +27,8 @@ import time
 
 import numpy as np
 
-from ml2bench.core.config import RunConfig
-from ml2bench.core.runner import run
+from ml2bench.sweep.grid_cycles import grid_cycles
+from ml2bench.sweep.inprocess import run_many
 
 PROBLEM = {"depth": 8, "width": 32, "arch": "dense", "interpolation": "constant"}
 METHODS = {
@@ -51,53 +51,10 @@ def _to_target(history, target: float) -> tuple[float, float]:
 GRID_PROBLEMS = ("poisson", "fas", "cubic", "varcoef", "minsurf", "scherk")
 
 
-def grid_cycles(
-    method: str,
-    kind: str,
-    n: int,
-    hp: dict | None = None,
-    rtol: float = 1e-8,
-    max_cycles: int = 60,
-    seed: int | None = 0,
-    scherk_a: float | None = None,
-) -> dict:
-    """Run ``method`` on the 2-D grid problem ``kind`` with n² unknowns until ‖g‖ ≤ rtol ‖g₀‖.
-
-    Returns {"cycles": V-cycles (None if not converged), "work_units", "stop_reason", "rel_grad",
-    "method": the method object}. ``seed=None`` starts from u₀ = 0. ``scherk_a``: the steepness of
-    the ``scherk`` data (default :data:`~ml2bench.problems.grid.testproblems.SCHERK_A`)."""
-    import torch
-
-    from ml2bench.methods import METHODS
-    from ml2bench.problems.grid.testproblems import SCHERK_A, grid_hierarchy
-
-    H, batch = grid_hierarchy(kind, n, 2, scherk_a=SCHERK_A if scherk_a is None else scherk_a)
-    if seed is None or kind in ("minsurf", "scherk"):  # from the zero interior (a random one is non-smooth)
-        x0 = H.fine.initial_x()
-    else:
-        x0 = 2 * torch.rand(H.fine.n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) - 1
-    params = {"levels": H.levels, **(hp or {}), "grad_rtol": rtol}
-    m = METHODS.get(method)(H, x0, params)
-    if m.uses_hvp(m.hp):  # as the runner: measured before, uncharged
-        H.measure_hvp_costs(batch)
-    g0 = None
-    cycles, stop = None, "max_cycles"
-    for k in range(1, max_cycles + 1):
-        r = m.step(batch)
-        g0 = g0 or m.monitor.g0
-        if r.converged:
-            cycles, stop = k, r.stop_reason
-            break
-        if r.stop_reason:
-            stop = r.stop_reason
-            break
-    return {
-        "cycles": cycles,
-        "work_units": H.counter.work_units,
-        "stop_reason": stop,
-        "rel_grad": float(m._g.norm()) / g0,
-        "method": m,
-    }
+def start_seed(kind: str) -> int | None:
+    """The grid benchmark's start: u₀ ~ U[−1, 1] with seed 0, the zero interior for the minimal
+    surfaces (a random interior is not smooth)."""
+    return None if kind in ("minsurf", "scherk") else 0
 
 
 def grid_main(args, runs) -> int:
@@ -119,11 +76,20 @@ def grid_main(args, runs) -> int:
         for kind, a in problems:
             cells = []
             for n in sizes:
-                out = grid_cycles(method, kind, n, params, args.rtol, args.max_cycles, scherk_a=a)
-                if out["cycles"] is None:
-                    cells.append(f"{out['stop_reason']} ({out['rel_grad']:.1e})")
+                out = grid_cycles(
+                    method,
+                    kind,
+                    n,
+                    params,
+                    rtol=args.rtol,
+                    max_cycles=args.max_cycles,
+                    seed=start_seed(kind),
+                    scherk_a=a,
+                )
+                if out.cycles is None:
+                    cells.append(f"{out.stop_reason} ({out.rel_grad:.1e})")
                 else:
-                    cells.append(f"{out['cycles']} ({out['work_units']:.0f})")
+                    cells.append(f"{out.cycles} ({out.work_units:.0f})")
             name = kind if a is None else f"{kind} a={a:g}"
             print(f"| {label} | {name} | " + " | ".join(cells) + " |", flush=True)
     return 0
@@ -205,22 +171,22 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     for label, method, method_params in runs:
         per_seed = []
-        for seed in range(seeds):
-            cfg = RunConfig.from_dict(
-                {
-                    "problem": "resnet",
-                    "method": method,
-                    "seed": seed,
-                    "problem_params": PROBLEM,
-                    "method_params": method_params,
-                    "budget": {"work_units": budget},
-                    "eval_interval": args.eval_interval,
-                    "threads": args.threads,
-                }
-            )
-            res = run(cfg)
-            s = res.summary.iloc[0]
-            wu, wt = _to_target(res.history, args.target)
+        configs = [
+            {
+                "problem": "resnet",
+                "method": method,
+                "seed": seed,
+                "problem_params": PROBLEM,
+                "method_params": method_params,
+                "budget": {"work_units": budget},
+                "eval_interval": args.eval_interval,
+                "threads": args.threads,
+            }
+            for seed in range(seeds)
+        ]
+        for seed, outcome in enumerate(run_many(configs)):
+            s = outcome.summary
+            wu, wt = _to_target(outcome.result.history, args.target)
             per_seed.append((wu, wt, float(s["final_train_loss"]), float(s["final_test_metric"]), s["status"]))
             print(
                 f"  {label} seed {seed}: status={s['status']} to-target wu={wu:.1f} time={wt:.1f}s "

@@ -19,9 +19,8 @@ import statistics
 import sys
 import time
 
-from ml2bench.core.config import RunConfig
-from ml2bench.core.runner import run
 from ml2bench.problems import PROBLEMS
+from ml2bench.sweep.inprocess import run_many
 
 METHODS = {
     "ASPQN (additive, L-BFGS)": ("schwarz", {"variant": "additive", "globalization": "lbfgs"}),
@@ -49,20 +48,18 @@ def schwarz_defaults(args) -> dict:
 
 
 def one(problem, method, hp, seed, args, budget, threads=None, batch_size=None):
-    cfg = RunConfig.from_dict(
-        {
-            "problem": problem,
-            "method": method,
-            "seed": seed,
-            "problem_params": problem_params(problem, args),
-            "method_params": hp,
-            "budget": budget,
-            "eval_interval": float(args.work) / 4,
-            "threads": threads,
-            "batch_size": batch_size,
-        }
-    )
-    return run(cfg).summary.iloc[0]
+    config = {
+        "problem": problem,
+        "method": method,
+        "seed": seed,
+        "problem_params": problem_params(problem, args),
+        "method_params": hp,
+        "budget": budget,
+        "eval_interval": float(args.work) / 4,
+        "threads": threads,
+        "batch_size": batch_size,
+    }
+    return next(run_many([config])).summary
 
 
 def main(argv=None) -> int:

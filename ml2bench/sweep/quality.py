@@ -130,75 +130,45 @@ def run_sweep(
     entries: Sequence[Entry] | None = None, seeds: Sequence[int] | None = None, verbose: bool = False
 ) -> pd.DataFrame:
     """Run the sweep (one thread, float64, CPU) and return one row per run."""
-    from ml2bench.core.config import RunConfig
-    from ml2bench.core.runner import run
+    from ml2bench.sweep.inprocess import run_many, stderr_if
 
     entries = sweep() if entries is None else entries
-    seeds = tuple(seeds) if seeds is not None else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    configs = [
+        {
+            "problem": e.problem,
+            "method": e.method,
+            "seed": seed,
+            "device": "cpu",
+            "dtype": "float64",
+            "threads": 1,
+            "problem_params": e.problem_params,
+            "method_params": e.method_params,
+            "budget": e.budget,
+        }
+        for e in entries
+        for seed in (e.seeds if seeds is None else seeds)
+    ]
     rows = []
-    try:
-        for e in entries:
-            for seed in e.seeds if seeds is None else seeds:
-                t0 = time.perf_counter()
-                try:
-                    config = RunConfig.from_dict(
-                        {
-                            "problem": e.problem,
-                            "method": e.method,
-                            "seed": seed,
-                            "device": "cpu",
-                            "dtype": "float64",
-                            "threads": 1,
-                            "problem_params": e.problem_params,
-                            "method_params": e.method_params,
-                            "budget": e.budget,
-                        }
-                    )
-                    s = run(config).summary.iloc[0]
-                except Exception as err:  # e.g. levels the problem lacks: recorded, not fatal
-                    rows.append(
-                        {
-                            "problem": e.problem,
-                            "method": e.method,
-                            "seed": seed,
-                            "status": "config_error",
-                            "error": str(err).splitlines()[0],
-                        }
-                    )
-                    if verbose:
-                        print(
-                            f"  {e.problem:>14} {e.method:>8} seed {seed}: config_error {rows[-1]['error']}",
-                            file=sys.stderr,
-                        )
-                    continue
-                rows.append(
-                    {
-                        "problem": e.problem,
-                        "method": e.method,
-                        "seed": seed,
-                        "status": s["status"],
-                        "metric_name": s["metric_name"],
-                        **{c: float(s[c]) for c in FLOAT_COLUMNS + COUNTER_COLUMNS},
-                        "iterations": int(s["iterations"]),
-                        "batch_size": int(s["batch_size"]),
-                        "problem_params": s["problem_params"],
-                        "method_params": s["method_params"],
-                        "budget": s["budget"],
-                        "error": s["error"],
-                    }
-                )
-                if verbose:
-                    r = rows[-1]
-                    print(
-                        f"  {e.problem:>14} {e.method:>8} seed {seed}: {r['status']:<16} "
-                        f"loss={r['final_train_loss']:.6g} metric={r['final_test_metric']:.4g} "
-                        f"({time.perf_counter() - t0:.2f}s)",
-                        file=sys.stderr,
-                    )
-    finally:
-        torch.set_num_threads(threads)
+    for o in run_many(configs, threads=1, keep_going=True, log=stderr_if(verbose)):
+        row = {"problem": o.raw["problem"], "method": o.raw["method"], "seed": o.raw["seed"]}
+        if o.result is None:  # e.g. levels the problem lacks: recorded, not fatal
+            rows.append({**row, "status": "config_error", "error": o.error})
+            continue
+        s = o.summary
+        rows.append(
+            {
+                **row,
+                "status": s["status"],
+                "metric_name": s["metric_name"],
+                **{c: float(s[c]) for c in FLOAT_COLUMNS + COUNTER_COLUMNS},
+                "iterations": int(s["iterations"]),
+                "batch_size": int(s["batch_size"]),
+                "problem_params": s["problem_params"],
+                "method_params": s["method_params"],
+                "budget": s["budget"],
+                "error": s["error"],
+            }
+        )
     out = pd.DataFrame(rows)
     out.insert(len(out.columns), "torch_version", torch.__version__)
     return out

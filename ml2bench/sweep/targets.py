@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -94,9 +93,8 @@ def run_jobs(
     Returns one row per run: ids, status, best/final validation metric (the final test metric
     beside it, reported only), train and wall time.
     """
-    from ml2bench.core.config import RunConfig
-    from ml2bench.core.runner import run
     from ml2bench.sweep import jobs as sweep
+    from ml2bench.sweep.inprocess import run_many
 
     try:
         config = sweep.load_config(configfile)
@@ -105,23 +103,22 @@ def run_jobs(
     except sweep.SweepError as err:
         raise ConfigError(str(err)) from None
     wanted = set(_entries(config, ids, classification_only))
-    rows = []
-    seen = set()
+    selected, seen = [], set()
     for job in jobs:  # each (entry, method, point) once, at ``seed`` (which need not be an evaluation seed)
-        if job.problem_id not in wanted or (job.problem_id, job.method, job.point) in seen:
-            continue
-        seen.add((job.problem_id, job.method, job.point))
-        resolved = dict(job.resolved, seed=seed)
-        budget = dict(resolved["budget"])
+        if job.problem_id in wanted and (job.problem_id, job.method, job.point) not in seen:
+            seen.add((job.problem_id, job.method, job.point))
+            selected.append(job)
+    configs = []
+    for job in selected:
+        budget = dict(job.resolved["budget"])
         if factor != 1.0:
             if budget.get("work_units") is None:
                 raise ConfigError(f"sweep {job.problem_id!r}: --factor needs a work_units budget, got {budget}")
             budget["work_units"] = budget["work_units"] * factor
-        resolved["budget"] = budget
-        t0 = time.perf_counter()
-        result = run(RunConfig(**resolved))
-        wall = time.perf_counter() - t0
-        s = result.summary.iloc[0]
+        configs.append({**job.resolved, "seed": seed, "budget": budget})
+    rows = []
+    for job, outcome in zip(selected, run_many(configs)):
+        s, wall = outcome.summary, outcome.wall_s
         row = {
             "problem_id": job.problem_id,
             "method": job.method,
