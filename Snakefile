@@ -12,6 +12,7 @@
 # ml2bench/sweep/config.schema.yaml, the problem/method registries and RunConfig.from_dict before
 # any job runs. See workflow/rules/common.smk for the sweep enumeration.
 
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/claims.smk"
@@ -23,6 +24,7 @@ include: "workflow/rules/analysis.smk"
 # date, so a deleted run, results/tables/ or figures/ would stay missing ("Nothing to be done").
 # Listed here, each is redone, and its newer files make everything after it rerun.
 rule all:
+    default_target: True
     input:
         "results/report.md",
         expand("figures/{problem}/{name}.{ext}", problem=PROBLEM_IDS, name=FIGURE_NAMES, ext=("pdf", "png")),
@@ -32,7 +34,6 @@ rule all:
         rules.claims.output if CLAIMS else [],
         rules.grid_cycles.output if GRID_IDS else [],
         expand("{d}/{f}", d=RUN_DIRS, f=("history.parquet", "summary.parquet")),
-    default_target: True
 
 
 # `snakemake tables`: every run and the aggregated tables, without figures and report (CI checks).

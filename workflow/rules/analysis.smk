@@ -11,35 +11,38 @@ rule aggregate:
         history_csv="results/tables/history.csv",
         summary_csv="results/tables/summary.csv",
         targets="results/tables/targets.json",
-    params:
-        targets=TARGETS,
-        run_dirs=RUN_DIRS,
-        identities={job.outdir: job.identity() for job in JOB_LIST},  # checked against each summary
     log:
         "results/logs/aggregate.log",
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    run:
-        # in-process (no command line): a paper sweep has more run directories than fit in one argument
-        from ml2bench.analysis.aggregate import aggregate as _aggregate, write_tables as _write_tables
-
-        bench = {d: f"results/benchmarks/runs/{d[len('results/runs/'):]}.tsv" for d in params.run_dirs}
-        history, summary = _aggregate(params.run_dirs, bench, params.identities)
-        _write_tables(history, summary, "results/tables", params.targets)
-        Path(log[0]).parent.mkdir(parents=True, exist_ok=True)
-        Path(log[0]).write_text(f"{len(summary)} runs, {len(history)} evaluation points\n")
+    params:
+        targets=TARGETS,
+        run_dirs=RUN_DIRS,
+        identities={job.outdir: job.identity() for job in JOB_LIST},  # checked against each summary
+    script:
+        "../scripts/aggregate.py"
 
 
 rule comparison:
     input:
         rules.aggregate.output,
     output:
-        [report(f"results/tables/{name}", category="Tables", labels={"table": name.removesuffix(".csv")}) if name.endswith(".csv")
-         else f"results/tables/{name}" for name in TABLE_FILES],
+        [
+            (
+                report(f"results/tables/{name}", category="Tables", labels={"table": name.removesuffix(".csv")})
+                if name.endswith(".csv")
+                else f"results/tables/{name}"
+            )
+            for name in TABLE_FILES
+        ],
     log:
         "results/logs/comparison.log",
+    conda:
+        CONDA_ENV
     params:
         python=PYTHON,
     shell:
@@ -52,11 +55,20 @@ rule problem_figures:
         "results/tables/time_to_target.csv",
     output:
         expand("figures/{{problem}}/{name}.pdf", name=FIGURE_NAMES),
-        [report(f"figures/{{problem}}/{name}.png", caption="../report/figure.rst", category="Figures",
-                subcategory="{problem}", labels={"problem": "{problem}", "figure": name})
-         for name in FIGURE_NAMES],
+        [
+            report(
+                f"figures/{{problem}}/{name}.png",
+                caption="../report/figure.rst",
+                category="Figures",
+                subcategory="{problem}",
+                labels={"problem": "{problem}", "figure": name},
+            )
+            for name in FIGURE_NAMES
+        ],
     log:
         "results/logs/figures/{problem}.log",
+    conda:
+        CONDA_ENV
     params:
         python=PYTHON,
     shell:
@@ -69,10 +81,19 @@ rule profile_figures:
         "results/tables/comparison.csv",
     output:
         expand("figures/{name}.pdf", name=SWEEP_FIGURE_NAMES),
-        [report(f"figures/{name}.png", caption="../report/profiles.rst", category="Performance profiles",
-                labels={"figure": name.replace("_", " ")}) for name in SWEEP_FIGURE_NAMES],
+        [
+            report(
+                f"figures/{name}.png",
+                caption="../report/profiles.rst",
+                category="Performance profiles",
+                labels={"figure": name.replace("_", " ")},
+            )
+            for name in SWEEP_FIGURE_NAMES
+        ],
     log:
         "results/logs/figures/performance_profiles.log",
+    conda:
+        CONDA_ENV
     params:
         python=PYTHON,
     shell:
@@ -90,6 +111,8 @@ rule report_md:
         "results/report.md",
     log:
         "results/logs/report.log",
+    conda:
+        CONDA_ENV
     params:
         python=PYTHON,
         title=config.get("name", ""),

@@ -47,6 +47,7 @@ RUN_DIRS = [job.outdir for job in JOB_LIST]
 DRY_RUN = bool(workflow.dryrun or getattr(workflow.output_settings, "dryrun", False))
 if workflow.is_main_process:
     from ml2bench.sweep.verify import repair as _repair
+
     try:
         for _line in _repair(RUN_DIRS, dry_run=DRY_RUN):
             print(f"ml2bench: {_line}", file=sys.stderr)
@@ -54,6 +55,7 @@ if workflow.is_main_process:
         raise WorkflowError(f"ml2bench: cannot repair the run folders: {err}; make results/ writable") from None
 # Figures and tables: one list, ml2bench/analysis/catalog.py (the report and the tests read it too)
 from ml2bench.analysis import catalog as _catalog  # noqa: E402
+
 FIGURE_NAMES = [f.name for f in _catalog.problem_figures()]
 SWEEP_FIGURE_NAMES = [f.name for f in _catalog.sweep_figures()]
 TABLE_FILES = _catalog.table_files()
@@ -61,7 +63,8 @@ TABLE_FILES = _catalog.table_files()
 # The interpreter's path is quoted: it may hold spaces.
 PYTHON = shlex.quote(sys.executable)
 ML2BENCH = config.get("ml2bench_cmd") or (
-    "ml2bench" if __import__("shutil").which("ml2bench") else f"{PYTHON} -m ml2bench")
+    "ml2bench" if __import__("shutil").which("ml2bench") else f"{PYTHON} -m ml2bench"
+)
 
 
 wildcard_constraints:
@@ -76,3 +79,26 @@ def job_of(wildcards):
     if key not in JOBS:
         raise WorkflowError(f"no job {key} in this sweep config")
     return JOBS[key]
+
+
+# The software of every job (snakemake --sdm conda; otherwise the environment Snakemake runs in):
+# the repository's one environment file (it installs this checkout with pip, so run from it).
+CONDA_ENV = "../../environment.yml"
+
+
+# The fork server of local runs (workflow/rules/train.smk starts it in onstart; when it cannot
+# start, the jobs run as plain processes).
+_FORK_SERVER = {}
+
+
+def _use_fork_server():
+    # --config fork_server=false and =False both arrive as the boolean False (common.smk reads
+    # --config values as YAML; the schema allows only booleans)
+    return bool(config.get("fork_server", True)) and workflow.local_exec and not workflow.remote_exec
+
+
+def _stop_fork_server():
+    server = _FORK_SERVER.pop("server", None)
+    if server is not None:
+        server.close()
+        os.environ.pop("ML2BENCH_SERVER", None)

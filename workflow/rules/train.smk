@@ -20,15 +20,17 @@ rule train:
         "results/logs/runs/{problem}/{method}/{point}/seed{seed}.log",
     benchmark:
         "results/benchmarks/runs/{problem}/{method}/{point}/seed{seed}.tsv"
-    params:
-        args=lambda wc: job_of(wc).cli_args(),
-        outdir=lambda wc: job_of(wc).outdir,
-        ml2bench=ML2BENCH,
+    conda:
+        CONDA_ENV
     threads: lambda wc: job_of(wc).run.get("threads") or 1
     resources:
         gpu=lambda wc: 1 if job_of(wc).device == "cuda" else 0,
         mem_mb=2000,
         runtime=30,
+    params:
+        args=lambda wc: job_of(wc).cli_args(),
+        outdir=lambda wc: job_of(wc).outdir,
+        ml2bench=ML2BENCH,
     shell:
         "{params.ml2bench} run {params.args} --out {params.outdir} --force --quiet > {log} 2>&1"
 
@@ -40,16 +42,6 @@ rule train:
 # already imported. Jobs, outputs, logs, benchmarks and resumability are unchanged (one job = one
 # run = one set of outputs). Off with `fork_server: false` at the top level of the config
 # (or `--config fork_server=false`); never used with a cluster executor (jobs run elsewhere).
-# When the server cannot start, the jobs run as plain processes.
-_FORK_SERVER = {}
-
-
-def _use_fork_server():
-    # --config fork_server=false and =False both arrive as the boolean False (common.smk reads
-    # --config values as YAML; the schema allows only booleans)
-    return bool(config.get("fork_server", True)) and workflow.local_exec and not workflow.remote_exec
-
-
 onstart:
     if _use_fork_server():
         from ml2bench.sweep import forkserver as _forkserver
@@ -59,13 +51,6 @@ onstart:
             _FORK_SERVER["server"] = _server
             os.environ[_forkserver.ENV] = _server.address
             print(f"ml2bench fork server: {_server.address}")
-
-
-def _stop_fork_server():
-    server = _FORK_SERVER.pop("server", None)
-    if server is not None:
-        server.close()
-        os.environ.pop("ML2BENCH_SERVER", None)
 
 
 onsuccess:
