@@ -20,12 +20,14 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 from _contract import (
     INVARIANT_STEPS,
     instrumented_run,
     method_cases,
     smoke_config,
     smoke_objective,
+    smoke_problem,
     values,
     well_formed,
 )
@@ -102,3 +104,41 @@ def test_learns_on_its_smoke_runs(method, index, smoke_results):
     assert sorted(rows["seed"]) == sorted(run_.seeds)
     failures = quality.floor_failures(rows)
     assert not failures, "\n".join(failures)
+
+
+def _torch_equivalent_cases() -> list:
+    """(method, hyper-parameters) of every method that names the torch.optim update it reproduces
+    (overrides ``torch_equivalent``), with its defaults and its smoke runs' parameters."""
+    from ml2bench.methods.torch_optim import ElementwiseMethod
+
+    cases = []
+    for name, cls in METHODS.items():
+        if getattr(cls, "torch_equivalent", ElementwiseMethod.torch_equivalent) is ElementwiseMethod.torch_equivalent:
+            continue
+        cases.append(pytest.param(name, {}, id=f"{name}-defaults"))
+        cases += [pytest.param(name, dict(r.params), id=f"{name}-smoke-{r.problem}") for r in cls.smoke]
+    return cases
+
+
+@pytest.mark.parametrize("method, params", _torch_equivalent_cases())
+def test_iterates_equal_the_torch_optimizer_it_names(method, params):
+    """A method that says which ``torch.optim`` update it reproduces (``torch_equivalent``) gives
+    bit-identical iterates to that optimiser on the module's own parameters (mini-batches, 2 epochs)."""
+    import copy
+
+    from ml2bench.core.objective import WorkCounter
+
+    problem = smoke_problem("mlp")
+    torch.manual_seed(0)
+    hierarchy = problem.hierarchy(1, WorkCounter())
+    cls = METHODS.get(method)
+    m = cls(hierarchy, hierarchy.fine.initial_x(), cls.params.validate(params, method))
+    model = copy.deepcopy(hierarchy.fine.model)
+    opt_cls, kwargs = m.torch_equivalent()
+    opt = opt_cls(list(model.parameters()), **kwargs)
+    for batch in list(problem.train_batches(64, torch.Generator().manual_seed(3))) * 2:
+        m.step(batch)
+        opt.zero_grad()
+        problem.loss(model, batch).backward()
+        opt.step()
+    assert torch.equal(m.x, torch.nn.utils.parameters_to_vector(model.parameters()))
