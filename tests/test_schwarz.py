@@ -271,3 +271,24 @@ def test_zero_correction_without_globalisation_is_a_stop_not_a_convergence():
     results = [m.step(UnitBatch()) for _ in range(3)]
     assert not results[0].stops
     assert results[-1].stop_reason == "zero_correction" and not results[-1].converged
+
+
+def test_local_solver_never_evaluates_the_previous_point_again():
+    """torch's strong-Wolfe search asks again for the point it just evaluated when a trial step
+    rounds away (found by the contract tests on a one-variable subdomain): the recorder answers it
+    from memory, so the local evaluations count (and charge) only new points."""
+    from ml2bench.dd.local import _Recorder
+
+    calls = []
+
+    def fun(y):
+        calls.append(y.clone())
+        return float((y**2).sum()), 2 * y
+
+    rec = _Recorder(fun)
+    y = torch.tensor([1.0, 2.0])
+    first = rec(y)
+    again = rec(y.clone())
+    assert len(calls) == 1 and rec.evals == 1 and again[0] == first[0] and torch.equal(again[1], first[1])
+    rec(y + 1)
+    assert len(calls) == 2 and rec.value_at(y, need=True) == first[0] and len(calls) == 2

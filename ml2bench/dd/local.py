@@ -32,24 +32,30 @@ class LocalResult:
 
 
 class _Recorder:
-    """Wraps ``fun``: counts calls, remembers f(y0) and the last few (point, value) pairs."""
+    """Wraps ``fun``: counts calls, remembers f(y0) and the last few (point, f, g) triples.
+
+    A call at the point of the previous call is answered from memory, not evaluated (and charged)
+    again: torch's strong-Wolfe search asks for it when a trial step rounds away, e.g. on a
+    one-variable subdomain near its minimum."""
 
     def __init__(self, fun: LocalFun) -> None:
         self.fun = fun
         self.evals = 0
         self.f_start: float | None = None
-        self.recent: list[tuple[Tensor, float]] = []
+        self.recent: list[tuple[Tensor, float, Tensor]] = []
 
     def __call__(self, y: Tensor) -> tuple[float, Tensor]:
+        if self.recent and torch.equal(self.recent[-1][0], y):
+            return self.recent[-1][1], self.recent[-1][2].clone()
         f, g = self.fun(y)
         self.evals += 1
         if self.f_start is None:
             self.f_start = f
-        self.recent = (self.recent + [(y.detach().clone(), f)])[-4:]
+        self.recent = (self.recent + [(y.detach().clone(), f, g.detach().clone())])[-4:]
         return f, g
 
     def value_at(self, y: Tensor, need: bool) -> float:
-        for point, f in reversed(self.recent):
+        for point, f, _ in reversed(self.recent):
             if torch.equal(point, y):
                 return f
         if not need:
