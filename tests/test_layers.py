@@ -191,3 +191,17 @@ def test_analysis_imports_no_torch_runner_or_methods():
     loaded = json.loads(done.stdout.splitlines()[-1])
     assert set(loaded) == set(ANALYSIS) and len(ANALYSIS) >= 7
     assert not any(loaded.values()), {m: v[:5] for m, v in loaded.items() if v}
+
+
+def test_the_documented_table_is_this_one():
+    """docs/ARCHITECTURE.md shows LAYERS: row i names the units of layer i."""
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    rows = {
+        int(r.split("|")[1]): r.split("|")[2]
+        for r in doc.splitlines()
+        if r.startswith("| ") and r[2:4].strip().isdigit()
+    }
+    assert sorted(rows) == list(range(len(LAYERS)))
+    for i, layer in enumerate(LAYERS):
+        named = {u.strip().strip("`") for u in rows[i].replace("·", ",").split(",")}
+        assert named == {u.removeprefix("ml2bench.") for u in layer}, (i, named)
