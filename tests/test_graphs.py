@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 
@@ -11,7 +9,6 @@ from ml2bench.core.config import RunConfig
 from ml2bench.core.objective import Objective, WorkCounter
 from ml2bench.core.params import ConfigError
 from ml2bench.core.runner import run
-from ml2bench.methods import METHODS
 from ml2bench.problems import PROBLEMS
 
 SIZES = {
@@ -148,34 +145,6 @@ def test_returned_gradient_is_not_overwritten_by_the_next_evaluation():
     kept = g1.clone()
     obj.loss_grad(x + 1.0, batch)
     assert torch.equal(g1, kept)
-
-
-@pytest.mark.parametrize(
-    "method,hp",
-    [
-        ("sgd", {"lr": 0.1, "momentum": 0.9}),
-        ("sgd", {"lr": 0.05, "momentum": 0.5, "nesterov": True, "weight_decay": 1e-3}),
-        ("sgd", {"lr": 0.1, "momentum": 0.0}),
-        ("adam", {"lr": 0.01}),
-        ("adam", {"lr": 0.003, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 1e-2}),
-    ],
-)
-def test_flat_update_equals_torch_optim(method, hp):
-    """Bit-identical iterates to torch.optim on the module's own parameters."""
-    problem = _problem("mlp")
-    torch.manual_seed(0)
-    hierarchy = problem.hierarchy(1, WorkCounter())
-    cls = METHODS.get(method)
-    m = cls(hierarchy, hierarchy.fine.initial_x(), cls.params.validate(hp, method))
-    model = copy.deepcopy(hierarchy.fine.model)
-    opt_cls, kwargs = m.torch_equivalent()
-    opt = opt_cls(list(model.parameters()), **kwargs)
-    for batch in list(problem.train_batches(32, torch.Generator().manual_seed(3))) * 2:
-        m.step(batch)
-        opt.zero_grad()
-        problem.loss(model, batch).backward()
-        opt.step()
-    assert torch.equal(m.x, torch.nn.utils.parameters_to_vector(model.parameters()))
 
 
 def test_cuda_graphs_option():

@@ -51,20 +51,12 @@ class StopReason(str, Enum):
     GRAD_TOL = "grad_tol", "ok", "the gradient norm fell to the method's tolerance (grad_tol, tolerance_grad)"
     # a method could not go on
     NONFINITE = "nonfinite", "stopped", "f or ∇f at the iterate is not finite: there is no model to build from it"
-    ROUNDOFF = (
-        "roundoff",
-        "stopped",
-        "no trial point can be evaluated: x + s == x in floating point, or no model decrease",
-    )
+    ROUNDOFF = "roundoff", "stopped", "no trial point to evaluate: x + s == x in floating point, or no model decrease"
     NO_DECREASE = "no_decrease", "stopped", "the line search found no lower value along the steepest-descent direction"
     TOLERANCE_CHANGE = "tolerance_change", "stopped", "the change of f or x fell below tolerance_change (L-BFGS)"
     STALLED = "stalled", "stopped", "stall_cycles V-cycles in a row left the iterate unchanged (RMTR, MG/OPT)"
     RADIUS_COLLAPSE = "radius_collapse", "stopped", "the APTS trust radius fell below radius_min (Schwarz)"
-    ZERO_CORRECTION = (
-        "zero_correction",
-        "stopped",
-        "the local solvers returned no correction (Schwarz without globalisation)",
-    )
+    ZERO_CORRECTION = "zero_correction", "stopped", "no correction from the local solvers (Schwarz, globalization none)"
     # the runner's reasons
     NO_EVALUATION = "no_evaluation", "stopped", "a step evaluated nothing, so it cannot have moved (runner)"
     DIVERGED = "diverged", "diverged", "the loss became non-finite or exceeded 1e8 times its initial value (runner)"

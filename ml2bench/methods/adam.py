@@ -21,6 +21,7 @@ class Adam(ElementwiseMethod):
         SmokeRun("resnet", {"epochs": 8}, {"lr": 3e-2}),
         SmokeRun("pinn_poisson", {"iterations": 60}, {"lr": 3e-2}),
     )
+    smoke_variants = {"weight_decay": {"lr": 0.003, "beta1": 0.8, "beta2": 0.99, "eps": 1e-6, "weight_decay": 1e-2}}
     params = spec(
         Param("lr", float, 1e-3, "learning rate", low=0.0, low_inclusive=False),
         Param("beta1", float, 0.9, "first-moment decay", low=0.0, high=1.0),

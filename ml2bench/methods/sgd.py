@@ -20,6 +20,10 @@ class SGD(ElementwiseMethod):
         SmokeRun("mlp", {"epochs": 16}, {"lr": 0.1, "momentum": 0.9}),
         SmokeRun("resnet", {"epochs": 16}, {"lr": 0.1, "momentum": 0.9}),
     )
+    smoke_variants = {
+        "nesterov": {"lr": 0.05, "momentum": 0.5, "nesterov": True, "weight_decay": 1e-3},
+        "plain": {"lr": 0.1, "momentum": 0.0},
+    }
     params = spec(
         Param("lr", float, 0.05, "learning rate", low=0.0, low_inclusive=False),
         Param("momentum", float, 0.9, "heavy-ball momentum", low=0.0, high=1.0),

@@ -108,7 +108,7 @@ def test_learns_on_its_smoke_runs(method, index, smoke_results):
 
 def _torch_equivalent_cases() -> list:
     """(method, hyper-parameters) of every method that names the torch.optim update it reproduces
-    (overrides ``torch_equivalent``), with its defaults and its smoke runs' parameters."""
+    (overrides ``torch_equivalent``), with its defaults, its smoke runs' parameters and its smoke variants."""
     from ml2bench.methods.torch_optim import ElementwiseMethod
 
     cases = []
@@ -117,6 +117,7 @@ def _torch_equivalent_cases() -> list:
             continue
         cases.append(pytest.param(name, {}, id=f"{name}-defaults"))
         cases += [pytest.param(name, dict(r.params), id=f"{name}-smoke-{r.problem}") for r in cls.smoke]
+        cases += [pytest.param(name, dict(p), id=f"{name}-{label}") for label, p in cls.smoke_variants.items()]
     return cases
 
 
