@@ -189,6 +189,7 @@ def test_a_method_without_reference_rows_is_a_note_but_must_learn():
     new = ref.iloc[[0]].assign(method="rmsprop", final_train_loss=123.0)
     report = quality.check(ref, pd.concat([ref, new], ignore_index=True))
     assert report.ok and any("method rmsprop: no rows in the reference" in n for n in report.notes)
+    assert report.text().endswith("quality: all runs match the reference")
     bad = pd.concat([ref, new.assign(final_test_metric=0.1)], ignore_index=True)
     assert quality.check(ref, bad).failures == [
         "floor: mlp/rmsprop/seed0: accuracy 0.1 < 0.5 (chance 0.1): not learned"

@@ -191,7 +191,9 @@ class Report:
 
     def text(self) -> str:
         lines = [f"FAIL {f}" for f in self.failures] + [f"note {n}" for n in self.notes]
-        return "\n".join(lines) if lines else "quality: all runs match the reference"
+        if self.ok:
+            lines.append("quality: all runs match the reference")
+        return "\n".join(lines)
 
 
 def check(reference: pd.DataFrame, current: pd.DataFrame, rtol: float = RTOL, atol: float = ATOL) -> Report:
