@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from ml2bench.core.hierarchy import Hierarchy
 from ml2bench.core.objective import Objective, WorkCounter
+from ml2bench.core.stop import StopReason
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def run_method(
         "work": counter.work_units,
         "f": f_final,
         "converged": bool(result and result.converged),
-        "stop_reason": (result.stop_reason if result and result.stops else "max_evals"),
+        "stop_reason": result.stop_reason if result and result.stops else StopReason.BUDGET_GRAD_EVALS,
         "x": m.x,
     }
 
