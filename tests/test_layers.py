@@ -20,19 +20,19 @@ PACKAGE = REPO / "ml2bench"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("ml2bench.core.params", "ml2bench.core.stop"),  # ConfigError, Param/spec; the stop reasons
-    ("ml2bench.core.registry", "ml2bench.core.records"),  # name -> class, plugins; result tables
-    ("ml2bench.core.cost",),  # measurement: FLOPs, op counts, energy, capacity, provenance, cache, CUDA graphs
+    ("ml2bench.core.registry", "ml2bench.core.records", "ml2bench.core.checkpoint"),  # names, plugins; results; saves
+    ("ml2bench.core.cost",),  # measurement: op counts, energy, capacity, provenance, cache, CUDA graphs
     ("ml2bench.core.objective",),  # f(x) on a batch, charged to the WorkCounter
-    ("ml2bench.core.hierarchy",),  # objectives per level and their transfers
+    ("ml2bench.core.hierarchy", "ml2bench.core.cost.flops"),  # levels and transfers; FLOPs (probes an Objective)
     ("ml2bench.methods.base", "ml2bench.problems.base"),  # the two interfaces (and registries): core only
-    ("ml2bench.numerics",),  # single-level kernels: quasi-Newton, trust region, batch growth
+    ("ml2bench.numerics", "ml2bench.nn"),  # single-level kernels (quasi-Newton, trust region, batch growth); networks
     ("ml2bench.multilevel",),  # transfers and coarse models
-    ("ml2bench.dd", "ml2bench.nn", "ml2bench.data"),  # Schwarz decompositions; ODE-ResNets; data sets
-    ("ml2bench.problems",),  # the Problem interface and the registered problems
-    ("ml2bench.methods",),  # the Method interface and the registered methods
-    ("ml2bench.core.config",),  # RunConfig: validates against both registries
+    ("ml2bench.dd", "ml2bench.data"),  # Schwarz decompositions and local solvers; data sets
+    ("ml2bench.problems",),  # the registered problems
+    ("ml2bench.methods",),  # the registered methods
+    ("ml2bench.core.config", "ml2bench.optim"),  # RunConfig (both registries); torch.optim adapters of the methods
     ("ml2bench.core.runner",),  # the training loop of one run
-    ("ml2bench.sweep",),  # config -> jobs, verify, targets, quality, grid cycles, in-process runs, fork client
+    ("ml2bench.sweep",),  # config -> jobs, claims spec, in-process runs, grid cycles, quality, targets, verify
     ("ml2bench.analysis",),  # tables, figures, report, claims: never torch, the runner or the methods
     ("ml2bench.bench",),  # method benchmarks
     ("ml2bench.cli", "ml2bench.api", "ml2bench.quality", "ml2bench.targets", "ml2bench"),  # entry points

@@ -21,14 +21,13 @@ from typing import Any
 
 import pandas as pd
 
-from ml2bench.core.records import write_parquet_atomic
+from ml2bench.core.records import BENCH_COLUMNS, write_parquet_atomic
 from ml2bench.sweep.verify import require_intact
 
 EXTRA_COLUMNS = {
     "problem_id": "sweep entry id (directory under results/runs; one problem of the comparison)",
     "point": "hyper-parameter point (directory name, 'default' for the method's defaults)",
 }
-BENCH_COLUMNS = {"s": "bench_s", "max_rss": "bench_max_rss_mb", "cpu_time": "bench_cpu_time_s"}
 
 
 def run_key(run_dir: str | Path) -> dict[str, object]:

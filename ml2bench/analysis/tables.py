@@ -45,17 +45,10 @@ import numpy as np
 import pandas as pd
 
 from ml2bench.analysis import catalog
-from ml2bench.core.records import RUN_KEYS, write_parquet_atomic
+from ml2bench.core.records import RUN_KEYS, TIME_TO_TARGET_COLUMNS, write_parquet_atomic
 
 INF = math.inf
-COSTS = {  # history column -> time-to-target column
-    "epoch": "epochs_to_target",
-    "grad_evals": "grad_evals_to_target",
-    "work_units": "work_units_to_target",
-    "work_units_parallel": "work_units_parallel_to_target",
-    "train_time_s": "time_to_target_s",
-    "energy_j": "energy_to_target_j",
-}
+COSTS = TIME_TO_TARGET_COLUMNS  # history column -> time-to-target column
 PROFILE_COSTS = {"work_units_to_target": "work units to target", "time_to_target_s": "wall time to target"}
 TEST_QUANTITIES = ("test_loss", "test_metric")  # reported, never chosen on
 TTT_EXTRA = ["work_units_resolution", "max_resolution_wu", "test_metric_at_target"]

@@ -153,6 +153,17 @@ FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")
 # also fixes the status it implies (``ok`` only for a convergence criterion); checked by write_run
 #: the columns that identify one run of a sweep (aggregated tables, claims, grid_cycles.csv)
 RUN_KEYS = ["problem_id", "method", "point", "seed"]
+#: history column -> its column in the time-to-target table (results/tables/time_to_target.csv)
+TIME_TO_TARGET_COLUMNS = {
+    "epoch": "epochs_to_target",
+    "grad_evals": "grad_evals_to_target",
+    "work_units": "work_units_to_target",
+    "work_units_parallel": "work_units_parallel_to_target",
+    "train_time_s": "time_to_target_s",
+    "energy_j": "energy_to_target_j",
+}
+#: Snakemake benchmark column -> its column in the aggregated summary
+BENCH_COLUMNS = {"s": "bench_s", "max_rss": "bench_max_rss_mb", "cpu_time": "bench_cpu_time_s"}
 
 
 LOCK_NAME = ".ml2bench.lock"

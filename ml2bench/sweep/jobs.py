@@ -184,8 +184,8 @@ def workflow_config(configfiles: list[str | Path], overrides: Mapping[str, Any] 
 
 def load_jobs(configfile: str | Path | None) -> list[Job]:
     """Every job of a sweep config file, after all the checks the workflow makes (its claims included)."""
-    from ml2bench.analysis.claims import check_config as check_claims
     from ml2bench.core.params import ConfigError
+    from ml2bench.sweep.claimspec import check_config as check_claims
 
     config = load_config(configfile)
     validate_schema(config)

@@ -2,7 +2,7 @@
 # has a `claims:` list (workflow/config/claims.yaml). Adds results/tables/claims.{csv,md}; report_md
 # then gets a "Claims" section. Every claim is checked here, at parse time, against the sweep's
 # jobs and `claims_grid`: a misspelt metric, problem, method or point stops the workflow before any job.
-from ml2bench.analysis.claims import check_config as _check_claims
+from ml2bench.sweep.claimspec import check_config as _check_claims
 
 try:
     CLAIMS = _check_claims(config, JOB_LIST)
