@@ -1,4 +1,5 @@
-"""Regenerate the column tables of docs/records.md from the schema in ``ml2bench.core.records``.
+"""Regenerate the column tables of docs/records.md from the schema in ``ml2bench.core.records`` (and
+the stop reasons from ``ml2bench.core.stop``).
 
 Why: the records schema is data in the code (``HISTORY_COLUMNS``, ``SUMMARY_COLUMNS``: column ->
 meaning); a table typed into the docs by hand drifts from it. docs/records.md holds marker comments
@@ -52,7 +53,13 @@ def _summary() -> str:
     return column_table(SUMMARY_COLUMNS, "summary column")
 
 
-TABLES: dict[str, Callable[[], str]] = {"history": _history, "summary": _summary}
+def _stop() -> str:
+    from ml2bench.core.stop import markdown
+
+    return markdown()
+
+
+TABLES: dict[str, Callable[[], str]] = {"history": _history, "summary": _summary, "stop": _stop}
 
 
 def render(text: str) -> str:

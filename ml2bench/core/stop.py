@@ -12,7 +12,7 @@ counts "converged" runs can then not know which strings mean convergence. Only `
 a method reports convergence only when a stated criterion holds (the house rule); everything else
 a method can say ends the run as ``stopped``, never ``ok``.
 
-    python -m ml2bench.core.stop --markdown     # the table of docs/ (generated from this module)
+    python -m ml2bench.core.stop --markdown     # the table (docs/records.md: tools/records_doc.py)
 """
 
 from __future__ import annotations
