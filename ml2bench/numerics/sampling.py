@@ -200,7 +200,7 @@ class AdaptiveBatch:
         sample (a problem whose batches do not, e.g. a PINN's boundary sets, is bad input: a
         ConfigError before any work, not a failure at the first step). The check draws one batch of
         two samples with its own generator: the sampler's sequence is untouched."""
-        probe = next(iter(sampler._train_batches(min(2, sampler.n_train), torch.Generator().manual_seed(0))))
+        probe = next(iter(sampler.train_batches(min(2, sampler.n_train), torch.Generator().manual_seed(0))))
         try:
             split_batch(probe, 2)
         except TypeError as err:
