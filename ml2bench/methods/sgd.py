@@ -15,7 +15,7 @@ class SGD(ElementwiseMethod):
     description = "SGD with momentum (the update of torch.optim.SGD), mini-batch"
     full_batch = False
     state_attrs = ("buf",)
-    # lr 0.1: accuracy 0.77-0.84 on mlp in 16 epochs (8 epochs: 0.36-0.41; lr 0.3: 0.57-0.64)
+    # lr 0.1, 16 epochs: test accuracy 0.84-0.86 on mlp, 0.87-0.91 on resnet (the quality reference)
     smoke = (
         SmokeRun("mlp", {"epochs": 16}, {"lr": 0.1, "momentum": 0.9}),
         SmokeRun("resnet", {"epochs": 16}, {"lr": 0.1, "momentum": 0.9}),
