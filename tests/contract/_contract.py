@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 
+from ml2bench.core import runner as runner_module
 from ml2bench.core.config import RunConfig
 from ml2bench.core.objective import Objective, WorkCounter, same_batch
 from ml2bench.core.runner import RunResult, derive_seeds, run
@@ -128,6 +129,28 @@ def instrumented_run(monkeypatch, config: dict) -> tuple[RunResult, Log]:
         return problem_loss(self, f, batch)
 
     monkeypatch.setattr(problem_cls, "loss", loss)
+    problem_evaluate = problem_cls.evaluate
+
+    # the runner's evaluation points (also at a method's checkpoints inside a step) are uncharged
+    # by design: they measure, they do not train
+    def evaluate(self, *args, **kwargs):
+        log.charging += 1
+        try:
+            return problem_evaluate(self, *args, **kwargs)
+        finally:
+            log.charging -= 1
+
+    monkeypatch.setattr(problem_cls, "evaluate", evaluate)
+    train_loss = runner_module.full_train_loss
+
+    def full_train_loss(*args, **kwargs):
+        log.charging += 1
+        try:
+            return train_loss(*args, **kwargs)
+        finally:
+            log.charging -= 1
+
+    monkeypatch.setattr(runner_module, "full_train_loss", full_train_loss)
     method_step = method_cls.step
 
     def step(self, batch):

@@ -169,6 +169,8 @@ def test_state_dict_resumes_the_same_steps(method, params):
         torch.manual_seed(0)
         hierarchy = problem.hierarchy(levels, WorkCounter())
         m = cls(hierarchy, hierarchy.fine.initial_x(), hp)
+        if cls.uses_hvp(hp):  # as the runner: the products' cost measured before the steps, uncharged
+            hierarchy.measure_hvp_costs(batches[0])
         sampler = BatchSampler(problem.train_batches, problem.n_train, torch.Generator().manual_seed(2))
         if hasattr(m, "set_sampler"):
             m.set_sampler(sampler)
