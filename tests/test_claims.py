@@ -121,7 +121,7 @@ def test_a_not_tested_pair_names_the_budget_of_a_longer_run():
     assert row["verdict"] == "not tested" and row["budget_needed"] == 210.0
     assert "210 work units" in row["reason"]
     row = _pairs(evaluate_claims(short, [CLAIM])).iloc[0]
-    assert "unknown (more than work_units 150)" in row["reason"] and math.isnan(row["budget_needed"])
+    assert "unknown (more than 150 work units)" in row["reason"] and math.isnan(row["budget_needed"])
 
 
 def _old_unpaired_reproduced(a: np.ndarray, b: np.ndarray, seed: int) -> bool:
@@ -468,3 +468,15 @@ def test_grid_cycles_counts_vcycles_per_size_and_seed():
         [0],
     )
     assert bad["cycles"].iloc[0] == np.inf
+
+
+def test_the_budget_needed_names_only_the_limits_the_runs_had():
+    import json
+
+    import pandas as pd
+
+    from ml2bench.analysis.claims import _budget_text
+
+    budget = {"epochs": None, "grad_evals": None, "iterations": None, "time_s": None, "work_units": 150}
+    assert _budget_text(pd.DataFrame({"budget": [json.dumps(budget)]})) == "150 work units"
+    assert _budget_text(pd.DataFrame({"budget": [json.dumps({"epochs": None})]})) == "the budget"

@@ -260,7 +260,11 @@ def _budget_text(rows: pd.DataFrame) -> str:
         budget = json.loads(str(rows["budget"].iloc[0]))
     except ValueError:
         return "the budget"
-    return ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in budget.items())
+    units = {"work_units": "work units", "time_s": "s", "grad_evals": "gradient evaluations"}
+    limits = [  # the limits the runs had (unset ones are None in the summary's budget)
+        f"{v:g} {units.get(k, k)}" for k, v in budget.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
+    return ", ".join(limits) or "the budget"
 
 
 def evaluate_claims(
