@@ -149,3 +149,26 @@ def test_default_docs_are_the_results_page_and_the_readme():
         begin, end = readme_results.markers("default")
         text = (REPO / doc).read_text()
         assert text.index(begin) < text.index(end)
+
+
+def test_claims_block_is_generated_from_the_claims_table(tmp_path):
+    rows = [  # a claim over two pairs (one not reproduced decides it) and a reproduced one
+        {"claim": "rmtr_work", "problem_id": "peaks", "verdict": "not reproduced", "claim_verdict": "not reproduced"},
+        {
+            "claim": "rmtr_work",
+            "problem_id": "roll",
+            "verdict": "not tested: neither reached",
+            "claim_verdict": "not reproduced",
+        },
+        {"claim": "level", "problem_id": "grid", "verdict": "reproduced", "claim_verdict": "reproduced"},
+    ]
+    d = tmp_path / "tables"
+    d.mkdir()
+    pd.DataFrame(rows).to_csv(d / "claims.csv", index=False)
+    doc = tmp_path / "claims.md"
+    doc.write_text("# Claims\n<!-- results:claims:begin -->\n<!-- results:claims:end -->\nafter\n")
+    assert readme_results.main(["--name", "claims", "--tables", str(d), "--doc", str(doc)]) == 0
+    text = doc.read_text()
+    assert "| `rmtr_work` | **not reproduced** | 0 · 1 · 0 · 1 | peaks, roll |" in text
+    assert "| `level` | **reproduced** | 1 · 0 · 0 · 0 | grid |" in text and text.endswith("after\n")
+    assert readme_results.main(["--name", "claims", "--tables", str(tmp_path), "--doc", str(doc)]) == 2
