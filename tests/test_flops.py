@@ -42,6 +42,26 @@ def test_equals_torch_flop_counter_on_every_level(name, hp):
         assert problem._flops(model) == _counted_by_torch(problem, model), (name, level)
 
 
+@pytest.mark.parametrize("dims", [1, 2])
+def test_conv_resnet_on_signals_and_images_equals_torch_flop_counter(dims):
+    from ml2bench.nn import ConvODEResNet
+    from ml2bench.problems.classification import TensorBatch
+
+    torch.manual_seed(0)
+    model = ConvODEResNet(2, 3, 5, depth=4, dims=dims)
+    data = torch.randn((6, 2, 11) if dims == 1 else (6, 2, 7, 5))
+    labels = torch.arange(6) % 5
+
+    def loss_fn(m, batch):
+        return torch.nn.functional.cross_entropy(m(batch.x), batch.y)
+
+    batch = TensorBatch(data, labels, 6)
+    probe = Objective(model, loss_fn, WorkCounter(), n_train=6)
+    with FlopCounterMode(display=False) as counter:
+        probe.loss_grad(probe.initial_x(), batch)
+    assert flops.loss_flops(model, loss_fn, batch) == counter.get_total_flops() > 0
+
+
 def test_linear_formula_by_hand():
     """A classifier's first layer has no input gradient: 2 passes; the second layer 3."""
     model = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))

@@ -63,19 +63,31 @@ class DenseODEResNet(_ODEResNet):
 
 
 class ConvODEResNet(_ODEResNet):
-    """Convolutional residual network for images: 3×3 convolutions in the residual blocks,
-    global average pooling and a linear classifier as the closing layer."""
+    """Convolutional residual network for signals (``dims=1``, input (C, L)) or images (``dims=2``,
+    input (C, H, W)): width-3 convolutions in the residual blocks, global average pooling and a
+    linear classifier as the closing layer."""
 
     def __init__(
-        self, in_channels: int, channels: int, num_classes: int, depth: int, T: float = 1.0, activation: str = "relu"
+        self,
+        in_channels: int,
+        channels: int,
+        num_classes: int,
+        depth: int,
+        T: float = 1.0,
+        activation: str = "relu",
+        dims: int = 2,
     ) -> None:
         super().__init__()
+        if dims not in (1, 2):
+            raise ValueError(f"ConvODEResNet: dims must be 1 (signals) or 2 (images), got {dims}")
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        self.pool_dims = tuple(range(2, 2 + dims))
         self.act = ACTIVATIONS[activation]()
-        self.opening = nn.Conv2d(in_channels, channels, 3, padding=1)
+        self.opening = conv(in_channels, channels, 3, padding=1)
         self.blocks = ResidualStack(
-            (nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1), self.act) for _ in range(depth)), T
+            (nn.Sequential(conv(channels, channels, 3, padding=1), self.act) for _ in range(depth)), T
         )
         self.closing = nn.Linear(channels, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.closing(self.blocks(self.act(self.opening(x))).mean(dim=(2, 3)))
+        return self.closing(self.blocks(self.act(self.opening(x))).mean(dim=self.pool_dims))

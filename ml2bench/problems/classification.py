@@ -37,8 +37,9 @@ DATA_PARAMS = (
         "dataset",
         str,
         "digits",
-        "data set (digits ships with scikit-learn; peaks, swiss_roll, ellipses are "
-        "generated from the seed, ml2bench.data.synthetic; the others need data_dir)",
+        "data set (digits ships with scikit-learn; mnist1d is generated from the seed by the optional "
+        "mnist1d package; peaks, swiss_roll, ellipses are generated from the seed, ml2bench.data.synthetic; "
+        "the others need data_dir)",
         choices=DATASET_NAMES + SYNTHETIC_NAMES,
     ),
     Param("data_dir", str, None, "folder with MNIST IDX files or cifar-10-batches-py", nullable=True),

@@ -5,7 +5,10 @@ an ODE on [0, T], halving the number of residual blocks while keeping T (so h do
 coarser discretisation of the *same* model; level l has depth L / 2^l and the levels are linked
 by :class:`~ml2bench.multilevel.depth.DepthTransfer` (Kopaničáková & Krause, SISC 2022; Haber &
 Ruthotto 2017). ``arch="dense"`` flattens the input (vector data, small images); ``arch="conv"``
-uses 3×3 convolutions for image data.
+uses 3×3 convolutions for images (digits, MNIST, CIFAR-10) and width-3 1-D convolutions for
+signals (MNIST-1D), as the papers train convolutional ResNets on image data. The residual blocks
+dominate the cost, so each coarse level costs about half the level above (measured in
+docs/resnet.md).
 """
 
 from __future__ import annotations
@@ -38,7 +41,13 @@ class ODEResNet(ClassificationProblem):
     smoke_params = dict(n_train=256, n_test=128, width=8, depth=4)
     params = spec(
         *DATA_PARAMS,
-        Param("arch", str, "dense", "dense (flattened input) or conv (3x3 convolutions, images)", choices=ARCHS),
+        Param(
+            "arch",
+            str,
+            "dense",
+            "dense (flattened input) or conv (3x3 convolutions on images, width-3 on 1-D signals)",
+            choices=ARCHS,
+        ),
         Param("width", int, 32, "width of the residual state (dense) or number of channels (conv)", low=1),
         Param("depth", int, 8, "residual blocks on the finest level; levels = 1 + times it can be halved", low=1),
         Param("T", float, 1.0, "final time of the ODE; step h = T / depth", low=0.0, low_inclusive=False),
@@ -58,10 +67,10 @@ class ODEResNet(ClassificationProblem):
     def __init__(self, hp: dict[str, Any], *, seed: int, device: torch.device, dtype: torch.dtype) -> None:
         hp = self.params.validate(hp, f"problem {self.name!r}")  # direct construction is validated too
         super().__init__(hp, seed=seed, device=device, dtype=dtype)
-        if hp["arch"] == "conv" and len(self.data.input_shape) != 3:
+        if hp["arch"] == "conv" and len(self.data.input_shape) not in (2, 3):
             raise ConfigError(
-                f"problem {self.name!r}: parameter 'arch' = 'conv' needs image data "
-                f"(C, H, W); data set {hp['dataset']!r} has shape {self.data.input_shape}"
+                f"problem {self.name!r}: parameter 'arch' = 'conv' needs image data (C, H, W) or signals "
+                f"(C, L); data set {hp['dataset']!r} has shape {self.data.input_shape}; allowed: arch 'dense'"
             )
 
     def level_depth(self, level: int) -> int:
@@ -79,8 +88,9 @@ class ODEResNet(ClassificationProblem):
         hp, data = self.hp, self.data
         self.level_depth(level)  # a level that does not exist is bad input
         if hp["arch"] == "conv":
+            shape = data.input_shape
             net = ConvODEResNet(
-                data.input_shape[0], hp["width"], data.num_classes, hp["depth"], hp["T"], hp["activation"]
+                shape[0], hp["width"], data.num_classes, hp["depth"], hp["T"], hp["activation"], dims=len(shape) - 1
             )
         else:
             n_in = 1

@@ -10,8 +10,9 @@ those follow from shapes that the autograd graph of the loss already holds:
   again for each of its two matrix operands whose gradient the backward w.r.t. the parameters
   needs (operands that do not lead to the parameters — data, a classifier's first-layer input —
   cost nothing);
-* every ``nn.Conv2d`` call costs ``2·N·H_out·W_out·C_out·(C_in/groups)·k_h·k_w`` in the forward
-  (shapes from a forward hook) and the same per input/weight gradient needed;
+* every ``nn.Conv1d``/``nn.Conv2d`` call costs ``2·N·C_out·(C_in/groups)·∏ output size·∏ kernel
+  size`` in the forward (e.g. ``2·N·H_out·W_out·C_out·(C_in/groups)·k_h·k_w``; shapes from a
+  forward hook) and the same per input/weight gradient needed;
 * activations, additions, pooling, the loss: 0, as in torch's counter (matmuls and convolutions
   only; the elementwise work is memory-bound and not what the ratios measure).
 
@@ -22,6 +23,7 @@ for (``bmm``, double backward through a convolution) raise instead of being misc
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +34,8 @@ _MM = {
     "MmBackward0": ("_saved_self_sym_sizes", "_saved_mat2_sym_sizes", (0, 1)),
     "AddmmBackward0": ("_saved_mat1_sym_sizes", "_saved_mat2_sym_sizes", (1, 2)),
 }
+#: convolutions with a FLOP formula (a Conv3d would meet the "outside a module" error)
+CONVS = (nn.Conv1d, nn.Conv2d)
 _UNSUPPORTED = (
     "BmmBackward0",
     "BaddbmmBackward0",
@@ -46,9 +50,8 @@ _UNSUPPORTED = (
 def _module_forward_flops(module: nn.Module, out: Tensor) -> int:
     if isinstance(module, nn.Linear):
         return 2 * (out.numel() // module.out_features) * module.in_features * module.out_features
-    n, c_out, h, w = out.shape
-    k_h, k_w = module.kernel_size
-    return 2 * n * h * w * c_out * (module.in_channels // module.groups) * k_h * k_w
+    n, c_out, *size = out.shape
+    return 2 * n * c_out * (module.in_channels // module.groups) * math.prod(size) * math.prod(module.kernel_size)
 
 
 def _nodes(root: Any) -> list[Any]:
@@ -94,7 +97,7 @@ def graph_flops(
     """FLOPs of the products that built ``loss`` plus those of ``autograd.grad(loss, wrt)``.
 
     ``wrt`` must be a leaf that requires grad; ``module_flops`` maps ``id(grad_fn)`` of the outputs
-    of Linear/Conv2d calls to their forward FLOPs (from :func:`forward_backward_flops`' hooks,
+    of Linear/Conv1d/Conv2d calls to their forward FLOPs (from :func:`forward_backward_flops`' hooks,
     which count every call's forward, also one whose output the loss does not use: the forward
     of such a node is not added again here). ``extra_roots``: tensors computed on the way that the
     loss graph may not contain (a PINN's first derivatives when the loss uses only second ones):
@@ -121,7 +124,7 @@ def graph_flops(
             fwd = 2 * m * k * n
         elif name == "ConvolutionBackward0":
             if not counted:
-                raise NotImplementedError("ml2bench.core.cost.flops: a convolution outside an nn.Conv2d module")
+                raise NotImplementedError("ml2bench.core.cost.flops: a convolution outside an nn.Conv1d/Conv2d module")
             fwd, operands = module_flops[id(node)], (0, 1)
         else:
             continue
@@ -157,7 +160,7 @@ def forward_backward_flops(model: nn.Module, loss_of: Callable[[Tensor], Tensor]
         roots.extend(t for t in (*_tensors(outputs), *_tensors(results)) if t is not None)
         return results
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, CONVS + (nn.Linear,))]
     torch.autograd.grad = recording_grad
     try:
         xr = x.detach().requires_grad_(True)
