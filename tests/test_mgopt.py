@@ -1,6 +1,9 @@
 """MG/OPT: coherence on a depth hierarchy of ODE-ResNets, the fine line search, monotonicity."""
 
+import json
+from collections import Counter
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -124,3 +127,127 @@ def test_radius0_beyond_radius_max_is_a_clear_error():
     H, _ = grid_hierarchy("poisson", 7, 1)
     with pytest.raises(ConfigError, match=r"radius0=10.0 exceeds radius_max=1.0"):
         METHODS.get("mgopt")(H, H.fine.initial_x(), {"levels": 2, "radius0": 10.0, "radius_max": 1.0})
+
+
+# --- the coarse problem cannot run away ---------------------------------------------------------------
+def test_runaway_is_a_non_finite_or_exploded_coarse_value_or_network_loss():
+    from ml2bench.methods.mgopt import runaway
+    from ml2bench.multilevel.coarse import ShiftedObjective
+
+    y0 = torch.zeros(3, dtype=D)
+    model = ShiftedObjective(SimpleNamespace(level=1), torch.tensor([1.0, 0.0, 0.0], dtype=D))  # ψ = f_H + y₁
+    start = (y0, 0.5)  # ψ(y₀) = f_H(y₀) = 0.5
+    ok = torch.tensor([0.3, 0.0, 0.0], dtype=D)
+    assert not runaway(model, start, ok, 0.1)  # ψ moved by 0.4, f_H = ψ − y₁ by 0.7
+    far = torch.tensor([-2e8, 0.0, 0.0], dtype=D)
+    # ψ fell by 2e8 (the linear term) while f_H = ψ − y₁ stayed at 0.5: the value ran away
+    assert runaway(model, start, far, 0.5 - 2e8)
+    # ψ unchanged, but the coarse network's own loss f_H = ψ − y₁ rose by 2e8: ran away too
+    assert runaway(model, start, far, 0.5)
+    assert runaway(model, start, torch.tensor([float("nan"), 0.0, 0.0], dtype=D), 0.5)
+    assert runaway(model, start, ok, float("inf"))
+    assert not runaway(None, start, ok, 0.5 + 0.9e8)  # no shift (a plain objective): ψ alone
+
+
+@pytest.mark.slow
+def test_runaway_coarse_solve_on_the_deep_peaks_resnet_is_stopped_and_rejected(monkeypatch):
+    """The issue's case: resnet_peaks of the claims config (dense 8 x 64, 1000 samples), seed 0, MG/OPT
+    with the L-BFGS smoother. Without the guard the coarsest iterate ran from norm 29 to 1e14 in the
+    second V-cycle (psi -> -2e12), level 1 accepted it and the fine line search evaluated the
+    network at parameter norms up to 2.6e17 before rejecting it. Now the coarse solve is stopped
+    where it runs away and its correction is rejected without a line search: no fine evaluation
+    far from the iterates (norm <= 100 throughout; the iterates have norm 30-40)."""
+    import ml2bench.methods.mgopt as mgopt
+    from ml2bench.core.config import RunConfig
+    from ml2bench.core.runner import run
+
+    stopped, fine_norms = [], []
+    detect = mgopt.runaway
+
+    def watched_runaway(*args):
+        out = detect(*args)
+        stopped.append(out)
+        return out
+
+    loss_grad = Objective.loss_grad
+
+    def watched_loss_grad(self, x, batch):
+        if self.level == 0:
+            fine_norms.append(float(x.norm()))
+        return loss_grad(self, x, batch)
+
+    monkeypatch.setattr(mgopt, "runaway", watched_runaway)
+    monkeypatch.setattr(Objective, "loss_grad", watched_loss_grad)
+    cfg = RunConfig.from_dict(
+        {
+            "problem": "resnet",
+            "method": "mgopt",
+            "seed": 0,
+            "problem_params": {
+                "arch": "dense",
+                "width": 8,
+                "depth": 64,
+                "n_train": 1000,
+                "n_val": 500,
+                "n_test": 1000,
+                "dataset": "peaks",
+            },
+            "method_params": {"levels": 3, "smoother": "lbfgs"},
+            "budget": {"work_units": 45},
+            "eval_interval": 5.0,
+        }
+    )
+    result = run(cfg)
+    assert result.status == "budget_exhausted", result.summary["error"].iloc[0]
+    assert any(stopped), "the case no longer runs away: the test no longer tests the guard"
+    assert max(fine_norms) < 100, max(fine_norms)
+    assert result.history["train_loss"].iloc[-1] < result.history["train_loss"].iloc[0]
+
+
+# --- stochastic MG/OPT ------------------------------------------------------------------------------
+def test_minibatch_mgopt_runs_one_vcycle_per_minibatch_and_charges_each_at_its_size(monkeypatch):
+    """batching=minibatch: the runner hands the problem's mini-batches (default size 64), every
+    evaluation on every level is charged batch size / n_train times the level's cost ratio, and the
+    coarse models and line search see the step's batch (each evaluation's batch is the step's)."""
+    from ml2bench.core.config import RunConfig
+    from ml2bench.core.runner import run
+
+    seen = []
+    loss_grad = Objective.loss_grad
+
+    def watched(self, x, batch):
+        seen.append((self.level, batch.size, id(batch.x)))
+        return loss_grad(self, x, batch)
+
+    monkeypatch.setattr(Objective, "loss_grad", watched)
+    cfg = {
+        "problem": "resnet",
+        "method": "mgopt",
+        "seed": 0,
+        "problem_params": {"dataset": "peaks", "width": 4, "depth": 8, "n_train": 256, "n_val": 64, "n_test": 64},
+        "method_params": {"levels": 3, "batching": "minibatch", "smoother": "gd", "lr": 0.5, "coarse_steps": 5},
+        "budget": {"epochs": 2},
+    }
+    result = run(RunConfig.from_dict(cfg))
+    s = result.summary.iloc[0]
+    assert result.status == "budget_exhausted", s["error"]
+    assert s["batch_size"] == 64 and s["iterations"] == 8  # 2 epochs of 4 batches of 64
+    assert {size for _, size, _ in seen} == {64} and {level for level, _, _ in seen} == {0, 1, 2}
+    ratios = json.loads(s["level_cost_ratios"])
+    by_level = Counter(level for level, _, _ in seen)
+    expected = sum(n * 64 / 256 * ratios[level] for level, n in by_level.items())
+    assert s["work_units"] == pytest.approx(expected, rel=1e-5)  # the summary rounds the ratios to 6 digits
+    assert result.history["train_loss"].iloc[-1] < result.history["train_loss"].iloc[0]
+    # full batching (the default) gives the full batch
+    cfg["method_params"]["batching"] = "full"
+    cfg["budget"] = {"iterations": 2}
+    assert run(RunConfig.from_dict(cfg)).summary["batch_size"].iloc[0] == -1
+
+
+def test_a_small_minibatch_gradient_is_no_convergence():
+    """grad_tol is a statement about the full batch: on a mini-batch it does not stop the run."""
+    H, batch = resnet_hierarchy()
+    half = XY(batch.x[:8], batch.y[:8], 8)
+    m = METHODS.get("mgopt")(H, H.fine.initial_x(), {"levels": 3, "batching": "minibatch", "grad_tol": 1e10})
+    assert not m.step(half).converged
+    assert m.step(batch).converged

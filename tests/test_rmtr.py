@@ -73,16 +73,18 @@ def test_rmtr_monotone_on_nonlinear_fas_problem_with_coarse_corrections_accepted
     assert losses[-1] < losses[0] and accepted >= 1
 
 
-@pytest.mark.parametrize("qn", ["lsr1", "lbfgs"])
+@pytest.mark.parametrize("qn", ["lsr1", "lbfgs", "first_order"])
 def test_rmtr_with_one_level_is_the_trust_region_method(qn):
-    """Same iterates, losses, radii and work step by step. (With L-BFGS the two code paths start to
-    differ at round-off, 1e-14, once the iterate has converged after 3 steps — measured — so the
-    L-BFGS case compares the steps before that.)"""
+    """Same iterates, losses, radii and work step by step: ``tr`` with RMTR's model and settings is
+    RMTR without its coarse levels, its single-level counterpart. (With L-BFGS the two code paths
+    start to differ at round-off, 1e-14, once the iterate has converged after 3 steps — measured —
+    so the L-BFGS case compares the steps before that.)"""
     H1, batch = grid_hierarchy("poisson", 31, 1, levels=1)
     H2, _ = grid_hierarchy("poisson", 31, 1, levels=1)
-    rmtr = METHODS.get("rmtr")(H1, H1.fine.initial_x(), {"levels": 1, "coarse_steps": 1, "qn": qn})
-    tr = METHODS.get("tr")(H2, H2.fine.initial_x(), {"qn": qn})
-    for _ in range(10 if qn == "lsr1" else 3):
+    hp = {"model": "first_order"} if qn == "first_order" else {"qn": qn}
+    rmtr = METHODS.get("rmtr")(H1, H1.fine.initial_x(), {"levels": 1, "coarse_steps": 1, **hp})
+    tr = METHODS.get("tr")(H2, H2.fine.initial_x(), hp)
+    for _ in range(3 if qn == "lbfgs" else 10):
         assert rmtr.step(batch).loss == tr.step(batch).loss
     assert torch.equal(rmtr.x, tr.x) and rmtr.radius == tr.radius
     assert H1.counter.grad_evals == H2.counter.grad_evals

@@ -376,3 +376,26 @@ def test_tr_next_to_an_exact_minimiser_stops_with_a_reason(qn):
             break
     assert r.stop_reason == "roundoff" and not r.converged and r.loss == 0.0, r
     assert r.info["grad_norm"] > 1e-156
+
+
+def test_first_order_model_steps_to_the_cauchy_point_of_the_linear_model():
+    """B = 0: s = −Δ g/‖g‖ with predicted decrease Δ‖g‖, for any radius; ρ = ared / (Δ‖g‖) decides,
+    and the model learns nothing from the pair (the next step is again along −g)."""
+    from ml2bench.numerics.quasi_newton import FirstOrder, make_model
+
+    A = torch.diag(torch.tensor([4.0, 1.0], dtype=D))
+    f = Quadratic(A)
+    x = torch.tensor([1.0, 2.0], dtype=D)
+    fx, gx = f.loss_grad(x, None)
+    model = make_model("first_order", "lbfgs", 5)
+    assert isinstance(model, FirstOrder)
+    for radius in (0.1, 1.0):
+        res = tr_iteration(f, None, x, fx, gx, radius, model, TRConfig())
+        s = -radius * gx / gx.norm()
+        pred = radius * float(gx.norm())
+        f_s = float(0.5 * (x + s) @ A @ (x + s))
+        assert res.rho == pytest.approx((fx - f_s) / pred, rel=1e-12)
+        assert res.step_norm == pytest.approx(radius, rel=1e-12)
+        if res.accepted:
+            assert torch.allclose(res.x, x + s, rtol=0, atol=1e-14)
+    assert len(model) == 0

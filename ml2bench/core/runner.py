@@ -162,7 +162,7 @@ def _run(
         )
         method.set_sampler(sampler)
     batch_size = config.batch_size
-    if batch_size is None and not method_cls.full_batch:
+    if batch_size is None and not method_cls.uses_full_batch(method.hp):
         batch_size = problem_cls.default_batch_size
     if batch_size is not None:  # a batch never exceeds the data: record the size actually used
         batch_size = min(batch_size, problem.n_train)

@@ -209,6 +209,12 @@ class Method(ABC):
         return int(hp.get("levels", 1))
 
     @classmethod
+    def uses_full_batch(cls, hp: dict[str, Any]) -> bool:
+        """Whether a run without ``batch_size`` gives the method the full batch (else the problem's
+        default mini-batch): :attr:`full_batch`, unless a hyper-parameter chooses (MG/OPT's ``batching``)."""
+        return cls.full_batch
+
+    @classmethod
     def uses_hvp(cls, hp: dict[str, Any]) -> bool:
         """Whether the method evaluates Hessian-vector products with ``hp``: the runner then measures
         their cost before training (:meth:`~ml2bench.core.hierarchy.Hierarchy.measure_hvp_costs`)."""

@@ -17,9 +17,21 @@ On level l with model m_l (m_0 = f_0; deeper down ψ from the level above) from 
    of f of that size);
 5. ``post_smooth`` smoother iterations.
 
+A coarse problem cannot run away. ψ_H is f_H minus a linear term, so it may be unbounded below:
+measured on the deep peaks ResNet (seed 0, L-BFGS smoother), the coarsest iterate's norm grew from
+29 to 5e12 while ψ_H fell from 0.28 to −9e10 and the coarse network's own loss f_H rose from 0.44
+to 1e11, and the level above accepted the prolongated correction (docs/methods/mgopt.md). Every
+coarse level therefore checks its iterate after each smoother iteration and accepted correction
+(:func:`runaway`): a non-finite iterate or value, or a ψ_H or f_H that has moved from its value
+at the coarse problem's start by more than :data:`~ml2bench.numerics.trust_region.EXPLODED` ·
+max(1, |start value|) (the trust region's ``exploded`` notion, in either direction) stops the
+coarse solve at once; its correction is rejected without a line search, at the cost already
+spent (counted as ``coarse_runaway``).
+
 Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
-``grad_rtol`` ‖g₀‖; "stalled" (not converged) after ``stall_cycles`` V-cycles in a row that leave
-the iterate unchanged.
+``grad_rtol`` ‖g₀‖ (with ``batching="minibatch"`` only on the full batch: a small sampled
+gradient is no convergence); "stalled" (not converged) after ``stall_cycles`` V-cycles in a row
+that leave the iterate unchanged.
 
 Arguments: ``ml2bench list methods`` prints every one with its default and range. The default
 smoother ``tr`` (one L-BFGS trust-region iteration per smoothing step) and ``coarse_steps=50`` were
@@ -34,6 +46,13 @@ from α = 1; memory per level), ``tr`` (one trust-region iteration with the ``qn
 per level). Every evaluation is a loss+gradient evaluation so the gradient at the accepted point
 is reused. Batches: as in ``rmtr`` — one ``step(batch)`` = ``cycles_per_step`` V-cycles on that
 batch, coarse models on the same batch.
+
+Stochastic MG/OPT (von Planta, Kopaničáková & Krause 2021): ``batching="minibatch"`` makes the
+run's default batching the problem's mini-batches (as SGD's; a run's ``batch_size`` sets the size),
+so each step is a V-cycle on one mini-batch: smoothing, the τ-corrected coarse models and the line
+search all on that batch, every evaluation charged at batch size / n_train through the objectives;
+the fine f, ∇f at the iterate are evaluated once per new batch. ``smoother="gd"`` with ``lr`` is
+their SGD smoother. ``batching="full"`` (default) is Nash's deterministic MG/OPT.
 """
 
 from __future__ import annotations
@@ -52,9 +71,30 @@ from ml2bench.methods.base import CycleMonitor, Method, SmokeRun, StepResult, re
 from ml2bench.methods.tr import check_radius_hp
 from ml2bench.multilevel.coarse import coherent_model
 from ml2bench.numerics.quasi_newton import LBFGS, QN_TYPES, make_qn
-from ml2bench.numerics.trust_region import TRConfig, actual_reduction, tr_iteration
+from ml2bench.numerics.trust_region import EXPLODED, TRConfig, actual_reduction, tr_iteration
 
 SMOOTHERS = ("gd", "gd_ls", "lbfgs", "tr")
+BATCHING = ("full", "minibatch")
+
+
+class CoarseRunaway(Exception):
+    """A coarse problem's iterate or value ran away (see module docstring): its correction is rejected."""
+
+
+def _moved(start: float, value: float) -> bool:
+    return not abs(value - start) <= EXPLODED * max(1.0, abs(start))  # also True for NaN or inf
+
+
+def runaway(model, start: tuple[Tensor, float], x: Tensor, f: float) -> bool:
+    """Has the coarse problem ``model`` (ψ_H = f_H + ⟨shift, ·⟩, a
+    :class:`~ml2bench.multilevel.coarse.ShiftedObjective`) run away from its start (y₀, ψ_H(y₀)) to
+    (x, f = ψ_H(x))? True when x or f is not finite, or ψ_H or the coarse network's own loss f_H
+    moved by more than EXPLODED · max(1, |its start value|)."""
+    y0, f0 = start
+    if not bool(torch.isfinite(x).all()) or _moved(f0, f):
+        return True
+    shift = getattr(model, "shift", None)
+    return shift is not None and _moved(f0 - float(shift @ y0), f - float(shift @ x))
 
 
 def armijo(
@@ -92,10 +132,15 @@ def armijo(
 class MGOpt(Method):
     name = "mgopt"
     description = "MG/OPT (Nash 2000) V-cycle with tau-corrected coarse models and a fine line search"
+    #: the default batching; with ``batching="minibatch"`` the problem's mini-batches (:meth:`uses_full_batch`)
     full_batch = True
     state_attrs = ("qn", "radius", "alpha", "monitor", "stats")
     smoke = (SmokeRun("resnet", {"iterations": 8}), SmokeRun("pinn_poisson", {"iterations": 5}, seeds=(0,)))
-    smoke_variants = {"lbfgs": {"smoother": "lbfgs"}}
+    smoke_variants = {
+        "lbfgs": {"smoother": "lbfgs"},
+        "minibatch": {"batching": "minibatch", "smoother": "gd", "lr": 0.5, "coarse_steps": 5},
+        "minibatch_lbfgs": {"batching": "minibatch", "smoother": "lbfgs", "coarse_steps": 5},
+    }
     params = spec(
         *vcycle_params(pre_smooth=2, post_smooth=2, smoother="smoother", coarse_steps=50, coarse_rtol=0.1),
         Param("smoother", str, "tr", "smoother", choices=SMOOTHERS),
@@ -114,7 +159,21 @@ class MGOpt(Method):
         ),
         Param("c1", float, 1e-4, "Armijo sufficient-decrease constant", low=0.0, high=0.5, low_inclusive=False),
         Param("ls_max", int, 10, "line-search trials per search", low=1),
-        Param("coarse_correction", bool, True, "use the coarse levels (false: smoother only)"),
+        Param(
+            "coarse_correction",
+            bool,
+            True,
+            "use the coarse levels (false: the smoother alone, pre_smooth + post_smooth iterations per cycle: "
+            "MG/OPT's single-level counterpart)",
+        ),
+        Param(
+            "batching",
+            str,
+            "full",
+            "full: V-cycles on the full batch (Nash 2000); minibatch: one V-cycle per mini-batch, coarse models "
+            "and line search on the same batch (stochastic MG/OPT, von Planta, Kopaničáková & Krause 2021)",
+            choices=BATCHING,
+        ),
     )
 
     def __init__(self, hierarchy: Hierarchy, x0: Tensor, hp: dict[str, Any]) -> None:
@@ -131,17 +190,32 @@ class MGOpt(Method):
         self.radius = [hp["radius0"]] * self.L
         self.alpha = [hp["lr"]] * self.L
         self.monitor = CycleMonitor(hp)
-        self.stats = {"coarse_accepted": 0, "coarse_tried": 0, "alpha": math.nan}
+        self.stats = {"coarse_accepted": 0, "coarse_tried": 0, "coarse_runaway": 0, "alpha": math.nan}
 
     @classmethod
     def levels_required(cls, hp: dict[str, Any]) -> int:
         return int(hp.get("levels", 3))
 
+    @classmethod
+    def uses_full_batch(cls, hp: dict[str, Any]) -> bool:
+        return hp.get("batching", "full") == "full"
+
     # --- smoothers --------------------------------------------------------------------------------
     def _smooth(
-        self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor, steps: int, gtol: float = 0.0
+        self,
+        l: int,
+        model,
+        batch: Batch,
+        x: Tensor,
+        f: float,
+        g: Tensor,
+        steps: int,
+        gtol: float = 0.0,
+        start: tuple[Tensor, float] | None = None,
     ) -> tuple[Tensor, float, Tensor]:
-        """Up to ``steps`` smoother iterations on level l (fewer once ‖∇m‖ <= gtol)."""
+        """Up to ``steps`` smoother iterations on level l (fewer once ‖∇m‖ <= gtol). On a coarse level
+        (l > 0) raises :class:`CoarseRunaway` at the first iterate that ran away from the coarse
+        problem's ``start`` (y₀, ψ_H(y₀)) (:func:`runaway`)."""
         hp = self.hp
         kind = hp["smoother"]
         for _ in range(steps):
@@ -171,32 +245,44 @@ class MGOpt(Method):
                 x, f, g, self.radius[l] = res.x, res.f, res.g, res.radius
             if l == 0:
                 self.checkpoint(x, f, g)
+            elif runaway(model, start, x, f):
+                raise CoarseRunaway
         return x, f, g
 
     # --- V-cycle -----------------------------------------------------------------------------------
     def _cycle(self, l: int, model, batch: Batch, x: Tensor, f: float, g: Tensor) -> tuple[Tensor, float, Tensor]:
+        """One V-cycle on level l from x; on a coarse level raises :class:`CoarseRunaway` when the
+        iterate runs away from this coarse problem's start value f (see module docstring)."""
         hp = self.hp
+        start = (x, f)
         if l == self.L - 1:
             gtol = hp["coarse_rtol"] * float(g.norm()) if l > 0 else 0.0
-            return self._smooth(l, model, batch, x, f, g, hp["coarse_steps"], gtol)
-        x, f, g = self._smooth(l, model, batch, x, f, g, hp["pre_smooth"])
+            return self._smooth(l, model, batch, x, f, g, hp["coarse_steps"], gtol, start)
+        x, f, g = self._smooth(l, model, batch, x, f, g, hp["pre_smooth"], start=start)
         if hp["coarse_correction"] and float(g.norm()) > 0:
             if l == 0:
                 self.checkpoint(x, f, g, coarse_next=True)
             transfer = self.hierarchy.transfers[l]
             model_H, y0, psi0, gpsi0 = coherent_model(self.hierarchy.objectives[l + 1], transfer, x, g, batch)
-            y, _, _ = self._cycle(l + 1, model_H, batch, y0, psi0, gpsi0)
-            e = transfer.prolongate(y - y0)
             self.stats["coarse_tried"] += l == 0
-            out = armijo(model, batch, x, f, g, e, 1.0, hp["c1"], hp["ls_max"])
+            try:
+                y, _, _ = self._cycle(l + 1, model_H, batch, y0, psi0, gpsi0)
+            except CoarseRunaway:  # rejected at the cost already spent, without a line search
+                self.stats["coarse_runaway"] += l == 0
+                out = None
+            else:
+                e = transfer.prolongate(y - y0)
+                out = armijo(model, batch, x, f, g, e, 1.0, hp["c1"], hp["ls_max"])
             if out is not None:
                 x, f, g, alpha = out
                 if l == 0:
                     self.stats["coarse_accepted"] += 1
                     self.stats["alpha"] = alpha
+                elif runaway(model, start, x, f):  # the accepted correction carried this level away too
+                    raise CoarseRunaway
             if l == 0:
                 self.checkpoint(x, f, g)
-        return self._smooth(l, model, batch, x, f, g, hp["post_smooth"])
+        return self._smooth(l, model, batch, x, f, g, hp["post_smooth"], start=start)
 
     def step(self, batch: Batch) -> StepResult:
         fine = self.hierarchy.fine
@@ -205,7 +291,7 @@ class MGOpt(Method):
         if not self.iterate_is_finite():
             return StepResult(loss0, False, {"grad_norm": float(self._g.norm())}, StopReason.NONFINITE)
         self.monitor.start(float(self._g.norm()))
-        acc0, tried0 = self.stats["coarse_accepted"], self.stats["coarse_tried"]
+        acc0, tried0, runaway0 = self.stats["coarse_accepted"], self.stats["coarse_tried"], self.stats["coarse_runaway"]
         self.stats["alpha"] = math.nan
 
         def one_cycle() -> bool:
@@ -215,11 +301,13 @@ class MGOpt(Method):
 
         stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()))
         gnorm = float(self._g.norm())
-        converged = self.monitor.converged(gnorm)
+        # a small gradient of a mini-batch is no convergence: only the full batch's counts
+        converged = self.monitor.converged(gnorm) and batch.size >= fine.n_train
         info = {
             "grad_norm": gnorm,
             "coarse_tried": float(self.stats["coarse_tried"] - tried0),
             "coarse_accepted": float(self.stats["coarse_accepted"] - acc0),
+            "coarse_runaway": float(self.stats["coarse_runaway"] - runaway0),
             "alpha": self.stats["alpha"],
         }
         return StepResult(loss0, converged, info, StopReason.GRAD_TOL if converged else stop)

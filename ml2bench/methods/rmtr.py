@@ -90,7 +90,12 @@ class RMTR(Method):
     state_attrs = ("radius", "smooth_radius", "qn", "monitor", "eps_g", "stats", "growth")
     # pinn_poisson: the fewest iterations of 3, 8, 20, 40 that clear the rel. L2 floor with a margin
     smoke = (SmokeRun("resnet", {"iterations": 8}), SmokeRun("pinn_poisson", {"iterations": 8}, seeds=(0,)))
-    smoke_variants = {"hessian": {"model": "hessian", "cg_max_iter": 3}, "batch_growth": {"batch_growth": "norm_test"}}
+    smoke_variants = {
+        "hessian": {"model": "hessian", "cg_max_iter": 3},
+        "batch_growth": {"batch_growth": "norm_test"},
+        "first_order": {"model": "first_order"},
+        "hybrid_lsr1": {"qn": "lsr1", "batch_growth": "norm_test", "initial_batch": 32},
+    }
     params = spec(
         *vcycle_params(pre_smooth=2, post_smooth=2, smoother="TR", coarse_steps=50, coarse_rtol=0.1),
         *TR_PARAMS,

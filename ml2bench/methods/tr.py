@@ -35,8 +35,9 @@ TR_PARAMS = (
         "model",
         str,
         "qn",
-        "trust-region model: 'qn' (the quasi-Newton type below) or 'hessian' (exact "
-        "Hessian-vector products, each charged at its measured cost ratio to a gradient)",
+        "trust-region model: 'qn' (the quasi-Newton type below), 'hessian' (exact "
+        "Hessian-vector products, each charged at its measured cost ratio to a gradient) or 'first_order' "
+        "(m(s) = gᵀs: the step is the Cauchy point -Δ g/‖g‖)",
         choices=MODELS,
     ),
     # default L-BFGS: on the ResNet benchmark it reached the target with 36 (tr) / 54 (rmtr) work
@@ -92,7 +93,11 @@ class TrustRegion(Method):
     state_attrs = ("radius", "qn")
     # pinn_poisson: the fewest iterations of 3, 8, 20, 40 that clear the rel. L2 floor with a margin
     smoke = (SmokeRun("resnet", {"iterations": 8}), SmokeRun("pinn_poisson", {"iterations": 40}, seeds=(0,)))
-    smoke_variants = {"lsr1": {"qn": "lsr1"}, "hessian": {"model": "hessian", "cg_max_iter": 3}}
+    smoke_variants = {
+        "lsr1": {"qn": "lsr1"},
+        "hessian": {"model": "hessian", "cg_max_iter": 3},
+        "first_order": {"model": "first_order"},
+    }
     params = spec(
         *TR_PARAMS,
         Param("iters_per_step", int, 1, "trust-region iterations per runner step", low=1),

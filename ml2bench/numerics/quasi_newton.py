@@ -24,7 +24,8 @@ compact operator lazily, at the first product after an update (an L-BFGS used on
 whenever SᵀY is symmetric (e.g. on a quadratic); L-BFGS satisfies B s = y for the newest pair.
 Small matrices are kept in float64; vectors in the iterate's dtype.
 
-:class:`ExactHessian` is the alternative model B = ∇²f(x) itself, applied matrix-free through the
+:class:`FirstOrder` is the model without curvature, B = 0 (the step is the Cauchy point
+−Δ g/‖g‖). :class:`ExactHessian` is the alternative model B = ∇²f(x) itself, applied matrix-free through the
 objective's Hessian-vector product (:meth:`ml2bench.core.objective.Objective.hvp`, double backward;
 each product is charged at its measured cost relative to a gradient). It keeps no state. Models
 expose ``matvec_at(objective, x, batch)``: the operator v ↦ Bv at the iterate x (a quasi-Newton
@@ -41,7 +42,8 @@ import torch
 from torch import Tensor
 
 QN_TYPES = ("lsr1", "lbfgs")
-MODELS = ("qn", "hessian")  # trust-region models: the quasi-Newton type ``qn``, or the exact Hessian
+#: trust-region models: the quasi-Newton type ``qn``, the exact Hessian, or the first-order model (B = 0)
+MODELS = ("qn", "hessian", "first_order")
 #: bound on the scaling δ of B₀ = δI (and 1/δ_max below): keeps B₀ and the compact matrices finite
 #: and factorable in float64 on badly scaled problems
 DELTA_MAX = 1e15
@@ -281,11 +283,45 @@ class ExactHessian:
         return lambda v: objective.hvp(x, v, batch)
 
 
-def make_model(model: str, qn: str, memory: int, delta0: float = 1.0) -> LSR1 | LBFGS | ExactHessian:
+class FirstOrder:
+    """B = 0: the first-order model m(s) = gᵀs. Its trust-region step is the Cauchy point
+    s = −Δ g/‖g‖ with predicted decrease Δ‖g‖ (Steihaug CG meets zero curvature at once and goes to
+    the boundary), so the iteration is steepest descent whose step length the trust region
+    controls: the first-order models of Kopaničáková & Krause's RMTR (SISC 2022), cheaper per step
+    than a quasi-Newton model and free of its memory. ``update`` stores nothing."""
+
+    kind = "first_order"
+    memory = 0
+
+    def __len__(self) -> int:
+        return 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def reset(self) -> None:
+        pass
+
+    def update(self, s: Tensor, y: Tensor, rescale: bool = True) -> bool:  # noqa: ARG002
+        return False
+
+    def matvec(self, v: Tensor) -> Tensor:
+        return torch.zeros_like(v)
+
+    def matvec_at(self, objective: Any, x: Tensor, batch: Any) -> Callable[[Tensor], Tensor]:  # noqa: ARG002
+        return self.matvec
+
+
+def make_model(model: str, qn: str, memory: int, delta0: float = 1.0) -> LSR1 | LBFGS | ExactHessian | FirstOrder:
     """The trust-region model: ``model="qn"`` → :func:`make_qn` (``qn``, ``memory``);
-    ``model="hessian"`` → :class:`ExactHessian`."""
+    ``model="hessian"`` → :class:`ExactHessian`; ``model="first_order"`` → :class:`FirstOrder`."""
     if model == "hessian":
         return ExactHessian()
+    if model == "first_order":
+        return FirstOrder()
     if model == "qn":
         return make_qn(qn, memory, delta0)
     raise ValueError(f"unknown trust-region model {model!r}; allowed: {', '.join(MODELS)}")
