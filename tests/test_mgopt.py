@@ -121,6 +121,26 @@ def test_mgopt_without_coarse_levels_is_gradient_descent():
     assert torch.allclose(m.x, x, atol=1e-14)
 
 
+@pytest.mark.parametrize("smoother", ["lbfgs", "tr", "gd"])
+def test_mgopt_without_coarse_correction_is_its_smoother_alone(smoother):
+    """The single-level counterpart of the MG/OPT claims: ``coarse_correction=False`` on a 3-level
+    hierarchy is pre_smooth + post_smooth smoother iterations per cycle on the fine level, the
+    same steps, losses and work as MG/OPT on one level (whose only level is the coarsest: at most
+    ``coarse_steps`` iterations, here as many, with no relative stop), and no coarse evaluation."""
+    hp = {"smoother": smoother, "lr": 0.05, "pre_smooth": 2, "post_smooth": 2}
+    H3, batch = resnet_hierarchy(levels=3)
+    H1, _ = resnet_hierarchy(levels=1)  # the same fine network (built first); the batch of H3
+    alone = METHODS.get("mgopt")(H3, H3.fine.initial_x(), {"levels": 3, "coarse_correction": False, **hp})
+    one_level = METHODS.get("mgopt")(
+        H1, H1.fine.initial_x(), {"levels": 1, "coarse_steps": 4, "coarse_rtol": 0.0, **hp}
+    )
+    for _ in range(4):
+        assert alone.step(batch).loss == one_level.step(batch).loss
+    assert torch.equal(alone.x, one_level.x)
+    assert H3.counter.grad_evals == H1.counter.grad_evals > 0
+    assert set(H3.counter.by_level) == {0}
+
+
 def test_radius0_beyond_radius_max_is_a_clear_error():
     from ml2bench.core.params import ConfigError
 
