@@ -22,7 +22,13 @@ def test_claims_config_dry_run(tmp_path):
     from ml2bench.analysis.claims import load_claims
 
     claims = load_claims(config)
-    assert {c.id for c in claims} >= {"rmtr_work", "spqn_error", "schwarz_parallel_speedup", "rmtr_level_independence"}
+    assert {c.id for c in claims} >= {
+        "rmtr_vs_tr",
+        "mgopt_vs_smoother",
+        "spqn_error",
+        "schwarz_parallel_speedup",
+        "rmtr_level_independence",
+    }
 
 
 def test_claim_on_an_unknown_problem_is_refused_before_any_job(tmp_path):
@@ -40,8 +46,8 @@ def test_claim_on_an_unknown_problem_is_refused_before_any_job(tmp_path):
     [
         (
             "baselines",
-            ["tr", "adma", "sgd"],
-            "method 'adma' is not run on 'resnet_peaks'; allowed: adam, mgopt, rmtr, sgd, tr",
+            ["adma", "sgd"],
+            "method 'adma' is not run on 'conv_digits'; allowed: adam, mgopt, rmtr, sgd",
         ),
         (
             "metric",
@@ -55,7 +61,9 @@ def test_a_misspelt_claim_stops_snakemake_before_any_job(tmp_path, key, value, m
     # today a misspelt method gives a silent "inconclusive" (n = 0) and a misspelt metric fails after the sweep
     config = yaml.safe_load((CONFIGS / "claims.yaml").read_text())
     claim = next(
-        c for c in config["claims"] if c["id"] == ("schwarz_parallel_speedup" if key == "method" else "rmtr_work")
+        c
+        for c in config["claims"]
+        if c["id"] == ("schwarz_parallel_speedup" if key == "method" else "rmtr_vs_adam_sgd")
     )
     claim[key] = value
     path = tmp_path / "bad.yaml"
@@ -79,11 +87,11 @@ def test_ml2bench_verify_refuses_a_misspelt_claim_with_exit_2(tmp_path, capsys):
     from ml2bench.sweep.verify import main
 
     config = yaml.safe_load((CONFIGS / "claims.yaml").read_text())
-    config["claims"][0]["metric"] = "final_test_metrc"
+    next(c for c in config["claims"] if c["id"] == "rmtr_vs_tr")["metric"] = "final_test_metrc"
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
     assert main(["--configfile", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: claim 'rmtr_work': metric = 'final_test_metrc' is not a column")
+    assert err.startswith("error: claim 'rmtr_vs_tr': metric = 'final_test_metrc' is not a column")
     assert "allowed: " in err and "final_test_metric" in err and len(err.splitlines()) == 1
     assert main(["--configfile", str(CONFIGS / "claims.yaml")]) == 0
