@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ml2bench.core.params import ConfigError
@@ -50,6 +51,14 @@ class Dataset:
                     f"{self.name}: x_{split} per-sample shape {tuple(x.shape[1:])} "
                     f"!= input_shape {tuple(self.input_shape)}"
                 )
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: tuple[np.ndarray, ...], *, num_classes: int, input_shape: tuple[int, ...], name: str
+    ) -> Dataset:
+        """From numpy arrays ``(x_train, y_train, x_test, y_test)`` (as a loader's cache returns them)."""
+        x_train, y_train, x_test, y_test = (torch.from_numpy(np.ascontiguousarray(a)) for a in arrays)
+        return cls(x_train, y_train, x_test, y_test, num_classes=num_classes, input_shape=input_shape, name=name)
 
     @property
     def n_train(self) -> int:

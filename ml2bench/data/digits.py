@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ml2bench.data.dataset import Dataset
 
@@ -19,15 +18,7 @@ def load_digits(seed: int, test_fraction: float = 0.25) -> Dataset:
     from ml2bench.core.cost.cache import cached_arrays
 
     x_tr, x_te, y_tr, y_te = cached_arrays(_split, int(seed), float(test_fraction))
-    return Dataset(
-        x_train=torch.from_numpy(np.ascontiguousarray(x_tr)),
-        y_train=torch.from_numpy(np.ascontiguousarray(y_tr)),
-        x_test=torch.from_numpy(np.ascontiguousarray(x_te)),
-        y_test=torch.from_numpy(np.ascontiguousarray(y_te)),
-        num_classes=10,
-        input_shape=(1, 8, 8),
-        name="digits",
-    )
+    return Dataset.from_arrays((x_tr, y_tr, x_te, y_te), num_classes=10, input_shape=(1, 8, 8), name="digits")
 
 
 def _split(seed: int, test_fraction: float) -> tuple[np.ndarray, ...]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import torch
 
 from ml2bench.data.dataset import DataError, Dataset
 
@@ -31,16 +30,8 @@ def load_mnist1d(seed: int) -> Dataset:
         ) from err
     from ml2bench.core.cost.cache import cached_arrays
 
-    x_tr, y_tr, x_te, y_te = cached_arrays(_generate, int(seed))
-    return Dataset(
-        x_train=torch.from_numpy(np.ascontiguousarray(x_tr)),
-        y_train=torch.from_numpy(np.ascontiguousarray(y_tr)),
-        x_test=torch.from_numpy(np.ascontiguousarray(x_te)),
-        y_test=torch.from_numpy(np.ascontiguousarray(y_te)),
-        num_classes=10,
-        input_shape=(1, SIGNAL_LENGTH),
-        name="mnist1d",
-    )
+    arrays = cached_arrays(_generate, int(seed))  # x_train, y_train, x_test, y_test
+    return Dataset.from_arrays(arrays, num_classes=10, input_shape=(1, SIGNAL_LENGTH), name="mnist1d")
 
 
 def _generate(seed: int) -> tuple[np.ndarray, ...]:

@@ -255,13 +255,10 @@ class LBFGS(_LimitedMemory):
         return r
 
 
-class ExactHessian:
-    """B = ∇²f(x) by Hessian-vector products of the objective being minimised (see module doc).
-    ``update`` stores nothing; the curvature is re-read at every iterate."""
+class _MemorylessModel:
+    """A model that stores no curvature pairs: ``update`` keeps nothing, the state is empty."""
 
-    kind = "hessian"
     memory = 0
-    expensive_matvec = True  # every product is a charged evaluation (at its measured cost ratio)
 
     def __len__(self) -> int:
         return 0
@@ -278,12 +275,20 @@ class ExactHessian:
     def update(self, s: Tensor, y: Tensor, rescale: bool = True) -> bool:  # noqa: ARG002
         return False
 
+
+class ExactHessian(_MemorylessModel):
+    """B = ∇²f(x) by Hessian-vector products of the objective being minimised (see module doc).
+    ``update`` stores nothing; the curvature is re-read at every iterate."""
+
+    kind = "hessian"
+    expensive_matvec = True  # every product is a charged evaluation (at its measured cost ratio)
+
     def matvec_at(self, objective: Any, x: Tensor, batch: Any) -> Callable[[Tensor], Tensor]:
         x = x.detach()
         return lambda v: objective.hvp(x, v, batch)
 
 
-class FirstOrder:
+class FirstOrder(_MemorylessModel):
     """B = 0: the first-order model m(s) = gᵀs. Its trust-region step is the Cauchy point
     s = −Δ g/‖g‖ with predicted decrease Δ‖g‖ (Steihaug CG meets zero curvature at once and goes to
     the boundary), so the iteration is steepest descent whose step length the trust region
@@ -291,22 +296,6 @@ class FirstOrder:
     than a quasi-Newton model and free of its memory. ``update`` stores nothing."""
 
     kind = "first_order"
-    memory = 0
-
-    def __len__(self) -> int:
-        return 0
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-    def reset(self) -> None:
-        pass
-
-    def update(self, s: Tensor, y: Tensor, rescale: bool = True) -> bool:  # noqa: ARG002
-        return False
 
     def matvec(self, v: Tensor) -> Tensor:
         return torch.zeros_like(v)
