@@ -75,10 +75,13 @@ from ml2bench.sweep.claimspec import (  # noqa: F401  (the claims' spec; re-expo
     sweep_points,
 )
 
-VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not tested")
+VERDICTS = ("reproduced", "not reproduced", "inconclusive", "not tested", "not tested at this size")
 MIN_SEEDS = 5
 FAILED = ("failed", "diverged")  # summary statuses of a run that did not finish its budget normally
 BUDGET_COST = "work_units_to_target"  # what a "not tested" pair's needed budget is read from
+# a speed-up is tested only where every process had a core: others' measured load may take at most this
+# much of a core (the workflow's own bookkeeping, daemons) before a core no longer counts as idle
+IDLE_SLACK = 0.25
 
 
 # --- per-seed values ----------------------------------------------------------------------------
@@ -209,9 +212,176 @@ def combine(verdicts: Sequence[str]) -> str:
         return "not reproduced"
     if all(v == "reproduced" for v in verdicts):
         return "reproduced"
-    if all(v in ("reproduced", "not tested") for v in verdicts):
-        return "not tested"
+    if all(v == "reproduced" or v.startswith("not tested") for v in verdicts):
+        return "not tested at this size" if "not tested at this size" in verdicts else "not tested"
     return "inconclusive"
+
+
+# --- robustness and speed-up claims -------------------------------------------------------------
+def _claim_columns(claim: Claim) -> dict[str, Any]:
+    return {
+        "claim": claim.id,
+        "kind": claim.kind,
+        "statement": claim.statement,
+        "source": claim.source,
+        "metric": claim.metric,
+        "direction": claim.direction,
+        "threshold": claim.threshold,
+    }
+
+
+def grid_fractions(rows: pd.DataFrame, metric: str) -> pd.Series:
+    """Per seed, the fraction of a method's hyper-parameter points whose run reached the target (a
+    finite cost ``metric``; a failed run never did, :func:`outcomes`); only seeds run at every point."""
+    if rows.empty:
+        return pd.Series(dtype=float)
+    reached = {
+        pt: np.isfinite(outcomes(g, metric, "lower")["value"]) for pt, g in rows.groupby(rows["point"].astype(str))
+    }
+    table = pd.DataFrame(reached)  # seeds x points; NaN where a point lacks the seed
+    return table.dropna().astype(float).mean(axis=1).sort_index()
+
+
+def robustness_pair(fa: pd.Series, fb: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
+    """Per-seed differences of grid fractions, method − baseline, on the seeds both have; a seed where
+    neither reached the target at any point carries no evidence (the budget censors both grids)."""
+    pair = pd.concat([fa.rename("a"), fb.rename("b")], axis=1, join="inner")
+    both_zero = (pair["a"] == 0) & (pair["b"] == 0)
+    counts = {
+        "n_pairs": int(len(pair)),
+        "n_method_failed": 0,
+        "n_baseline_failed": 0,
+        "n_both_censored": int(both_zero.sum()),
+        "n_both_failed": 0,
+        "n_not_measured": 0,
+        "n_informative": int((~both_zero).sum()),
+    }
+    return (pair["a"] - pair["b"])[~both_zero].to_numpy(float), counts
+
+
+def _fraction_text(f: pd.Series, seed: int) -> tuple[float, float, float, str]:
+    mean, lo, hi = stats.mean_interval(f.to_numpy(float), seed)
+    return mean, lo, hi, f"{_fmt(mean)} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def robustness_rows(
+    claim: Claim, groups: Mapping[tuple[str, str], pd.DataFrame], min_seeds: int = MIN_SEEDS
+) -> list[dict[str, Any]]:
+    """Rows of a robustness claim: per (problem, baseline) the two methods' grid fractions (mean over
+    seeds, 95 % bootstrap interval), the paired per-seed difference (median, 95 % paired bootstrap
+    interval, one-sided Wilcoxon p) and the verdict: the rule of the compare claims on differences
+    (null 0, the claimed side above)."""
+    parameter = dict(claim.parameters)
+    rows = []
+    for problem in claim.problems:
+        fraction = {
+            m: grid_fractions(groups.get((problem, m), pd.DataFrame(columns=RUN_KEYS)), claim.metric)
+            for m in (claim.method, *claim.baselines)
+        }
+        for base in claim.baselines:
+            d, counts = robustness_pair(fraction[claim.method], fraction[base])
+            seed = zlib.crc32(f"{claim.id}|{problem}|{base}".encode())
+            res = stats.paired_test(d, 0.0, "above", seed)
+            v, reason = verdict(res, counts, "higher", 1.0, min_seeds)
+            if v == "not tested":
+                reason = f"neither grid reached the target on {counts['n_both_censored']} of {counts['n_pairs']} seeds"
+            a_mean, a_lo, a_hi, a_text = _fraction_text(fraction[claim.method], seed)
+            b_mean, b_lo, b_hi, b_text = _fraction_text(fraction[base], seed + 1)
+            rows.append(
+                {
+                    "problem_id": problem,
+                    "method": claim.method,
+                    "point": f"{parameter[claim.method]} grid",
+                    "baseline": base,
+                    "baseline_point": f"{parameter[base]} grid",
+                    "n_method": int(len(fraction[claim.method])),
+                    "n_baseline": int(len(fraction[base])),
+                    **counts,
+                    "method_measured": a_text,
+                    "baseline_measured": b_text,
+                    "method_fraction": a_mean,
+                    "method_fraction_lo": a_lo,
+                    "method_fraction_hi": a_hi,
+                    "baseline_fraction": b_mean,
+                    "baseline_fraction_lo": b_lo,
+                    "baseline_fraction_hi": b_hi,
+                    "difference": res.estimate,
+                    "difference_lo": res.lo,
+                    "difference_hi": res.hi,
+                    "wilcoxon_p": res.p,
+                    "log_ratio_spread": res.spread,
+                    "verdict": v,
+                    "reason": reason,
+                }
+            )
+    return rows
+
+
+def amdahl_ceiling(local_share: float, processes: int) -> float:
+    """Amdahl's bound on the speed-up of ``processes`` processes when a share ``local_share`` of the
+    work runs in parallel and the rest is repeated by every process: 1 / ((1 − p) + p / P)."""
+    if not 0.0 <= local_share <= 1.0 or processes < 1:
+        raise ValueError(f"need 0 <= local_share <= 1 and processes >= 1, got {local_share}, {processes}")
+    return 1.0 / ((1.0 - local_share) + local_share / processes)
+
+
+def speedup_rows(
+    claim: Claim, groups: Mapping[tuple[str, str], pd.DataFrame], min_seeds: int = MIN_SEEDS
+) -> list[dict[str, Any]]:
+    """Rows of a speed-up claim, one per ``claims_speedup`` entry: the measured speed-up per repeat
+    (median, 95 % bootstrap interval of the median log speed-up, one-sided Wilcoxon p against the
+    claimed t), the local work share and its Amdahl ceiling. **not tested at this size** when the
+    machine had fewer cores, or fewer idle cores during any timed run, than processes (idle: others'
+    load below ``cores − processes + IDLE_SLACK``): a ratio
+    measured on shared cores is the machine's load, never the method's speed-up."""
+    rows = []
+    for problem in claim.problems:
+        runs = groups.get((problem, claim.method), pd.DataFrame(columns=[*RUN_KEYS, *METRICS["speedup"]]))
+        speed = pd.to_numeric(runs["speedup"], errors="coerce").to_numpy(float)
+        processes = int(runs["processes"].max()) if len(runs) else 0
+        share = float(stats.median(runs["local_work_share"].to_numpy(float))) if len(runs) else math.nan
+        ceiling = amdahl_ceiling(share, processes) if len(runs) else math.nan
+        idle = float(runs["idle_cores"].min()) if len(runs) else math.nan
+        n_cores = int(runs["cores"].min()) if len(runs) else 0
+        d = np.log(speed[np.isfinite(speed) & (speed > 0)])
+        counts = {"n_pairs": int(len(runs)), "n_both_censored": 0, "n_not_measured": int(len(runs) - d.size)}
+        seed = zlib.crc32(f"{claim.id}|{problem}".encode())
+        res = stats.paired_test(d, math.log(claim.threshold), "above", seed)
+        if len(runs) and (n_cores < processes or idle < processes - IDLE_SLACK):
+            v = "not tested at this size"
+            reason = (
+                f"{n_cores} cores, {idle:.2g} idle during the timed runs < {processes} processes: "
+                "the ratio measures the machine's load"
+            )
+        else:
+            v, reason = verdict(res, counts, "higher", claim.threshold, min_seeds)
+        rows.append(
+            {
+                "problem_id": problem,
+                "method": f"{claim.method}[{processes} processes]",
+                "point": f"processes~{processes}",
+                "baseline": f"{claim.method}[1 process]",
+                "baseline_point": "processes~1",
+                "n_method": int(len(runs)),
+                "n_baseline": int(len(runs)),
+                **counts,
+                "n_informative": int(d.size),
+                "method_measured": _measured(runs["train_time_par_s"]) if len(runs) else "no runs",
+                "baseline_measured": _measured(runs["train_time_seq_s"]) if len(runs) else "no runs",
+                "speedup": math.exp(res.estimate) if res.n else math.nan,
+                "speedup_lo": math.exp(res.lo),
+                "speedup_hi": math.exp(res.hi),
+                "local_work_share": share,
+                "amdahl_ceiling": ceiling,
+                "idle_cores": idle,
+                "processes": processes,
+                "wilcoxon_p": res.p,
+                "log_ratio_spread": res.spread,
+                "verdict": v,
+                "reason": reason,
+            }
+        )
+    return rows
 
 
 # --- tables -------------------------------------------------------------------------------------
@@ -290,7 +460,10 @@ def evaluate_claims(
         first = len(rows)
         side = "below" if claim.direction == "lower" else "above"
         groups = dict(tuple(table.groupby(["problem_id", "method"], sort=False)))
-        for problem in claim.problems:
+        if claim.kind != "compare":
+            kind_rows = robustness_rows if claim.kind == "robustness" else speedup_rows
+            rows += [{**_claim_columns(claim), **r} for r in kind_rows(claim, groups, min_seeds)]
+        for problem in claim.problems if claim.kind == "compare" else ():
             point, a_rows, a = select(groups, problem, claim.method, claim.metric, claim.direction)
             for base in claim.baselines:
                 bpoint, b_rows, b = select(groups, problem, base, claim.metric, claim.direction)
@@ -313,17 +486,12 @@ def evaluate_claims(
                 sgn = 1.0 if claim.direction == "higher" else -1.0
                 rows.append(
                     {
-                        "claim": claim.id,
-                        "statement": claim.statement,
-                        "source": claim.source,
+                        **_claim_columns(claim),
                         "problem_id": problem,
                         "method": claim.method,
                         "point": point,
                         "baseline": base,
                         "baseline_point": bpoint,
-                        "metric": claim.metric,
-                        "direction": claim.direction,
-                        "threshold": claim.threshold,
                         "n_method": int(len(a)),
                         "n_baseline": int(len(b)),
                         **counts,
@@ -375,8 +543,37 @@ RULE_TEXT = (
 )
 
 
+def _verdict_text(row: pd.Series) -> str:
+    v = row["verdict"]
+    return v if v in ("reproduced", "not reproduced") else f"{v}: {row['reason']}"
+
+
+def _claim_head(claim_id: str, head: pd.Series, columns: int, what: str) -> str:
+    return (
+        f"| **{claim_id}**: {head['statement']} ({what}) | {head['source']} | all |"
+        + " |" * columns
+        + f" **{head['claim_verdict']}** |"
+    )
+
+
+ROBUSTNESS_TEXT = (
+    "Robustness (docs/statistics.md): per seed, the fraction of a method's hyper-parameter grid (two decades "
+    "around its default) that reaches the target; the claim: a larger fraction than the baseline's. Fractions: "
+    "mean over seeds [95 % bootstrap CI]; the per-seed difference method − baseline is judged by the rule above "
+    "(null 0; a seed where neither grid reaches the target carries no evidence)."
+)
+SPEEDUP_TEXT = (
+    "Speed-up (docs/statistics.md): the same additive Schwarz iterations with P processes (1 thread each) vs 1 "
+    "process (1 thread), repeated adjacent in time; judged by the rule above on the log speed-up against the "
+    "claimed t. Amdahl ceiling 1 / ((1 − p) + p / P) from the measured share p of the work in the local phase. "
+    "*not tested at this size*: the machine had fewer idle cores than processes during a timed run."
+)
+
+
 def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
-    """The report's "Claims" section body."""
+    """The report's "Claims" section body: the compare claims' table, then the robustness and
+    speed-up claims' tables (when there are such claims)."""
+    kind = table["kind"] if "kind" in table else pd.Series("compare", index=table.index)
     lines = [
         RULE_TEXT.format(min_seeds=min_seeds),
         "",
@@ -385,13 +582,10 @@ def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
         "| verdict |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for claim_id, g in table.groupby("claim", sort=False):
+    for claim_id, g in table[kind == "compare"].groupby("claim", sort=False):
         head = g.iloc[0]
         t = "" if head["threshold"] == 1.0 else f", threshold t = {head['threshold']:g}"
-        lines.append(
-            f"| **{claim_id}**: {head['statement']} ({head['metric']}, {head['direction']} is better{t}) | "
-            f"{head['source']} | all | | | | | | **{head['claim_verdict']}** |"
-        )
+        lines.append(_claim_head(claim_id, head, 5, f"{head['metric']}, {head['direction']} is better{t}"))
         for _, row in g.iterrows():
             m = f"{row['method']} {row['method_measured']} vs {row['baseline']} {row['baseline_measured']}"
             n = (
@@ -402,12 +596,53 @@ def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
             det = row["detectable_ratio"]
             op = "≤" if row["direction"] == "lower" else "≥"
             det_text = "n/a" if math.isnan(det) else "none" if det in (0.0, math.inf) else f"{op} {_fmt(det)}"
-            v = row["verdict"]
-            if v not in ("reproduced", "not reproduced"):
-                v = f"{v}: {row['reason']}"
             lines.append(
-                f"| | | {row['problem_id']} | {m} | {n} | {ci} | {_fmt(row['wilcoxon_p'])} | {det_text} | {v} |"
+                f"| | | {row['problem_id']} | {m} | {n} | {ci} | {_fmt(row['wilcoxon_p'])} | {det_text} | "
+                f"{_verdict_text(row)} |"
             )
+    if (kind == "robustness").any():
+        lines += [
+            "",
+            ROBUSTNESS_TEXT,
+            "",
+            "| claim | source | problem | fraction of the grid reaching the target: method vs baseline | seeds: "
+            "paired, neither grid reached | difference: median [95 % CI] | Wilcoxon p | verdict |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for claim_id, g in table[kind == "robustness"].groupby("claim", sort=False):
+            what = f"grid fraction reaching the target, {g.iloc[0]['metric']}"
+            lines.append(_claim_head(claim_id, g.iloc[0], 4, what))
+            for _, row in g.iterrows():
+                m = (
+                    f"{row['method']} ({row['point']}) {row['method_measured']} vs {row['baseline']} "
+                    f"({row['baseline_point']}) {row['baseline_measured']}"
+                )
+                diff = f"{_fmt(row['difference'])} [{_fmt(row['difference_lo'])}, {_fmt(row['difference_hi'])}]"
+                lines.append(
+                    f"| | | {row['problem_id']} | {m} | {int(row['n_pairs'])}, {int(row['n_both_censored'])} | "
+                    f"{diff} | {_fmt(row['wilcoxon_p'])} | {_verdict_text(row)} |"
+                )
+    if (kind == "speedup").any():
+        lines += [
+            "",
+            SPEEDUP_TEXT,
+            "",
+            "| claim | source | problem | train time: P processes vs 1 (median [IQR] s) | repeats | speed-up: "
+            "median [95 % CI] | local work share → Amdahl ceiling | idle cores (min) | verdict |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for claim_id, g in table[kind == "speedup"].groupby("claim", sort=False):
+            head = g.iloc[0]
+            lines.append(_claim_head(claim_id, head, 5, f"speed-up > {head['threshold']:g}"))
+            for _, row in g.iterrows():
+                m = f"{row['method_measured']} vs {row['baseline_measured']}"
+                sp = f"{_fmt(row['speedup'])} [{_fmt(row['speedup_lo'])}, {_fmt(row['speedup_hi'])}]"
+                ceiling = f"{_fmt(row['amdahl_ceiling'])}× (P = {int(row['processes'])})"
+                amdahl = f"{_fmt(row['local_work_share'])} → {ceiling}"
+                lines.append(
+                    f"| | | {row['problem_id']} | {m} | {int(row['n_pairs'])} | {sp} | {amdahl} | "
+                    f"{_fmt(row['idle_cores'])} | {_verdict_text(row)} |"
+                )
     return "\n".join(lines) + "\n"
 
 
@@ -421,8 +656,9 @@ def build(
     when a claim uses it; ``reference``: the tables folder of a longer run, for "not tested" pairs)."""
     tables_dir = Path(tables_dir)
     tables = {"runs": run_table(tables_dir)}
-    if any(c.table == "grid_cycles" for c in claims):
-        tables["grid_cycles"] = pd.read_csv(tables_dir / "grid_cycles.csv")
+    for name in ("grid_cycles", "speedup"):
+        if any(c.table == name for c in claims):
+            tables[name] = pd.read_csv(tables_dir / f"{name}.csv")
     ref = run_table(reference) if reference else None
     table = evaluate_claims(tables, claims, min_seeds, ref)
     out = {"csv": tables_dir / "claims.csv", "md": tables_dir / "claims.md"}

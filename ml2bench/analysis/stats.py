@@ -77,6 +77,23 @@ def bootstrap_interval(
     return float(lo), float(hi)
 
 
+def mean_interval(
+    x: Sequence[float], seed: int, samples: int = BOOTSTRAP_SAMPLES, alpha: float = ALPHA
+) -> tuple[float, float, float]:
+    """(mean, lo, hi): the mean of per-seed values (e.g. the fraction of a grid that reached a target)
+    and its percentile bootstrap interval over seeds, ends as order statistics (never interpolated)."""
+    x = np.asarray(x, dtype=float)
+    if x.size == 0:
+        return math.nan, -math.inf, math.inf
+    idx = np.random.default_rng(seed).integers(0, x.size, (samples, x.size))
+    means = x[idx].mean(axis=1)
+    return (
+        float(x.mean()),
+        float(np.quantile(means, alpha / 2, method="lower")),
+        float(np.quantile(means, 1 - alpha / 2, method="higher")),
+    )
+
+
 def signed_rank_p(d: Sequence[float], null: float, side: str) -> float:
     """One-sided Wilcoxon signed-rank p-value of ``d - null`` in the direction ``side`` (1 when every
     difference is 0, NaN without data)."""

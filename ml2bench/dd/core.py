@@ -22,6 +22,7 @@ work of all ranks (identical to a sequential run). The counter's parallel count
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -79,6 +80,10 @@ class SchwarzCore:
         #: (z, f(z), ∇f(z)) of the latest evaluation of a parameter subdomain: the next subdomain of a
         #: multiplicative pass starts where the previous one ended, often at that very point
         self.last: tuple[Tensor, float, Tensor] | None = None
+        #: work units (all ranks) and this rank's wall seconds spent in additive local phases so far: the
+        #: parallel part of an iteration, what bounds its speed-up (Amdahl; ml2bench.sweep.speedup reads it)
+        self.local_phase_work = 0.0
+        self.local_phase_time_s = 0.0
 
     # -- local problems ---------------------------------------------------------------
     def weight(self, k: int, batch: Any) -> float:
@@ -132,6 +137,7 @@ class SchwarzCore:
         counter = self.objective.counter
         before = (counter.grad_evals, counter.work_units)
         parallel_start = counter.work_units_parallel
+        t0 = time.perf_counter()
         rows = torch.zeros(K, n, dtype=torch.float64, device=x.device)
         stats = torch.zeros(4, K, dtype=torch.float64, device=x.device)  # f_start, f_end, evals, work units
         # several ranks: each holds only its own subdomains' work until the all-reduce, so the
@@ -157,6 +163,8 @@ class SchwarzCore:
         # the subdomains run concurrently: the critical path holds the slowest one (the count of
         # the SPQN authors' code, which charges the additive local phase once per iteration)
         counter.concurrent_phase(parallel_start, stats[3].tolist())
+        self.local_phase_work += float(stats[3].sum())
+        self.local_phase_time_s += time.perf_counter() - t0
         corrections = [rows[k, self.dec.index_sets[k].to(x.device)].to(x.dtype) for k in range(K)]
         s = combine(n, [i.to(x.device) for i in self.dec.index_sets], corrections, self.counts)
         weights = [self.weight(k, batch) for k in range(K)]
