@@ -33,6 +33,7 @@ rule all:
         rules.aggregate.output,
         rules.claims.output if CLAIMS else [],
         rules.grid_cycles.output if GRID_IDS else [],
+        rules.speedup.output if SPEEDUP_IDS else [],
         expand("{d}/{f}", d=RUN_DIRS, f=("history.parquet", "summary.parquet")),
 
 

@@ -18,6 +18,7 @@ def test_claims_config_dry_run(tmp_path):
     config = yaml.safe_load((CONFIGS / "claims.yaml").read_text())
     assert counts["train"] == len(sweep.expand(config))
     assert counts["claims"] == 1 and counts["grid_cycles"] == 1 and counts["report_md"] == 1
+    assert counts["speedup"] == 1
     assert len(config["seeds"]) >= 10  # the paired rank test needs >= 6 informative seeds to reproduce anything
     from ml2bench.analysis.claims import load_claims
 
@@ -29,6 +30,8 @@ def test_claims_config_dry_run(tmp_path):
         "schwarz_parallel_speedup",
         "rmtr_level_independence",
     }
+    kinds = {c.id: c.kind for c in claims}
+    assert kinds["schwarz_parallel_speedup"] == "speedup" and kinds["robust_apts"] == "robustness"
 
 
 def test_claim_on_an_unknown_problem_is_refused_before_any_job(tmp_path):
@@ -54,16 +57,14 @@ def test_claim_on_an_unknown_problem_is_refused_before_any_job(tmp_path):
             "work_unit_to_target",
             "metric = 'work_unit_to_target' is not a column of the runs table; allowed: ",
         ),
-        ("method", "schwarz[parallel~True]", "'schwarz[parallel~True]' is not run on 'schwarz_speedup'; allowed: "),
+        ("method", "tr[radius0~1]", "'tr[radius0~1]' names a point; allowed: a method name"),
     ],
 )
 def test_a_misspelt_claim_stops_snakemake_before_any_job(tmp_path, key, value, message):
     # today a misspelt method gives a silent "inconclusive" (n = 0) and a misspelt metric fails after the sweep
     config = yaml.safe_load((CONFIGS / "claims.yaml").read_text())
     claim = next(
-        c
-        for c in config["claims"]
-        if c["id"] == ("schwarz_parallel_speedup" if key == "method" else "rmtr_vs_adam_sgd")
+        c for c in config["claims"] if c["id"] == ("robust_tr" if key == "method" else "rmtr_vs_adam_sgd")
     )
     claim[key] = value
     path = tmp_path / "bad.yaml"

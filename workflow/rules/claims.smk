@@ -9,6 +9,7 @@ try:
 except ValueError as err:  # ConfigError: one line naming the bad value and what is allowed
     raise WorkflowError(str(err)) from None
 GRID_IDS = [g["id"] for g in config.get("claims_grid") or []]
+SPEEDUP_IDS = [g["id"] for g in config.get("claims_speedup") or []]
 CLAIMS_REFERENCE = config.get("claims_reference")  # tables of a longer run: the budget a "not tested" pair needs
 CLAIMS_MD = ["results/tables/claims.md"] if CLAIMS else []
 
@@ -26,11 +27,28 @@ rule grid_cycles:
         "../scripts/grid_cycles.py"
 
 
+# the speed-up of parallel Schwarz (ml2bench/sweep/speedup.py): all cores, so that no job of the sweep
+# runs beside it; the idle cores it measures during each timed run decide whether the claim is tested
+rule speedup:
+    output:
+        "results/tables/speedup.csv",
+    log:
+        "results/logs/speedup.log",
+    benchmark:
+        "results/benchmarks/speedup.tsv"
+    threads: workflow.cores
+    conda:
+        CONDA_ENV
+    script:
+        "../scripts/speedup.py"
+
+
 rule claims:
     input:
         "results/tables/summary.parquet",
         "results/tables/time_to_target.csv",
         ["results/tables/grid_cycles.csv"] if GRID_IDS else [],
+        ["results/tables/speedup.csv"] if SPEEDUP_IDS else [],
         [f"{CLAIMS_REFERENCE}/summary.parquet"] if CLAIMS_REFERENCE else [],
     output:
         csv="results/tables/claims.csv",
