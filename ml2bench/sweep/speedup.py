@@ -138,7 +138,9 @@ def local_split(raw: Mapping[str, Any]) -> tuple[float, float]:
 
     config = RunConfig.from_dict(raw)
     seeds = derive_seeds(config.seed)
-    problem = PROBLEMS.get(config.problem)(config.problem_params, seed=seeds["data"], dtype=torch.float32)
+    problem = PROBLEMS.get(config.problem)(
+        config.problem_params, seed=seeds["data"], device=torch.device("cpu"), dtype=torch.float32
+    )
     counter = WorkCounter()
     with torch.random.fork_rng():
         torch.manual_seed(seeds["init"])

@@ -1,7 +1,7 @@
 # Claims verdicts (ml2bench/analysis/claims.py; the rule: docs/statistics.md): only when the config
 # has a `claims:` list (workflow/config/claims.yaml). Adds results/tables/claims.{csv,md}; report_md
 # then gets a "Claims" section. Every claim is checked here, at parse time, against the sweep's
-# jobs and `claims_grid`: a misspelt metric, problem, method or point stops the workflow before any job.
+# jobs, `claims_grid` and `claims_speedup`: a misspelt metric, problem, method or point stops the workflow before any job.
 from ml2bench.sweep.claimspec import check_config as _check_claims
 
 try:
@@ -36,9 +36,9 @@ rule speedup:
         "results/logs/speedup.log",
     benchmark:
         "results/benchmarks/speedup.tsv"
-    threads: workflow.cores
     conda:
         CONDA_ENV
+    threads: workflow.cores
     script:
         "../scripts/speedup.py"
 
