@@ -548,12 +548,53 @@ def _verdict_text(row: pd.Series) -> str:
     return v if v in ("reproduced", "not reproduced") else f"{v}: {row['reason']}"
 
 
-def _claim_head(claim_id: str, head: pd.Series, columns: int, what: str) -> str:
-    return (
-        f"| **{claim_id}**: {head['statement']} ({what}) | {head['source']} | all |"
-        + " |" * columns
-        + f" **{head['claim_verdict']}** |"
+def _section(table: pd.DataFrame, header: str, what, cells) -> list[str]:
+    """A claims table: ``header`` (its cells: claim, source, problem, ..., verdict), per claim a head row
+    (``what(first row)`` beside the statement, the claim's verdict) and per pair ``cells(row)`` between
+    the problem and the pair's verdict."""
+    n = header.count("|") - 1
+    lines = [header, "|" + "---|" * n]
+    for claim_id, g in table.groupby("claim", sort=False):
+        head = g.iloc[0]
+        lines.append(
+            f"| **{claim_id}**: {head['statement']} ({what(head)}) | {head['source']} | all |"
+            + " |" * (n - 4)
+            + f" **{head['claim_verdict']}** |"
+        )
+        for _, row in g.iterrows():
+            lines.append(f"| | | {row['problem_id']} | " + " | ".join(cells(row)) + f" | {_verdict_text(row)} |")
+    return lines
+
+
+def _compare_cells(row: pd.Series) -> list[str]:
+    m = f"{row['method']} {row['method_measured']} vs {row['baseline']} {row['baseline_measured']}"
+    n = f"{int(row['n_pairs'])}, {int(row['n_method_failed'])} / {int(row['n_baseline_failed'])}, "
+    ci = f"{_fmt(row['ratio'])} [{_fmt(row['ratio_lo'])}, {_fmt(row['ratio_hi'])}]"
+    det = row["detectable_ratio"]
+    op = "≤" if row["direction"] == "lower" else "≥"
+    det_text = "n/a" if math.isnan(det) else "none" if det in (0.0, math.inf) else f"{op} {_fmt(det)}"
+    return [m, n + f"{int(row['n_both_censored'])}", ci, _fmt(row["wilcoxon_p"]), det_text]
+
+
+def _robustness_cells(row: pd.Series) -> list[str]:
+    m = (
+        f"{row['method']} ({row['point']}) {row['method_measured']} vs {row['baseline']} "
+        f"({row['baseline_point']}) {row['baseline_measured']}"
     )
+    diff = f"{_fmt(row['difference'])} [{_fmt(row['difference_lo'])}, {_fmt(row['difference_hi'])}]"
+    return [m, f"{int(row['n_pairs'])}, {int(row['n_both_censored'])}", diff, _fmt(row["wilcoxon_p"])]
+
+
+def _speedup_cells(row: pd.Series) -> list[str]:
+    sp = f"{_fmt(row['speedup'])} [{_fmt(row['speedup_lo'])}, {_fmt(row['speedup_hi'])}]"
+    ceiling = f"{_fmt(row['amdahl_ceiling'])}× (P = {int(row['processes'])})"
+    return [
+        f"{row['method_measured']} vs {row['baseline_measured']}",
+        str(int(row["n_pairs"])),
+        sp,
+        f"{_fmt(row['local_work_share'])} → {ceiling}",
+        _fmt(row["idle_cores"]),
+    ]
 
 
 ROBUSTNESS_TEXT = (
@@ -570,79 +611,43 @@ SPEEDUP_TEXT = (
 )
 
 
+KIND_TABLES = {  # kind -> (rule text, header, what beside a statement, cells of a pair)
+    "robustness": (
+        ROBUSTNESS_TEXT,
+        "| claim | source | problem | fraction of the grid reaching the target: method vs baseline | seeds: "
+        "paired, neither grid reached | difference: median [95 % CI] | Wilcoxon p | verdict |",
+        lambda head: f"grid fraction reaching the target, {head['metric']}",
+        _robustness_cells,
+    ),
+    "speedup": (
+        SPEEDUP_TEXT,
+        "| claim | source | problem | train time: P processes vs 1 (median [IQR] s) | repeats | speed-up: "
+        "median [95 % CI] | local work share → Amdahl ceiling | idle cores (min) | verdict |",
+        lambda head: f"speed-up > {head['threshold']:g}",
+        _speedup_cells,
+    ),
+}
+
+
 def to_markdown(table: pd.DataFrame, min_seeds: int = MIN_SEEDS) -> str:
     """The report's "Claims" section body: the compare claims' table, then the robustness and
     speed-up claims' tables (when there are such claims)."""
     kind = table["kind"] if "kind" in table else pd.Series("compare", index=table.index)
-    lines = [
-        RULE_TEXT.format(min_seeds=min_seeds),
-        "",
+    lines = [RULE_TEXT.format(min_seeds=min_seeds), ""]
+    lines += _section(
+        table[kind == "compare"],
         "| claim | source | problem | measured: method vs baseline (median [IQR]) | seeds: paired, failed "
         "(method / baseline), neither reached | per-seed ratio: median [95 % CI] | Wilcoxon p | detectable "
         "| verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for claim_id, g in table[kind == "compare"].groupby("claim", sort=False):
-        head = g.iloc[0]
-        t = "" if head["threshold"] == 1.0 else f", threshold t = {head['threshold']:g}"
-        lines.append(_claim_head(claim_id, head, 5, f"{head['metric']}, {head['direction']} is better{t}"))
-        for _, row in g.iterrows():
-            m = f"{row['method']} {row['method_measured']} vs {row['baseline']} {row['baseline_measured']}"
-            n = (
-                f"{int(row['n_pairs'])}, {int(row['n_method_failed'])} / {int(row['n_baseline_failed'])}, "
-                f"{int(row['n_both_censored'])}"
-            )
-            ci = f"{_fmt(row['ratio'])} [{_fmt(row['ratio_lo'])}, {_fmt(row['ratio_hi'])}]"
-            det = row["detectable_ratio"]
-            op = "≤" if row["direction"] == "lower" else "≥"
-            det_text = "n/a" if math.isnan(det) else "none" if det in (0.0, math.inf) else f"{op} {_fmt(det)}"
-            lines.append(
-                f"| | | {row['problem_id']} | {m} | {n} | {ci} | {_fmt(row['wilcoxon_p'])} | {det_text} | "
-                f"{_verdict_text(row)} |"
-            )
-    if (kind == "robustness").any():
-        lines += [
-            "",
-            ROBUSTNESS_TEXT,
-            "",
-            "| claim | source | problem | fraction of the grid reaching the target: method vs baseline | seeds: "
-            "paired, neither grid reached | difference: median [95 % CI] | Wilcoxon p | verdict |",
-            "|---|---|---|---|---|---|---|---|",
-        ]
-        for claim_id, g in table[kind == "robustness"].groupby("claim", sort=False):
-            what = f"grid fraction reaching the target, {g.iloc[0]['metric']}"
-            lines.append(_claim_head(claim_id, g.iloc[0], 4, what))
-            for _, row in g.iterrows():
-                m = (
-                    f"{row['method']} ({row['point']}) {row['method_measured']} vs {row['baseline']} "
-                    f"({row['baseline_point']}) {row['baseline_measured']}"
-                )
-                diff = f"{_fmt(row['difference'])} [{_fmt(row['difference_lo'])}, {_fmt(row['difference_hi'])}]"
-                lines.append(
-                    f"| | | {row['problem_id']} | {m} | {int(row['n_pairs'])}, {int(row['n_both_censored'])} | "
-                    f"{diff} | {_fmt(row['wilcoxon_p'])} | {_verdict_text(row)} |"
-                )
-    if (kind == "speedup").any():
-        lines += [
-            "",
-            SPEEDUP_TEXT,
-            "",
-            "| claim | source | problem | train time: P processes vs 1 (median [IQR] s) | repeats | speed-up: "
-            "median [95 % CI] | local work share → Amdahl ceiling | idle cores (min) | verdict |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for claim_id, g in table[kind == "speedup"].groupby("claim", sort=False):
-            head = g.iloc[0]
-            lines.append(_claim_head(claim_id, head, 5, f"speed-up > {head['threshold']:g}"))
-            for _, row in g.iterrows():
-                m = f"{row['method_measured']} vs {row['baseline_measured']}"
-                sp = f"{_fmt(row['speedup'])} [{_fmt(row['speedup_lo'])}, {_fmt(row['speedup_hi'])}]"
-                ceiling = f"{_fmt(row['amdahl_ceiling'])}× (P = {int(row['processes'])})"
-                amdahl = f"{_fmt(row['local_work_share'])} → {ceiling}"
-                lines.append(
-                    f"| | | {row['problem_id']} | {m} | {int(row['n_pairs'])} | {sp} | {amdahl} | "
-                    f"{_fmt(row['idle_cores'])} | {_verdict_text(row)} |"
-                )
+        lambda head: (
+            f"{head['metric']}, {head['direction']} is better"
+            + ("" if head["threshold"] == 1.0 else f", threshold t = {head['threshold']:g}")
+        ),
+        _compare_cells,
+    )
+    for k, (text, header, what, cells) in KIND_TABLES.items():
+        if (kind == k).any():
+            lines += ["", text, "", *_section(table[kind == k], header, what, cells)]
     return "\n".join(lines) + "\n"
 
 
