@@ -12,6 +12,12 @@ with several points enters with its best point, chosen as the comparison tables 
 test column: :func:`selection_key`). ``table: grid_cycles`` reads V-cycle
 counts on the grid test problems (:mod:`ml2bench.sweep.grid_cycles`, point ``n~<size>``).
 
+Two more kinds (``kind:``; spec in :mod:`ml2bench.sweep.claimspec`, rules in docs/statistics.md):
+``robustness`` compares, per seed, the fraction of each method's hyper-parameter grid that reaches the
+target (:func:`robustness_rows`), and ``speedup`` the train times of parallel and sequential additive
+Schwarz with the Amdahl ceiling of the measured local work share beside them — "not tested at this
+size" where the machine had fewer idle cores than processes (:func:`speedup_rows`).
+
 Claims are checked when the config is loaded (:func:`check_config`: Snakemake parse time and
 ``ml2bench verify --configfile``): the metric is a known column, every problem is in the sweep and
 every method and point is run there.
