@@ -238,7 +238,8 @@ def _claim_columns(claim: Claim) -> dict[str, Any]:
 
 def grid_fractions(rows: pd.DataFrame, metric: str) -> pd.Series:
     """Per seed, the fraction of a method's hyper-parameter points whose run reached the target (a
-    finite cost ``metric``; a failed run never did, :func:`outcomes`); only seeds run at every point."""
+    finite cost ``metric``, also one reached before a run failed, as :func:`outcomes` reads it); only seeds
+    run at every point."""
     if rows.empty:
         return pd.Series(dtype=float)
     reached = {
@@ -337,9 +338,9 @@ def speedup_rows(
     """Rows of a speed-up claim, one per ``claims_speedup`` entry: the measured speed-up per repeat
     (median, 95 % bootstrap interval of the median log speed-up, one-sided Wilcoxon p against the
     claimed t), the local work share and its Amdahl ceiling. **not tested at this size** when the
-    machine had fewer cores, or fewer idle cores during any timed run, than processes (idle: others'
-    load below ``cores − processes + IDLE_SLACK``): a ratio
-    measured on shared cores is the machine's load, never the method's speed-up."""
+    machine had fewer cores than processes, or fewer than ``processes − IDLE_SLACK`` idle cores
+    during any timed run: a ratio measured on shared cores is the machine's load, never the method's
+    speed-up."""
     rows = []
     for problem in claim.problems:
         runs = groups.get((problem, claim.method), pd.DataFrame(columns=[*RUN_KEYS, *METRICS["speedup"]]))
