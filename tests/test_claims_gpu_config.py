@@ -26,7 +26,7 @@ def test_the_claims_at_the_papers_sizes():
         if job.problem.startswith("pinn_"):
             assert job.problem_params["n_interior"] == 10**4 and job.problem_params["width"] == 20
     images = {j.problem_id for j in jobs if j.problem_params.get("arch") == "conv"}
-    assert images == {"resnet_conv_digits", "robust_conv_digits"}
+    assert images == {"conv_digits", "robust_conv_digits"}
     from ml2bench.analysis.claims import load_claims
 
     cpu = {c.id for c in load_claims(yaml.safe_load((REPO / "workflow" / "config" / "claims.yaml").read_text()))}
@@ -49,7 +49,7 @@ def test_dry_run_one_gpu(tmp_path):
     out = res.stdout + res.stderr
     counts = job_counts(out)
     jobs = sweep.expand(yaml.safe_load(CONFIG.read_text()))
-    assert counts["train"] == len(jobs) == 540
+    assert counts["train"] == len(jobs) == 510
     assert counts["claims"] == counts["speedup"] == counts["grid_cycles"] == 1
     assert len(re.findall(r"gpu=1", out)) >= len(jobs)  # every run job asks for the GPU
     assert not (tmp_path / "results" / "runs").exists()
