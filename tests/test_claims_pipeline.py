@@ -63,9 +63,7 @@ def test_claim_on_an_unknown_problem_is_refused_before_any_job(tmp_path):
 def test_a_misspelt_claim_stops_snakemake_before_any_job(tmp_path, key, value, message):
     # today a misspelt method gives a silent "inconclusive" (n = 0) and a misspelt metric fails after the sweep
     config = yaml.safe_load((CONFIGS / "claims.yaml").read_text())
-    claim = next(
-        c for c in config["claims"] if c["id"] == ("robust_tr" if key == "method" else "rmtr_vs_adam_sgd")
-    )
+    claim = next(c for c in config["claims"] if c["id"] == ("robust_tr" if key == "method" else "rmtr_vs_adam_sgd"))
     claim[key] = value
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config, allow_unicode=True))
