@@ -6,6 +6,7 @@ runner. Sizes are tiny so the file runs in seconds."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -587,3 +588,26 @@ def test_pinn_net_normalises_inputs():
     z = net.features(torch.tensor([[0.0, -1.0], [1.0, 3.0], [0.5, 1.0]]))
     torch.testing.assert_close(z, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
     assert sum(1 for _ in net.buffers()) == 0  # the map adds nothing the transfers would see
+
+
+def test_pinn_claims_are_on_hard_constrained_pinns_with_budgets_by_their_rule():
+    """Every problem of a PINN (SPQN) claim in claims.yaml is in the papers' formulation and has its work
+    budget from the stated rule: factor x the largest work to the target any of the claim's methods needed
+    on the calibration seed (so that no pair is censored on both sides there), rounded up to ``step``."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "workflow/config/claims.yaml").read_text())
+    rule, calibration = config["_pinn_budget_rule"], config["_pinn_calibration"]
+    assert rule["seed"] not in config["seeds"]  # calibration on a seed the verdicts do not use
+    entries = {e["id"]: e for e in config["sweeps"]}
+    spqn = [c for c in config["claims"] if c["method"] == "schwarz" and c["id"].startswith("spqn")]
+    assert {c["metric"] for c in spqn} >= {"work_units_to_target", "work_units_parallel_to_target"}
+    for claim in spqn:
+        for pid in claim["problems"]:
+            entry = entries[pid]
+            assert issubclass(PROBLEMS.get(entry["problem"]), PINNProblem)
+            assert entry["params"]["constraints"] == "hard" and entry["run"]["dtype"] == "float64"
+            needed = calibration[pid]
+            assert {claim["method"], *claim["baselines"]} <= set(needed)
+            budget = math.ceil(rule["factor"] * max(needed.values()) / rule["step"]) * rule["step"]
+            assert entry["budget"] == {"work_units": budget}, pid
