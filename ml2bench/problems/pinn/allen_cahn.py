@@ -35,6 +35,7 @@ from ml2bench.problems.pinn.base import (
     PointSet,
     constraints_param,
     d,
+    initial_boundary_params,
     network_params,
     sampling_param,
     tabulated_grid,
@@ -104,13 +105,7 @@ class PinnAllenCahnDirichlet(_AllenCahn):
     smoke_params = dict(n_interior=128, n_initial=32, n_boundary=32, n_test_x=32, n_test_t=11, width=8, depth=4)
     params = spec(
         *network_params(),
-        Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),
-        Param("n_initial", int, 200, "points on t = 0", low=1),
-        Param("n_boundary", int, 200, "points on x = ±1 (half on each side)", low=2),
-        Param("w_initial", float, 1.0, "weight of the initial term (the authors': 1)", low=0.0),
-        Param("w_boundary", float, 1.0, "weight of the boundary term (the authors': 1)", low=0.0),
-        sampling_param(),
-        constraints_param(),
+        *initial_boundary_params("the authors'"),
         Param("n_test_x", int, 256, "test grid points in x (x = linspace(-1, 1, n))", low=2),
         Param("n_test_t", int, 101, "test grid points in t", low=2),
     )

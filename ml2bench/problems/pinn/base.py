@@ -137,6 +137,20 @@ def constraints_param() -> Param:
     )
 
 
+def initial_boundary_params(source: str) -> tuple[Param, ...]:
+    """Point counts and data weights of a problem on [x0, x1] × [t0, t1] with initial data and
+    Dirichlet data on x = x0, x1 (Burgers, Dirichlet Allen–Cahn); ``source`` names the weights' origin."""
+    return (
+        Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),
+        Param("n_initial", int, 200, "points on t = 0", low=1),
+        Param("n_boundary", int, 200, "points on x = ±1 (half on each side)", low=2),
+        Param("w_initial", float, 1.0, f"weight of the initial term ({source}: 1)", low=0.0),
+        Param("w_boundary", float, 1.0, f"weight of the boundary term ({source}: 1)", low=0.0),
+        sampling_param(),
+        constraints_param(),
+    )
+
+
 @dataclass(frozen=True)
 class PointSet:
     """Points of one boundary/initial loss term and the data the network must match there."""

@@ -18,10 +18,9 @@ from ml2bench.problems.base import register
 from ml2bench.problems.pinn.base import (
     PINNProblem,
     PointSet,
-    constraints_param,
     d,
+    initial_boundary_params,
     network_params,
-    sampling_param,
     tabulated_grid,
 )
 from ml2bench.problems.pinn.reference import burgers
@@ -36,13 +35,7 @@ class PinnBurgers(PINNProblem):
     smoke_params = dict(n_interior=128, n_boundary=32, n_initial=32, n_test_x=32, n_test_t=11, width=8, depth=4)
     params = spec(
         *network_params(),
-        Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),
-        Param("n_initial", int, 200, "points on t = 0", low=1),
-        Param("n_boundary", int, 200, "points on x = ±1 (half on each side)", low=2),
-        Param("w_initial", float, 1.0, "weight of the initial term (Raissi et al. 2019: 1)", low=0.0),
-        Param("w_boundary", float, 1.0, "weight of the boundary term (Raissi et al. 2019: 1)", low=0.0),
-        sampling_param(),
-        constraints_param(),
+        *initial_boundary_params("Raissi et al. 2019"),
         Param("n_test_x", int, 256, "test grid points in x", low=2),
         Param("n_test_t", int, 100, "test grid points in t", low=2),
     )
