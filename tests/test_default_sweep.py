@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 from ml2bench.sweep import jobs as sweep  # noqa: E402
 
 PINN_SOLVED = {"pinn_allen_cahn": 0.1}  # default: 5e-2
-MOVED_TO_PAPER = ("pinn_allen_cahn", "pinn_klein_gordon")  # Burgers: back, hard-constrained (issue 21)
+MOVED_TO_PAPER = ("pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
 
 
 def _load(name: str) -> dict:
