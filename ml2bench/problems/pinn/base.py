@@ -1,11 +1,19 @@
 """Shared machinery of the physics-informed (PINN) problems ``pinn_*``.
 
 A PINN problem trains u_θ(x, t) (or u_θ(x, y)) so that the PDE residual vanishes at interior
-collocation points and the boundary/initial data hold at points on the boundary:
+collocation points and the boundary/initial data hold. Two formulations (problem parameter
+``constraints``):
 
-    loss = mean_i r(u_θ)(p_i)²  +  Σ_c w_c · mean_j (B_c u_θ(q_j) - g_c(q_j))²
+- ``soft`` (Raissi et al. 2019): u_θ = NN_θ and the data enter the loss as penalty terms at points
+  on the boundary,  loss = mean_i r(u_θ)(p_i)²  +  Σ_c w_c · mean_j (B_c u_θ(q_j) - g_c(q_j))²;
+- ``hard`` (Lagaris et al. 1998; the SPQN authors' ``apply_bc``): u_θ = g + ℓ · NN_θ, where g
+  matches the boundary/initial data and ℓ vanishes on the constrained part of the boundary (to
+  second order at t = t0 where a velocity u_t is prescribed), so u_θ satisfies the data exactly
+  for every θ and the loss is the PDE residual alone,  loss = mean_i r(u_θ)(p_i)².
+  Each problem defines g and ℓ (:meth:`PINNProblem.lifting`) from its data and its domain; ℓ is a
+  product of the normalised factors 4s(1-s) and τ (s, τ ∈ [0, 1] the box coordinates), so max ℓ = 1.
 
-with derivatives taken by ``torch.autograd.grad(..., create_graph=True)`` w.r.t. the *inputs*
+Derivatives are taken by ``torch.autograd.grad(..., create_graph=True)`` w.r.t. the *inputs*
 (the objective differentiates the result once more w.r.t. the parameters).
 
 Design choices, shared by all four problems:
@@ -18,7 +26,9 @@ Design choices, shared by all four problems:
   residual stack) works unchanged.
 - Collocation points are drawn once, deterministically from the problem seed (a
   ``torch.Generator``), in float64 and then cast, so float32 and float64 runs train on the same
-  points. ``n_train`` is the number of interior points.
+  points: i.i.d. uniform, scrambled Sobol, or the tensor grid of cell midpoints (``sampling: grid``,
+  n_interior = m² points, the papers' 100 × 100). Every point set, and the test grid, lies in the
+  problem's ``domain``. ``n_train`` is the number of interior points.
 - Mini-batches (``batch_size`` given) are slices of a permutation of the interior points; each
   boundary/initial set is permuted too and split into as many near-equal slices as there are
   batches (a *proportional share*). Every point of every set is used once per epoch, every term of
@@ -69,20 +79,22 @@ def tabulated_grid(reference_grid: Callable[[int, int], tuple], nx: int, nt: int
     return _frozen(np.stack([xx.ravel(), tt.ravel()], axis=1), np.ascontiguousarray(U.ravel()))
 
 
+Box = tuple[tuple[float, float], tuple[float, float]]
+
+
 @functools.lru_cache(maxsize=8)
-def exact_grid(exact: Callable[[Any, Any], Any], n: int) -> Grid:
-    """n × n tensor grid of [0, 1]² including the boundary, and an exact solution there."""
-    s = np.linspace(0.0, 1.0, n)
-    a, b = np.meshgrid(s, s, indexing="ij")
+def exact_grid(exact: Callable[[Any, Any], Any], n: int, domain: Box) -> Grid:
+    """n × n tensor grid of the box ``domain`` including its boundary, and an exact solution there."""
+    (a0, a1), (b0, b1) = domain
+    a, b = np.meshgrid(np.linspace(a0, a1, n), np.linspace(b0, b1, n), indexing="ij")
     pts = np.stack([a.ravel(), b.ravel()], axis=1)
     return _frozen(pts, exact(pts[:, 0], pts[:, 1]))
 
 
-Box = tuple[tuple[float, float], tuple[float, float]]
-
 # ReLU is excluded on purpose: its second derivative vanishes, so u_xx terms would be zero.
 PINN_ACTIVATIONS = ("tanh", "silu", "gelu")
-SAMPLINGS = ("uniform", "sobol")
+SAMPLINGS = ("uniform", "sobol", "grid")
+CONSTRAINTS = ("soft", "hard")
 EVAL_CHUNK = 1 << 16  # test points per forward pass in evaluate (bounds memory)
 
 
@@ -104,7 +116,39 @@ def network_params(width: int = 32, depth: int = 8) -> tuple[Param, ...]:
 
 
 def sampling_param() -> Param:
-    return Param("sampling", str, "uniform", "collocation points: i.i.d. uniform or scrambled Sobol", choices=SAMPLINGS)
+    return Param(
+        "sampling",
+        str,
+        "uniform",
+        "collocation points: i.i.d. uniform, scrambled Sobol, or the grid of cell midpoints (n must be m² for the "
+        "interior)",
+        choices=SAMPLINGS,
+    )
+
+
+def constraints_param() -> Param:
+    return Param(
+        "constraints",
+        str,
+        "soft",
+        "boundary/initial data: soft = weighted penalty terms in the loss; hard = exact by the lifting "
+        "u = g + ℓ·NN, loss = PDE residual only (the n_*/w_* of the data terms are then unused)",
+        choices=CONSTRAINTS,
+    )
+
+
+def initial_boundary_params(source: str) -> tuple[Param, ...]:
+    """Point counts and data weights of a problem on [x0, x1] × [t0, t1] with initial data and
+    Dirichlet data on x = x0, x1 (Burgers, Dirichlet Allen–Cahn); ``source`` names the weights' origin."""
+    return (
+        Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),
+        Param("n_initial", int, 200, "points on t = 0", low=1),
+        Param("n_boundary", int, 200, "points on x = ±1 (half on each side)", low=2),
+        Param("w_initial", float, 1.0, f"weight of the initial term ({source}: 1)", low=0.0),
+        Param("w_boundary", float, 1.0, f"weight of the boundary term ({source}: 1)", low=0.0),
+        sampling_param(),
+        constraints_param(),
+    )
 
 
 @dataclass(frozen=True)
@@ -209,33 +253,64 @@ class PINNProblem(Problem):
         # Validating again is idempotent for configs from RunConfig and lets tests pass partial dicts.
         hp = self.params.validate(hp, f"problem {self.name!r}")
         super().__init__(hp, seed=seed, device=torch.device(device), dtype=dtype)
+        n, m = hp["n_interior"], math.isqrt(hp["n_interior"])
+        if hp["sampling"] == "grid" and m * m != n:  # fail before any work
+            raise ConfigError(
+                f"problem {self.name!r}: sampling 'grid' puts n_interior = m² points on an m × m grid; "
+                f"parameter 'n_interior' = {n} is not a square (e.g. {m * m} or {(m + 1) ** 2})"
+            )
         gen = torch.Generator().manual_seed(int(seed))
         interior = self.sample_box(gen, hp["n_interior"], self.domain)
-        conditions = self.sample_conditions(gen)
+        # hard constraints: the data hold by construction, no condition points (drawn after the
+        # interior, so both formulations train on the same interior points)
+        conditions = self.sample_conditions(gen) if self.soft else {}
         self.interior = self._cast(interior)
         self.forcing = self._cast(self.forcing_at(interior))
         self.conditions = {k: PointSet(self._cast(v.x), self._cast(v.target)) for k, v in conditions.items()}
-        if set(self.conditions) != set(self.condition_weights):
+        if self.soft and set(self.conditions) != set(self.condition_weights):
             raise RuntimeError(f"{self.name}: conditions {sorted(self.conditions)} have no weights")
         self._test: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def soft(self) -> bool:
+        """Whether the data enter the loss as penalty terms (else: the hard-constraint lifting)."""
+        return self.hp["constraints"] == "soft"
 
     # --- helpers for subclasses -------------------------------------------------------
     def _cast(self, t: Tensor) -> Tensor:
         return t.to(device=self.device, dtype=self.dtype)
 
     def unit_samples(self, gen: torch.Generator, n: int, dim: int) -> Tensor:
-        """n points in [0, 1]^dim (float64), i.i.d. uniform or scrambled Sobol, seeded by ``gen``."""
-        if self.hp["sampling"] == "sobol":
+        """n points in [0, 1]^dim (float64): i.i.d. uniform or scrambled Sobol, seeded by ``gen``, or the
+        m^dim grid of cell midpoints (n = m^dim; ``gen`` is not used)."""
+        sampling = self.hp["sampling"]
+        if sampling == "grid":
+            m = round(n ** (1.0 / dim))
+            if m**dim != n:
+                raise ValueError(f"{n} points are no {dim}-D grid")  # n_interior is checked in __init__
+            s = (torch.arange(m, dtype=torch.float64) + 0.5) / m
+            return torch.cartesian_prod(*([s] * dim)).reshape(n, dim)
+        if sampling == "sobol":
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=gen))
             return torch.quasirandom.SobolEngine(dim, scramble=True, seed=seed).draw(n, dtype=torch.float64)
         return torch.rand(n, dim, generator=gen, dtype=torch.float64)
 
     def sample_box(self, gen: torch.Generator, n: int, box: Box) -> Tensor:
         """n points in the box ((a0, b0), (a1, b1)); a degenerate side (a == b) fixes that coordinate."""
-        u = self.unit_samples(gen, n, 2)
         lo = torch.tensor([box[0][0], box[1][0]], dtype=torch.float64)
         hi = torch.tensor([box[0][1], box[1][1]], dtype=torch.float64)
+        if self.hp["sampling"] == "grid":  # a grid over the free coordinates only (a side is a 1-D grid)
+            free = [k for k in range(2) if box[k][0] != box[k][1]]
+            u = torch.zeros(n, 2, dtype=torch.float64)
+            u[:, free] = self.unit_samples(gen, n, len(free))
+        else:
+            u = self.unit_samples(gen, n, 2)
         return lo + (hi - lo) * u
+
+    def box_coordinates(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """(s, τ) ∈ [0, 1]²: the points' coordinates relative to the domain (differentiable)."""
+        (x0, x1), (t0, t1) = self.domain
+        return (p[:, 0] - x0) / (x1 - x0), (p[:, 1] - t0) / (t1 - t0)
 
     def sample_initial(self, gen: torch.Generator, n: int) -> Tensor:
         """n points on t = t0 across the spatial interval (space-time problems)."""
@@ -245,6 +320,9 @@ class PINNProblem(Problem):
     def sample_sides(self, gen: torch.Generator, n: int) -> Tensor:
         """n points on the spatial boundary over time: the first half on x = x0, the rest on x = x1."""
         (x0, x1), (t0, t1) = self.domain
+        if self.hp["sampling"] == "grid":  # a grid on each side (one grid cut in two would cover half of each)
+            left = self.sample_box(gen, n // 2, ((x0, x0), (t0, t1)))
+            return torch.cat([left, self.sample_box(gen, n - n // 2, ((x1, x1), (t0, t1)))])
         points = self.sample_box(gen, n, ((x0, x0), (t0, t1)))
         points[n // 2 :, 0] = x1
         return points
@@ -260,11 +338,30 @@ class PINNProblem(Problem):
 
     @abstractmethod
     def pde_residual(self, f: FModel, p: Tensor, forcing: Tensor) -> Tensor:
-        """Residual r(u)(p) per point, shape (n,); ``p`` already requires grad."""
+        """Residual r(u)(p) per point, shape (n,), of the trial solution ``f`` (:meth:`solution`);
+        ``p`` already requires grad."""
 
     def condition_residual(self, f: FModel, name: str, points: PointSet) -> Tensor:
-        """Residual of one boundary/initial term; Dirichlet-type u(q) - g(q) unless overridden."""
+        """Residual of one boundary/initial term of the trial solution ``f``; Dirichlet-type
+        u(q) - g(q) unless overridden."""
         return f(points.x).reshape(-1) - points.target
+
+    @abstractmethod
+    def lifting(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """(g, ℓ) at points p, each of shape (n,), differentiable in p: g matches the boundary/initial
+        data, ℓ vanishes on the constrained boundary (hard constraints: u = g + ℓ · NN)."""
+
+    def solution(self, f: FModel) -> Callable[[Tensor], Tensor]:
+        """The trial solution u(p), flat (n,), of the network ``f``: NN itself (soft constraints)
+        or the lifted g + ℓ · NN (hard constraints)."""
+        if self.soft:
+            return lambda p: f(p).reshape(-1)
+
+        def lifted(p: Tensor) -> Tensor:
+            g, ell = self.lifting(p)
+            return g + ell * f(p).reshape(-1)
+
+        return lifted
 
     @abstractmethod
     def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -292,15 +389,18 @@ class PINNProblem(Problem):
             yield PINNBatch(self.interior[idx], self.forcing[idx], conditions, idx.numel())
 
     def residual(self, f: FModel, batch: PINNBatch) -> Tensor:
-        """PDE residual at the batch's interior points (differentiable copy: see :func:`input_points`)."""
+        """PDE residual of the network ``f``'s trial solution at the batch's interior points
+        (differentiable copy: see :func:`input_points`)."""
         p = input_points(batch.interior)
-        return self.pde_residual(f, p, batch.forcing)
+        return self.pde_residual(self.solution(f), p, batch.forcing)
 
     def loss_terms(self, f: FModel, batch: PINNBatch) -> dict[str, Tensor]:
-        """Unweighted mean squared residuals: ``pde`` and one entry per boundary/initial term."""
+        """Unweighted mean squared residuals: ``pde`` and one entry per boundary/initial term
+        (none with hard constraints)."""
         terms = {"pde": self.residual(f, batch).square().mean()}
+        u = self.solution(f)
         for name, ps in batch.conditions.items():
-            terms[name] = self.condition_residual(f, name, ps).square().mean()
+            terms[name] = self.condition_residual(u, name, ps).square().mean()
         return terms
 
     def loss(self, f: FModel, batch: PINNBatch) -> Tensor:
@@ -318,9 +418,10 @@ class PINNProblem(Problem):
         return self._test
 
     def predict(self, f: FModel, points: Tensor) -> Tensor:
-        """u_θ at ``points`` as a flat float64 tensor (no graph; chunked)."""
+        """The trial solution u_θ of the network ``f`` at ``points``, flat float64 (no graph; chunked)."""
+        u = self.solution(f)
         with torch.no_grad():
-            out = [f(points[i : i + EVAL_CHUNK]).reshape(-1) for i in range(0, points.shape[0], EVAL_CHUNK)]
+            out = [u(points[i : i + EVAL_CHUNK]) for i in range(0, points.shape[0], EVAL_CHUNK)]
         return torch.cat(out).to(torch.float64)
 
     def evaluate(self, f: FModel) -> dict[str, float]:

@@ -15,7 +15,14 @@ from torch import Tensor
 from ml2bench.core.objective import FModel
 from ml2bench.core.params import Param, spec
 from ml2bench.problems.base import register
-from ml2bench.problems.pinn.base import PINNProblem, PointSet, d, network_params, sampling_param, tabulated_grid
+from ml2bench.problems.pinn.base import (
+    PINNProblem,
+    PointSet,
+    d,
+    initial_boundary_params,
+    network_params,
+    tabulated_grid,
+)
 from ml2bench.problems.pinn.reference import burgers
 
 
@@ -28,12 +35,7 @@ class PinnBurgers(PINNProblem):
     smoke_params = dict(n_interior=128, n_boundary=32, n_initial=32, n_test_x=32, n_test_t=11, width=8, depth=4)
     params = spec(
         *network_params(),
-        Param("n_interior", int, 2000, "interior collocation points (= n_train)", low=1),
-        Param("n_initial", int, 200, "points on t = 0", low=1),
-        Param("n_boundary", int, 200, "points on x = ±1 (half on each side)", low=2),
-        Param("w_initial", float, 1.0, "weight of the initial term (Raissi et al. 2019: 1)", low=0.0),
-        Param("w_boundary", float, 1.0, "weight of the boundary term (Raissi et al. 2019: 1)", low=0.0),
-        sampling_param(),
+        *initial_boundary_params("Raissi et al. 2019"),
         Param("n_test_x", int, 256, "test grid points in x", low=2),
         Param("n_test_t", int, 100, "test grid points in t", low=2),
     )
@@ -46,6 +48,12 @@ class PinnBurgers(PINNProblem):
             "initial": PointSet(init, torch.from_numpy(burgers.initial(init[:, 0].numpy()))),
             "boundary": PointSet(bnd, torch.zeros(nb, dtype=torch.float64)),
         }
+
+    def lifting(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """g = u0(x) = -sin(πx), which is 0 = the boundary data at x = ±1; ℓ = 4 s(1-s) τ (the SPQN
+        authors' ``apply_bc``: (x+1)(1-x) t on this domain)."""
+        s, tau = self.box_coordinates(p)
+        return burgers.initial(p[:, 0]), 4.0 * s * (1 - s) * tau
 
     def pde_residual(self, f: FModel, p: Tensor, forcing: Tensor) -> Tensor:
         u = f(p).reshape(-1)

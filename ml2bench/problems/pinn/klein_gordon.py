@@ -19,6 +19,7 @@ from ml2bench.problems.base import register
 from ml2bench.problems.pinn.base import (
     PINNProblem,
     PointSet,
+    constraints_param,
     d,
     exact_grid,
     input_points,
@@ -43,6 +44,7 @@ class PinnKleinGordon(PINNProblem):
         Param("w_initial", float, 1.0, "weight of both initial terms (Wang et al. 2021: 1)", low=0.0),
         Param("w_boundary", float, 1.0, "weight of the boundary term (Wang et al. 2021: 1)", low=0.0),
         sampling_param(),
+        constraints_param(),
         Param("n_test", int, 101, "test grid points per direction (n_test² in all)", low=2),
     )
 
@@ -51,10 +53,35 @@ class PinnKleinGordon(PINNProblem):
         nb = self.hp["n_boundary"]
         bnd = self.sample_sides(gen, nb)
         return {
-            "initial": PointSet(init, klein_gordon.initial_u(init[:, 0])),
-            "initial_t": PointSet(init, klein_gordon.initial_ut(init[:, 0])),
+            "initial": PointSet(init, klein_gordon.exact(init[:, 0], init[:, 1])),  # u, u_t at t = t0
+            "initial_t": PointSet(init, klein_gordon.exact_t(init[:, 0], init[:, 1])),
             "boundary": PointSet(bnd, klein_gordon.exact(bnd[:, 0], bnd[:, 1])),
         }
+
+    def lifting(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """Transfinite interpolation of the data: with L(t), R(t) the boundary values at x = x0, x1 and
+        u0, v0 the initial value and velocity at t = t0,
+
+            g = (1-s) L(t) + s R(t) + [u0(x) - (1-s) u0(x0) - s u0(x1)] + (t-t0) [v0(x) - (1-s) L'(t0) - s R'(t0)]
+
+        matches all four data when they are compatible at the corners (u0(x0) = L(t0), v0(x0) = L'(t0),
+        likewise at x1: true for traces of one solution, as here); ℓ = 4 s(1-s) τ² vanishes on x = x0, x1
+        and to second order at t = t0, so u_t(x, t0) = g_t(x, t0) = v0(x) as well.
+        """
+        (x0, x1), (t0, _) = self.domain
+        x, t = p[:, 0], p[:, 1]
+        s, tau = self.box_coordinates(p)
+        X0, X1, T0 = (torch.full_like(x, v) for v in (x0, x1, t0))
+        u, u_t = klein_gordon.exact, klein_gordon.exact_t  # the data are traces of the manufactured solution
+        g = (
+            (1 - s) * u(X0, t)
+            + s * u(X1, t)
+            + u(x, T0)
+            - (1 - s) * u(X0, T0)
+            - s * u(X1, T0)
+            + (t - t0) * (u_t(x, T0) - (1 - s) * u_t(X0, T0) - s * u_t(X1, T0))
+        )
+        return g, 4.0 * s * (1 - s) * tau**2
 
     def forcing_at(self, p: Tensor) -> Tensor:
         return klein_gordon.forcing(p[:, 0], p[:, 1])
@@ -73,4 +100,4 @@ class PinnKleinGordon(PINNProblem):
         return u_tt - u_xx + u**3 - forcing
 
     def reference_grid(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        return exact_grid(klein_gordon.exact, self.hp["n_test"])
+        return exact_grid(klein_gordon.exact, self.hp["n_test"], self.domain)

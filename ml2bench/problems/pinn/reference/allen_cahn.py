@@ -26,9 +26,12 @@ Measured against an n_x = 16384 run (``dt = 1e-3``), max over x:
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from ml2bench.problems.pinn.reference.poisson import _xp
 
 __all__ = [
     "DIFFUSION",
@@ -49,10 +52,12 @@ DOMAIN: tuple[tuple[float, float], tuple[float, float]] = ((-1.0, 1.0), (0.0, 1.
 _N_REF = 2048  # spatial resolution behind reference_grid (~1e-9 accurate, see docstring)
 
 
-def initial(x: ArrayLike) -> NDArray[np.float64]:
-    """u(x, 0) = x² cos(πx)."""
-    x = np.asarray(x, dtype=np.float64)
-    return x**2 * np.cos(np.pi * x)
+def initial(x: Any) -> Any:
+    """u(x, 0) = x² cos(πx) (numpy in, float64 out; a torch tensor in, a tensor of its dtype out)."""
+    xp = _xp(x)
+    if xp is np:
+        x = np.asarray(x, dtype=np.float64)
+    return x**2 * xp.cos(np.pi * x)
 
 
 def grid(n_x: int) -> NDArray[np.float64]:

@@ -24,9 +24,12 @@ Measured (``tests/test_pde_reference.py``):
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from ml2bench.problems.pinn.reference.poisson import _xp
 
 __all__ = ["NU", "DOMAIN", "initial", "reference", "reference_ux", "reference_grid"]
 
@@ -45,9 +48,12 @@ def _hermgauss(n_quad: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     return z, np.log(w)
 
 
-def initial(x: ArrayLike) -> NDArray[np.float64]:
-    """u(x, 0) = -sin(πx)."""
-    return -np.sin(np.pi * np.asarray(x, dtype=np.float64))
+def initial(x: Any) -> Any:
+    """u(x, 0) = -sin(πx) (numpy in, float64 out; a torch tensor in, a tensor of its dtype out)."""
+    xp = _xp(x)
+    if xp is np:
+        x = np.asarray(x, dtype=np.float64)
+    return -xp.sin(np.pi * x)
 
 
 def _cole_hopf(
