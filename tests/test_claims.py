@@ -332,39 +332,19 @@ def test_a_point_is_never_chosen_on_the_claims_test_column():
     """A method with two learning rates: lr~1 has the better final *test* accuracy, lr~0.1 the
     better *validation* accuracy. A claim on the test metric takes lr~0.1 (the comparison tables'
     choice), not the point that looks best on the column being judged."""
-    seeds = range(10)
+    common = {
+        "problem_id": "p",
+        "status": "ok",
+        "target_quantity": "val_metric",
+        "work_units_to_target": INF,
+        "selection_quantity": "val_metric",
+        "metric_higher_is_better": True,
+    }
+    points = (("sgd", "lr~0.1", 0.97, 0.95), ("sgd", "lr~1", 0.90, 0.99), ("adam", "default", 0.96, 0.96))
     rows = [
-        {
-            "problem_id": "p",
-            "method": "sgd",
-            "point": pt,
-            "seed": s,
-            "status": "ok",
-            "target_quantity": "val_metric",
-            "work_units_to_target": INF,
-            "selection_quantity": "val_metric",
-            "metric_higher_is_better": True,
-            "final_val_metric": val,
-            "final_test_metric": test,
-        }
-        for pt, val, test in (("lr~0.1", 0.97, 0.95), ("lr~1", 0.90, 0.99))
-        for s in seeds
-    ]
-    rows += [
-        {
-            "problem_id": "p",
-            "method": "adam",
-            "point": "default",
-            "seed": s,
-            "status": "ok",
-            "target_quantity": "val_metric",
-            "work_units_to_target": INF,
-            "selection_quantity": "val_metric",
-            "metric_higher_is_better": True,
-            "final_val_metric": 0.96,
-            "final_test_metric": 0.96,
-        }
-        for s in seeds
+        {**common, "method": m, "point": pt, "seed": s, "final_val_metric": val, "final_test_metric": test}
+        for m, pt, val, test in points
+        for s in range(10)
     ]
     claim = dataclasses.replace(
         CLAIM, method="sgd", baselines=("adam",), metric="final_test_metric", direction="higher"

@@ -216,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file():
                 raise ReadmeError(f"{str(path)!r} not found; run the claims sweep first")
             block = render_claims(pd.read_csv(path))
-            args.figures = Path("none")
         else:
             table, targets = load_tables(args.tables)
             block = render(table, targets)
@@ -229,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                 texts[doc] = (text, replace_block(text, args.name, block))
             except ReadmeError as err:
                 raise ReadmeError(f"{doc}: {err}") from None
-        stale = [] if str(args.figures) == "none" else sync_figures(args.figures, args.img, args.check)
+        copy_figures = not claims and str(args.figures) != "none"  # the claims block has no figures
+        stale = sync_figures(args.figures, args.img, args.check) if copy_figures else []
     except ReadmeError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -129,28 +129,25 @@ def instrumented_run(monkeypatch, config: dict) -> tuple[RunResult, Log]:
         return problem_loss(self, f, batch)
 
     monkeypatch.setattr(problem_cls, "loss", loss)
-    problem_evaluate = problem_cls.evaluate
 
-    # the runner's evaluation points (also at a method's checkpoints inside a step) are uncharged
-    # by design: they measure, they do not train
-    def evaluate(self, *args, **kwargs):
-        log.charging += 1
-        try:
-            return problem_evaluate(self, *args, **kwargs)
-        finally:
-            log.charging -= 1
+    def measuring(owner, name):
+        """``owner.name`` wrapped so that its loss evaluations do not count as uncharged: the
+        runner's evaluation points (also at a method's checkpoints inside a step) are uncharged by
+        design; they measure, they do not train."""
+        original = getattr(owner, name)
 
-    monkeypatch.setattr(problem_cls, "evaluate", evaluate)
-    train_loss = runner_module.full_train_loss
+        @functools.wraps(original)
+        def wrapped(*args, **kwargs):
+            log.charging += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                log.charging -= 1
 
-    def full_train_loss(*args, **kwargs):
-        log.charging += 1
-        try:
-            return train_loss(*args, **kwargs)
-        finally:
-            log.charging -= 1
+        monkeypatch.setattr(owner, name, wrapped)
 
-    monkeypatch.setattr(runner_module, "full_train_loss", full_train_loss)
+    measuring(problem_cls, "evaluate")
+    measuring(runner_module, "full_train_loss")
     method_step = method_cls.step
 
     def step(self, batch):
