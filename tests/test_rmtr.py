@@ -150,6 +150,32 @@ def test_a_cycle_without_progress_stops_as_stalled_not_converged(method):
 
 
 @pytest.mark.parametrize("method", ["rmtr", "mgopt"])
+def test_cycles_rejected_on_mini_batches_never_count_as_a_stall(method):
+    """A step rejected on a mini-batch's loss says nothing about f at x (the next batch may accept
+    it): however many cycles in a row leave x unchanged on samples, the run has not stalled, and
+    the rule counts from the first cycle on the full batch (formerly: "stalled" after
+    ``stall_cycles`` rejected mini-batch cycles, e.g. hybrid RMTR with one TR step per batch)."""
+    from ml2bench.core.objective import WorkCounter
+    from ml2bench.problems.resnet import ODEResNet
+
+    problem = ODEResNet(
+        {"dataset": "digits", "arch": "conv", "width": 2, "depth": 2, "n_train": 64, "n_test": 32},
+        seed=0,
+        device=torch.device("cpu"),
+        dtype=D,
+    )
+    H = problem.hierarchy(2, WorkCounter())
+    x0 = H.fine.initial_x()
+    blocked_fine_level(H, x0)
+    m = METHODS.get(method)(H, x0, {"levels": 2, "stall_cycles": 2})
+    samples = list(problem.train_batches(16, torch.Generator().manual_seed(0)))
+    full = next(problem.train_batches(None, torch.Generator()))
+    results = [m.step(b) for b in samples + [full, full]]
+    assert [r.stop_reason for r in results] == [""] * (len(samples) + 1) + ["stalled"]
+    assert torch.equal(m.x, x0) and not any(r.converged for r in results)
+
+
+@pytest.mark.parametrize("method", ["rmtr", "mgopt"])
 def test_relative_gradient_tolerance_is_the_stated_convergence_criterion(method):
     H, batch = grid_hierarchy("poisson", 31, 2)
     x0 = H.fine.initial_x()

@@ -258,7 +258,8 @@ def vcycle_params(
             "stall_cycles",
             int,
             3,
-            "stop (stop_reason 'stalled') after this many consecutive V-cycles that leave the iterate unchanged",
+            "stop (stop_reason 'stalled') after this many consecutive V-cycles on the full batch that leave "
+            "the iterate unchanged",
             low=1,
         ),
     )
@@ -266,8 +267,10 @@ def vcycle_params(
 
 class CycleMonitor:
     """Stopping rules of a V-cycle method: convergence by a stated criterion (absolute or
-    relative gradient norm) and stall detection (``stall_cycles`` cycles in a row that leave x
-    bit-for-bit unchanged: every step and coarse correction rejected, e.g. at round-off)."""
+    relative gradient norm) and stall detection (``stall_cycles`` cycles in a row *on the full
+    batch* that leave x bit-for-bit unchanged: every step and coarse correction rejected, e.g. at
+    round-off). A cycle on a sampled batch never counts: its steps are rejected on that sample's
+    loss, which says nothing about f at x (the next batch's may accept them), so it resets the count."""
 
     def __init__(self, hp: dict[str, Any]) -> None:
         self.grad_tol = hp["grad_tol"]
@@ -289,18 +292,21 @@ class CycleMonitor:
     def converged(self, gnorm: float) -> bool:
         return gnorm <= self.grad_tol or (self.g0 is not None and gnorm <= self.grad_rtol * self.g0)
 
-    def cycle_done(self, moved: bool) -> bool:
-        """Record one cycle; True when the method has stalled."""
-        self.idle = 0 if moved else self.idle + 1
+    def cycle_done(self, moved: bool, full_batch: bool = True) -> bool:
+        """Record one cycle (on the full batch or a sample); True when the method has stalled."""
+        self.idle = self.idle + 1 if full_batch and not moved else 0
         return self.idle >= self.stall_cycles
 
-    def run_cycles(self, cycles: int, cycle: Callable[[], bool], gnorm: Callable[[], float]) -> StopReason | str:
-        """Up to ``cycles`` calls of ``cycle`` (one V-cycle; returns whether the iterate moved),
-        none once converged; returns :attr:`StopReason.STALLED` when the stall rule fired, else ""."""
+    def run_cycles(
+        self, cycles: int, cycle: Callable[[], bool], gnorm: Callable[[], float], full_batch: bool = True
+    ) -> StopReason | str:
+        """Up to ``cycles`` calls of ``cycle`` (one V-cycle; returns whether the iterate moved) on the
+        full batch or, ``full_batch=False``, a sample; none once converged; returns
+        :attr:`StopReason.STALLED` when the stall rule fired, else ""."""
         for _ in range(cycles):
             if self.converged(gnorm()):
                 break
-            if self.cycle_done(cycle()):
+            if self.cycle_done(cycle(), full_batch):
                 return StopReason.STALLED
         return ""
 

@@ -31,7 +31,7 @@ spent (counted as ``coarse_runaway``).
 Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
 ``grad_rtol`` ‖g₀‖ (with ``batching="minibatch"`` only on the full batch: a small sampled
 gradient is no convergence); "stalled" (not converged) after ``stall_cycles`` V-cycles in a row
-that leave the iterate unchanged.
+on the full batch that leave the iterate unchanged (a cycle rejected on a mini-batch never counts).
 
 Arguments: ``ml2bench list methods`` prints every one with its default and range. The default
 smoother ``tr`` (one L-BFGS trust-region iteration per smoothing step) and ``coarse_steps=50`` were
@@ -299,10 +299,10 @@ class MGOpt(Method):
             self.x, self._f, self._g = self._cycle(0, fine, batch, self.x, self._f, self._g)
             return not torch.equal(self.x, x_before)
 
-        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()))
+        full = batch.size >= fine.n_train  # on a mini-batch, neither a small gradient nor a rejected cycle says much
+        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()), full)
         gnorm = float(self._g.norm())
-        # a small gradient of a mini-batch is no convergence: only the full batch's counts
-        converged = self.monitor.converged(gnorm) and batch.size >= fine.n_train
+        converged = self.monitor.converged(gnorm) and full
         info = {
             "grad_norm": gnorm,
             "coarse_tried": float(self.stats["coarse_tried"] - tried0),

@@ -44,8 +44,9 @@ would make ρ random. A coarse correction with ρ > η₂ enlarges Δ_l like a T
 (Δ_l ← max(Δ_l, γ₂‖s‖)).
 
 Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
-``grad_rtol`` ‖g₀‖; "stalled" (not converged) after ``stall_cycles`` V-cycles in a row that leave
-the iterate unchanged.
+``grad_rtol`` ‖g₀‖ on the full batch; "stalled" (not converged) after ``stall_cycles`` V-cycles in
+a row on the full batch that leave the iterate unchanged (a step rejected on a mini-batch's loss
+says nothing about f: the hybrid mode's first batches never count).
 
 Arguments: ``ml2bench list methods`` prints every one with its default and range. The defaults
 (L-BFGS model, ν1 = ν2 = 2, ``coarse_steps=50``) and the measurements that chose them, level
@@ -300,9 +301,10 @@ class RMTR(Method):
                 self.smooth_radius = self.radius
             return not torch.equal(self.x, x_before)
 
-        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()))
+        full = batch.size >= fine.n_train  # on a sample, neither a small gradient nor a rejected cycle says much
+        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()), full)
         gnorm = float(self._g.norm())
-        converged = self.monitor.converged(gnorm)
+        converged = self.monitor.converged(gnorm) and full
         info = {
             "trust_radius": self.radius,
             "smooth_radius": self.smooth_radius,
@@ -313,6 +315,4 @@ class RMTR(Method):
         }
         if self.growth is not None:
             info.update(samples=float(batch.size), batch_size=float(self.growth.size))
-            # a small gradient of a sampled batch is no convergence: only the full batch's counts
-            converged = converged and batch.size >= fine.n_train
         return StepResult(loss0, converged, info, StopReason.GRAD_TOL if converged else stop)
