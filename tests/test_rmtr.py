@@ -125,28 +125,68 @@ def test_rmtr_hessian_model_reaches_round_off_level_from_the_zero_start():
     assert m.radius > 1.0 and all(b <= a + roundoff * abs(a) for a, b in zip(losses, losses[1:]))
 
 
-def blocked_fine_level(H, x0):
-    """Make every fine evaluation away from x0 return +inf: all steps and coarse corrections
-    are rejected, the iterate never moves."""
+def blocked_fine_level(H, x0, trials=math.inf):
+    """Make the first ``trials`` fine evaluations away from x0 (all, by default) return +inf: those
+    steps and coarse corrections are rejected, the iterate does not move."""
     fine = H.objectives[0]
     orig = fine.loss_grad
+    blocked = [0]
 
     def loss_grad(x, batch):
         f, g = orig(x, batch)
-        return (f if torch.equal(x, x0) else math.inf), g
+        if torch.equal(x, x0) or blocked[0] >= trials:
+            return f, g
+        blocked[0] += 1
+        return math.inf, g
 
     fine.loss_grad = loss_grad
 
 
+def steps_until_stop(m, batches):
+    results = []
+    for batch in batches:
+        results.append(m.step(batch))
+        if results[-1].stop_reason:
+            break
+    return results
+
+
 @pytest.mark.parametrize("method", ["rmtr", "mgopt"])
 def test_a_cycle_without_progress_stops_as_stalled_not_converged(method):
+    """MG/OPT stalls after ``stall_cycles`` cycles that leave x unchanged; RMTR's rejected trials
+    cut its radii, so it stalls once they have reached the round-off scale ε max(Δ₀, ‖x‖)."""
     H, batch = grid_hierarchy("poisson", 15, 2)
     x0 = H.fine.initial_x()
     blocked_fine_level(H, x0)
     m = METHODS.get(method)(H, x0, {"levels": H.levels, "stall_cycles": 2})
-    results = [m.step(batch) for _ in range(2)]
-    assert [r.stop_reason for r in results] == ["", "stalled"] and not results[-1].converged
+    results = steps_until_stop(m, [batch] * 40)
+    assert results[-1].stop_reason == "stalled" and not results[-1].converged
     assert torch.equal(m.x, x0)
+    if method == "mgopt":
+        assert len(results) == 2
+    else:  # the cycle radius Δ₀ = 1, cut by γ₁ = 1/4 by the one coarse correction per cycle, reaches ε in 26
+        assert 26 <= len(results) <= 30 and max(m.radius, m.smooth_radius) <= torch.finfo(x0.dtype).eps
+
+
+@pytest.mark.parametrize("qn", ["lsr1", "first_order"])
+def test_rmtr_with_one_level_goes_on_after_rejected_trials_as_the_trust_region_method(qn):
+    """Four rejected trials in a row (one TR step per cycle): RMTR on one level cuts its radius and
+    goes on exactly as ``tr`` does, instead of stopping "stalled" after ``stall_cycles`` = 3 such
+    cycles (what it did: a 1-level hybrid RMTR with coarse_steps 1 stopped at 33 WU on the digits
+    ResNet, three trials rejected on the full batch with the radius at 0.05)."""
+    hp = {"model": "first_order"} if qn == "first_order" else {"qn": qn}
+    runs = []
+    for name, extra in (("rmtr", {"levels": 1, "coarse_steps": 1}), ("tr", {})):
+        H, batch = grid_hierarchy("poisson", 31, 1, levels=1)
+        x0 = H.fine.initial_x().clone()
+        blocked_fine_level(H, x0, trials=4)
+        m = METHODS.get(name)(H, x0, {**hp, **extra})
+        runs.append((m, H, [m.step(batch) for _ in range(10)]))
+    (rmtr, H1, r1), (tr, H2, r2) = runs
+    assert [r.stop_reason for r in r1] == [""] * 10
+    assert [r.loss for r in r1] == [r.loss for r in r2] and r1[-1].loss < r1[0].loss
+    assert torch.equal(rmtr.x, tr.x) and rmtr.radius == tr.radius
+    assert H1.counter.grad_evals == H2.counter.grad_evals
 
 
 @pytest.mark.parametrize("method", ["rmtr", "mgopt"])
@@ -170,8 +210,8 @@ def test_cycles_rejected_on_mini_batches_never_count_as_a_stall(method):
     m = METHODS.get(method)(H, x0, {"levels": 2, "stall_cycles": 2})
     samples = list(problem.train_batches(16, torch.Generator().manual_seed(0)))
     full = next(problem.train_batches(None, torch.Generator()))
-    results = [m.step(b) for b in samples + [full, full]]
-    assert [r.stop_reason for r in results] == [""] * (len(samples) + 1) + ["stalled"]
+    results = steps_until_stop(m, samples + [full] * 30)
+    assert len(results) > len(samples) + 1 and results[-1].stop_reason == "stalled"
     assert torch.equal(m.x, x0) and not any(r.converged for r in results)
 
 

@@ -45,8 +45,10 @@ would make ρ random. A coarse correction with ρ > η₂ enlarges Δ_l like a T
 
 Stopping: ``converged`` with stop_reason "grad_tol" when ‖g‖ ≤ ``grad_tol`` or ‖g‖ ≤
 ``grad_rtol`` ‖g₀‖ on the full batch; "stalled" (not converged) after ``stall_cycles`` V-cycles in
-a row on the full batch that leave the iterate unchanged (a step rejected on a mini-batch's loss
-says nothing about f: the hybrid mode's first batches never count).
+a row on the full batch that leave the iterate unchanged without cutting a trust radius above the
+round-off scale ε_mach max(Δ₀, ‖x‖) (rejected trials that cut the radius are the trust-region
+iteration at work: with one TR step per cycle, three rejections stopped a run that ``tr`` goes on
+with; a step rejected on a mini-batch's loss says nothing about f: sampled cycles never count).
 
 Arguments: ``ml2bench list methods`` prints every one with its default and range. The defaults
 (L-BFGS model, ν1 = ν2 = 2, ``coarse_steps=50``) and the measurements that chose them, level
@@ -293,13 +295,18 @@ class RMTR(Method):
         self.last_rho_coarse = math.nan
 
         def one_cycle() -> bool:
-            x_before = self.x
+            x_before, radii_before = self.x, (self.radius, self.smooth_radius)
             self.x, self._f, self._g, self.radius, _ = self._cycle(
                 0, fine, batch, self.x, self._f, self._g, self.radius, math.inf
             )
             if self.L == 1:
                 self.smooth_radius = self.radius
-            return not torch.equal(self.x, x_before)
+            # a rejected trial that cut a trust radius is the trust-region iteration at work (the
+            # shorter step may be accepted, as in `tr`), not a stall, until the radius is at the
+            # round-off scale of the steps
+            roundoff = torch.finfo(self.x.dtype).eps * max(self.hp["radius0"], float(self.x.norm()))
+            cut = any(roundoff < r < before for r, before in zip((self.radius, self.smooth_radius), radii_before))
+            return cut or not torch.equal(self.x, x_before)
 
         full = batch.size >= fine.n_train  # on a sample, neither a small gradient nor a rejected cycle says much
         stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()), full)
