@@ -54,7 +54,7 @@ class StopReason(str, Enum):
     ROUNDOFF = "roundoff", "stopped", "no trial point to evaluate: x + s == x in floating point, or no model decrease"
     NO_DECREASE = "no_decrease", "stopped", "the line search found no lower value along the steepest-descent direction"
     TOLERANCE_CHANGE = "tolerance_change", "stopped", "the change of f or x fell below tolerance_change (L-BFGS)"
-    STALLED = "stalled", "stopped", "stall_cycles V-cycles in a row left the iterate unchanged (RMTR, MG/OPT)"
+    STALLED = "stalled", "stopped", "stall_cycles full-batch V-cycles in a row made no progress (RMTR, MG/OPT)"
     RADIUS_COLLAPSE = "radius_collapse", "stopped", "the APTS trust radius fell below radius_min (Schwarz)"
     ZERO_CORRECTION = "zero_correction", "stopped", "no correction from the local solvers (Schwarz, globalization none)"
     # the runner's reasons

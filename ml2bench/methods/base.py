@@ -258,8 +258,8 @@ def vcycle_params(
             "stall_cycles",
             int,
             3,
-            "stop (stop_reason 'stalled') after this many consecutive V-cycles on the full batch that leave "
-            "the iterate unchanged",
+            "stop (stop_reason 'stalled') after this many consecutive V-cycles on the full batch without "
+            "progress (the iterate unchanged; RMTR: and no trust radius cut above round-off)",
             low=1,
         ),
     )
@@ -293,16 +293,17 @@ class CycleMonitor:
         return gnorm <= self.grad_tol or (self.g0 is not None and gnorm <= self.grad_rtol * self.g0)
 
     def cycle_done(self, moved: bool, full_batch: bool = True) -> bool:
-        """Record one cycle (on the full batch or a sample); True when the method has stalled."""
+        """Record one cycle (``moved``: it made progress; on the full batch or a sample); True when
+        the method has stalled."""
         self.idle = self.idle + 1 if full_batch and not moved else 0
         return self.idle >= self.stall_cycles
 
     def run_cycles(
         self, cycles: int, cycle: Callable[[], bool], gnorm: Callable[[], float], full_batch: bool = True
     ) -> StopReason | str:
-        """Up to ``cycles`` calls of ``cycle`` (one V-cycle; returns whether the iterate moved) on the
-        full batch or, ``full_batch=False``, a sample; none once converged; returns
-        :attr:`StopReason.STALLED` when the stall rule fired, else ""."""
+        """Up to ``cycles`` calls of ``cycle`` (one V-cycle; returns whether it made progress: moved
+        the iterate, or for RMTR also cut a trust radius) on the full batch or, ``full_batch=False``,
+        a sample; none once converged; returns :attr:`StopReason.STALLED` when the stall rule fired, else ""."""
         for _ in range(cycles):
             if self.converged(gnorm()):
                 break
