@@ -178,7 +178,7 @@ def test_rmtr_with_one_level_goes_on_after_rejected_trials_as_the_trust_region_m
     runs = []
     for name, extra in (("rmtr", {"levels": 1, "coarse_steps": 1}), ("tr", {})):
         H, batch = grid_hierarchy("poisson", 31, 1, levels=1)
-        x0 = H.fine.initial_x().clone()
+        x0 = H.fine.initial_x()
         blocked_fine_level(H, x0, trials=4)
         m = METHODS.get(name)(H, x0, {**hp, **extra})
         runs.append((m, H, [m.step(batch) for _ in range(10)]))
