@@ -303,13 +303,19 @@ class CycleMonitor:
     ) -> StopReason | str:
         """Up to ``cycles`` calls of ``cycle`` (one V-cycle; returns whether it made progress: moved
         the iterate, or for RMTR also cut a trust radius) on the full batch or, ``full_batch=False``,
-        a sample; none once converged; returns :attr:`StopReason.STALLED` when the stall rule fired, else ""."""
+        a sample; none once ``gnorm()`` meets the criterion. Returns :attr:`StopReason.GRAD_TOL` when
+        it does after the cycles on the full batch (a small sampled gradient is no convergence), else
+        :attr:`StopReason.STALLED` when the stall rule fired, else ""."""
+        stalled = False
         for _ in range(cycles):
             if self.converged(gnorm()):
                 break
             if self.cycle_done(cycle(), full_batch):
-                return StopReason.STALLED
-        return ""
+                stalled = True
+                break
+        if full_batch and self.converged(gnorm()):
+            return StopReason.GRAD_TOL
+        return StopReason.STALLED if stalled else ""
 
 
 # --- checkpoint helpers ----------------------------------------------------------------------------

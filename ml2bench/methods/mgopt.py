@@ -299,10 +299,10 @@ class MGOpt(Method):
             self.x, self._f, self._g = self._cycle(0, fine, batch, self.x, self._f, self._g)
             return not torch.equal(self.x, x_before)
 
-        full = batch.size >= fine.n_train  # on a mini-batch, neither a small gradient nor a rejected cycle says much
-        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()), full)
+        stop = self.monitor.run_cycles(
+            self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()), batch.size >= fine.n_train
+        )
         gnorm = float(self._g.norm())
-        converged = self.monitor.converged(gnorm) and full
         info = {
             "grad_norm": gnorm,
             "coarse_tried": float(self.stats["coarse_tried"] - tried0),
@@ -310,4 +310,4 @@ class MGOpt(Method):
             "coarse_runaway": float(self.stats["coarse_runaway"] - runaway0),
             "alpha": self.stats["alpha"],
         }
-        return StepResult(loss0, converged, info, StopReason.GRAD_TOL if converged else stop)
+        return StepResult(loss0, stop == StopReason.GRAD_TOL, info, stop)

@@ -308,10 +308,10 @@ class RMTR(Method):
             cut = any(roundoff < r < before for r, before in zip((self.radius, self.smooth_radius), radii_before))
             return cut or not torch.equal(self.x, x_before)
 
-        full = batch.size >= fine.n_train  # on a sample, neither a small gradient nor a rejected cycle says much
-        stop = self.monitor.run_cycles(self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()), full)
+        stop = self.monitor.run_cycles(
+            self.hp["cycles_per_step"], one_cycle, lambda: float(self._g.norm()), batch.size >= fine.n_train
+        )
         gnorm = float(self._g.norm())
-        converged = self.monitor.converged(gnorm) and full
         info = {
             "trust_radius": self.radius,
             "smooth_radius": self.smooth_radius,
@@ -322,4 +322,4 @@ class RMTR(Method):
         }
         if self.growth is not None:
             info.update(samples=float(batch.size), batch_size=float(self.growth.size))
-        return StepResult(loss0, converged, info, StopReason.GRAD_TOL if converged else stop)
+        return StepResult(loss0, stop == StopReason.GRAD_TOL, info, stop)
