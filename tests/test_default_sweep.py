@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 from ml2bench.sweep import jobs as sweep  # noqa: E402
 
 PINN_SOLVED = {"pinn_allen_cahn": 0.1}  # default: 5e-2
-MOVED_TO_PAPER = ("pinn_burgers", "pinn_allen_cahn", "pinn_klein_gordon")
+MOVED_TO_PAPER = ("pinn_allen_cahn", "pinn_klein_gordon")
 
 
 def _load(name: str) -> dict:
@@ -94,6 +94,18 @@ def test_unsolvable_pinns_are_in_the_paper_config(config):
     in_paper = {e["problem"] for e in paper["sweeps"]}
     for problem in MOVED_TO_PAPER:
         assert problem not in in_default and problem in in_paper
+
+
+def test_burgers_is_in_the_papers_formulation_and_stops_at_its_target(config):
+    """Burgers is back in the default sweep (issue 21): hard constraints (the authors' lifting), 10^4
+    collocation points, target rel. L2 5e-2; its runs stop at the target, so solved seeds cost only
+    their work to it."""
+    (entry,) = [e for e in config["sweeps"] if e["problem"] == "pinn_burgers"]
+    assert entry["params"]["constraints"] == "hard" and entry["params"]["n_interior"] >= 10_000
+    assert entry["target"] == {"quantity": "test_metric", "value": 0.05, "direction": "below"}
+    assert entry["stop_at_target"] is True
+    jobs = [j for j in sweep.expand(config) if j.problem == "pinn_burgers"]
+    assert jobs and all(j.target == entry["target"] for j in jobs)
 
 
 def test_rule_target_rounds_down_after_the_margin():

@@ -50,6 +50,8 @@ def _pair(arch: str, fine_depth: int, T: float = 1.0) -> tuple[nn.Module, nn.Mod
     """A small fine network and its coarse partner (half the blocks, same T)."""
     if arch == "dense":
         make = lambda L: DenseODEResNet(3, 3, 2, L, T)  # noqa: E731
+    elif arch == "adaptive":  # one trainable activation slope per block, a block parameter like its weights
+        make = lambda L: DenseODEResNet(3, 3, 2, L, T, adaptive_slope=10.0)  # noqa: E731
     else:
         make = lambda L: ConvODEResNet(2, 2, 2, L, T)  # noqa: E731
     return make(fine_depth).to(F64), make(fine_depth // 2).to(F64)
@@ -132,7 +134,7 @@ def test_linear_interpolation_reproduces_linear_functions_of_time() -> None:
     assert got[0] == coarse_t[0] and got[-1] == coarse_t[-1]
 
 
-@pytest.mark.parametrize("arch", ["dense", "conv"])
+@pytest.mark.parametrize("arch", ["dense", "adaptive", "conv"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_operator_matrices(arch: str, kind: str) -> None:
     """Dense matrices of P, R_x, R_g on a small network: R_x P = I, R_g = Pᵀ, shared layers copied

@@ -456,6 +456,7 @@ def test_hierarchy_builds_with_transfers(name):
         ({"interpolation": "cubic"}, "interpolation"),
         ({"sampling": "latin"}, "sampling"),
         ({"constraints": "exact"}, "constraints"),
+        ({"adaptive_slope": -1.0}, "adaptive_slope"),
     ],
 )
 def test_bad_hyper_parameters_name_the_key(bad, key):
@@ -588,6 +589,36 @@ def test_pinn_net_normalises_inputs():
     z = net.features(torch.tensor([[0.0, -1.0], [1.0, 3.0], [0.5, 1.0]]))
     torch.testing.assert_close(z, torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]]))
     assert sum(1 for _ in net.buffers()) == 0  # the map adds nothing the transfers would see
+
+
+def test_adaptive_activation_starts_as_the_fixed_network_and_scales_the_slope_gradient():
+    """adaptive_slope = n: one slope a_k = 1/n per residual block, so the initial network is the fixed-σ
+    one (same weights, same outputs), and ∂L/∂a_k = n · ∂L/∂(n a_k), the factor that speeds up learning
+    steep slopes (Jagtap et al. 2020)."""
+    p = torch.rand(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 - 1
+    torch.manual_seed(0)
+    fixed = PINNNet(((-1.0, 1.0), (0.0, 1.0)), width=6, depth=4).double()
+    torch.manual_seed(0)
+    adaptive = PINNNet(((-1.0, 1.0), (0.0, 1.0)), width=6, depth=4, adaptive_slope=10.0).double()
+    slopes = [m.slope for m in adaptive.modules() if hasattr(m, "slope")]
+    assert len(slopes) == 4 and all(float(a) == pytest.approx(0.1, rel=1e-7) for a in slopes)  # 1/n, cast
+    with torch.no_grad():
+        for a in slopes:
+            a.fill_(0.1)  # 1/n in float64, so that n·a = 1 exactly
+    assert sum(t.numel() for t in adaptive.parameters()) == sum(t.numel() for t in fixed.parameters()) + 4
+    torch.testing.assert_close(adaptive(p), fixed(p), rtol=0, atol=1e-15)
+
+    (g_a,) = torch.autograd.grad(adaptive(p).square().sum(), slopes[1])
+    unit = PINNNet(((-1.0, 1.0), (0.0, 1.0)), width=6, depth=4, adaptive_slope=1.0).double()
+    unit.load_state_dict(adaptive.state_dict())  # same weights ...
+    unit_slopes = [m.slope for m in unit.modules() if hasattr(m, "slope")]
+    with torch.no_grad():
+        for a in unit_slopes:
+            a.fill_(1.0)  # ... and the same effective slope n·a = 1, now with scale 1
+    torch.testing.assert_close(unit(p), adaptive(p), rtol=0, atol=1e-15)
+    (g_eff,) = torch.autograd.grad(unit(p).square().sum(), unit_slopes[1])
+    assert float(g_eff.abs()) > 1e-3
+    torch.testing.assert_close(g_a, 10.0 * g_eff, rtol=1e-12, atol=0)
 
 
 def test_pinn_claims_are_on_hard_constrained_pinns_with_budgets_by_their_rule():

@@ -79,6 +79,33 @@ def test_expand_ci_config_and_cli_args_round_trip():
     assert RunConfig.from_dict(raw).to_dict() == job.resolved
 
 
+def test_stop_at_target_hands_the_entrys_target_to_its_runs():
+    """An entry with stop_at_target: every job carries the entry's target (direction resolved) on its
+    command line and in its resolved config; entries without it run to their budgets."""
+    import shlex
+
+    from ml2bench.core.config import RunConfig, apply_overrides
+
+    config = load("ci.yaml")
+    config["sweeps"][0]["stop_at_target"] = True
+    sweep.validate_schema(config)
+    jobs = sweep.expand(config)
+    first = config["sweeps"][0]
+    want = sweep.targets(config)[sweep.entry_id(first)]
+    assert want["direction"] in ("below", "above")
+    for job in jobs:
+        expected = want if job.problem_id == sweep.entry_id(first) else {}
+        assert job.target == expected and job.resolved["target"] == expected
+        args = shlex.split(job.cli_args())
+        sets = [args[i + 1] for i, a in enumerate(args) if a == "--set"]
+        raw = apply_overrides({"problem": job.problem, "method": job.method, "seed": job.seed}, sets)
+        assert RunConfig.from_dict(raw).to_dict() == job.resolved
+    assert any(job.target == {} for job in jobs)
+    config["sweeps"][0]["stop_at_target"] = "yes"
+    with pytest.raises(sweep.SweepError, match="stop_at_target"):
+        sweep.validate_schema(config)
+
+
 def test_registry_typos_name_the_bad_value():
     cfg = load("ci.yaml")
     cfg["methods"]["adma"] = cfg["methods"].pop("adam")

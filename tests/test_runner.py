@@ -174,3 +174,45 @@ def test_cuda_run(small_mlp):
     small_mlp["device"] = "cuda"
     result = run(RunConfig.from_dict(small_mlp))
     assert result.status == "budget_exhausted" and result.summary["gpu_model"].iloc[0] != "none"
+
+
+def test_run_stops_at_its_target_on_the_same_trajectory(small_mlp):
+    """Section ``target``: the run stops at the first evaluation point that reaches it (status
+    target_reached, stop reason target), and up to there its history is the full run's, so its time to
+    target is the full run's; a target never reached leaves the run to its budget."""
+    small_mlp["budget"] = {"epochs": 6}
+    full = run(RunConfig.from_dict(small_mlp))
+    h = full.history
+    goal = float(h["test_metric"].iloc[len(h) // 2])  # reached half-way, not before
+    first = int((h["test_metric"] >= goal).idxmax())
+    assert 0 < first < len(h) - 1
+    stopped = run(RunConfig.from_dict({**small_mlp, "target": {"quantity": "test_metric", "value": goal}}))
+    s = stopped.summary.iloc[0]
+    assert (s["status"], s["stop_reason"]) == ("target_reached", "target")
+    cols = ["epoch", "iteration", "grad_evals", "work_units", "train_loss", "test_metric"]
+    pd.testing.assert_frame_equal(stopped.history[cols], h[cols].iloc[: first + 1])
+    assert s["work_units"] == h["work_units"].iloc[first] < full.summary["work_units"].iloc[0]
+
+    never = run(RunConfig.from_dict({**small_mlp, "target": {"quantity": "test_metric", "value": 1.01}}))
+    assert never.summary["stop_reason"].iloc[0] == "budget:epochs"
+    pd.testing.assert_frame_equal(never.history[cols], h[cols])
+
+
+def test_target_section_is_validated_and_keeps_old_hashes(small_mlp):
+    from ml2bench.core.params import ConfigError
+
+    plain = RunConfig.from_dict(small_mlp)
+    assert plain.target == {} and RunConfig.from_dict({**small_mlp, "target": {}}).hash() == plain.hash()
+    loss = RunConfig.from_dict({**small_mlp, "target": {"quantity": "train_loss", "value": 0.1}})
+    acc = RunConfig.from_dict({**small_mlp, "target": {"quantity": "val_metric", "value": 0.9}})
+    assert loss.target["direction"] == "below" and acc.target["direction"] == "above"  # accuracy: higher is better
+    assert loss.hash() != plain.hash()
+    for bad, key in [
+        ({"quantity": "test_acc", "value": 0.9}, "quantity"),
+        ({"quantity": "test_metric"}, "value"),
+        ({"value": 0.9}, "quantity"),
+        ({"quantity": "test_metric", "value": 0.9, "direction": "up"}, "direction"),
+        ({"quantity": "test_metric", "value": 0.9, "when": 1}, "when"),
+    ]:
+        with pytest.raises(ConfigError, match=key):
+            RunConfig.from_dict({**small_mlp, "target": bad})

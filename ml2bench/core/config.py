@@ -28,6 +28,25 @@ BUDGET = spec(
     Param("iterations", int, None, "method steps", low=1, nullable=True),
 )
 
+#: quantities a run can stop on (history columns; the sweep's target quantities)
+TARGET_QUANTITIES = ("train_loss", "val_loss", "val_metric", "test_loss", "test_metric")
+
+#: the ``target`` section: stop the run at the first evaluation point where ``quantity`` reaches
+#: ``value`` (time-to-target runs, as MLCommons AlgoPerf stops at its targets); empty: run to the budget
+TARGET = spec(
+    Param("quantity", str, None, "history column to stop on", choices=TARGET_QUANTITIES, nullable=True),
+    Param("value", float, None, "the target value", nullable=True),
+    Param(
+        "direction",
+        str,
+        None,
+        "below: reached when quantity <= value; above: when >= value; null: below for losses, the metric's "
+        "better side for metrics",
+        choices=("below", "above"),
+        nullable=True,
+    ),
+)
+
 RUN = spec(
     Param("problem", str, None, "registered problem name", nullable=True),
     Param("method", str, None, "registered method name", nullable=True),
@@ -78,7 +97,7 @@ RUN = spec(
     ),
 )
 
-SECTIONS = ("problem_params", "method_params", "budget")
+SECTIONS = ("problem_params", "method_params", "budget", "target")
 
 
 @dataclass
@@ -91,6 +110,7 @@ class RunConfig:
     problem_params: dict[str, Any] = field(default_factory=dict)
     method_params: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)  # empty: no stop at a target
     device: str = "cpu"
     dtype: str = "float32"
     batch_size: int | None = None
@@ -130,6 +150,7 @@ class RunConfig:
             problem_params=problem_cls.params.validate(sections["problem_params"], f"problem {top['problem']!r}"),
             method_params=method_cls.params.validate(sections["method_params"], f"method {top['method']!r}"),
             budget=budget,
+            target=resolve_target(sections["target"], problem_cls),
             device=top["device"],
             dtype=top["dtype"],
             batch_size=top["batch_size"],
@@ -148,8 +169,36 @@ class RunConfig:
         if resolved.get("cuda_graphs") is None:  # the default: hashes of configs from before the option stay
             resolved.pop("cuda_graphs", None)
         resolved.pop("checkpoint_every", None)  # checkpoints do not change a run's results
+        if not resolved.get("target"):  # no stop at a target: hashes of configs from before the option stay
+            resolved.pop("target", None)
         blob = json.dumps(resolved, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def resolve_target(given: Mapping[str, Any], problem_cls: Any) -> dict[str, Any]:
+    """The validated ``target`` section: {} (none) or {quantity, value, direction}, the direction
+    resolved as the sweep resolves it (below for losses, the metric's better side for metrics)."""
+    target = TARGET.validate(given, "target")
+    if all(v is None for v in target.values()):
+        return {}
+    for key in ("quantity", "value"):
+        if target[key] is None:
+            raise ConfigError(
+                f"target: parameter '{key}' is required when a target is given (quantity and value; "
+                f"direction optional); allowed: {next(p for p in TARGET if p.name == key).describe_allowed()}"
+            )
+    if target["direction"] is None:
+        metric = target["quantity"].endswith("_metric")
+        target["direction"] = "above" if metric and problem_cls.metric_higher_is_better else "below"
+    return target
+
+
+def target_reached(target: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
+    """Whether an evaluation ``row`` (a history row) meets ``target`` (False for NaN and for no target)."""
+    if not target:
+        return False
+    value = float(row[target["quantity"]])
+    return value >= target["value"] if target["direction"] == "above" else value <= target["value"]
 
 
 class YAMLLoader(yaml.SafeLoader):
@@ -236,7 +285,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     Values are parsed as YAML scalars (``1e-3``, ``true``, ``null``).
     """
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    alias = {"problem": "problem_params", "method": "method_params", "budget": "budget"}
+    alias = {"problem": "problem_params", "method": "method_params", "budget": "budget", "target": "target"}
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. method.lr=0.01 or budget.epochs=5")
@@ -253,5 +302,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             raw[alias[parts[0]]] = dict(raw[alias[parts[0]]] or {})
             raw[alias[parts[0]]][parts[1]] = value
         else:
-            raise ConfigError(f"--set {item!r}: key must be a run option or problem.KEY, method.KEY, budget.KEY")
+            raise ConfigError(
+                f"--set {item!r}: key must be a run option or problem.KEY, method.KEY, budget.KEY, target.KEY"
+            )
     return raw

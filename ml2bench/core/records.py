@@ -73,9 +73,10 @@ SUMMARY_COLUMNS = {
     "method": "registered method name",
     "seed": "run seed (data, initialisation and batch-order seeds are derived from it)",
     "status": "ok (a stated convergence criterion holds), stopped (the method could not go on without "
-    "converging), budget_exhausted, diverged (loss NaN/inf or exploded) or failed (an exception)",
+    "converging), budget_exhausted, target_reached (stopped at its target), diverged (loss NaN/inf or exploded) "
+    "or failed (an exception)",
     "stop_reason": "why the run ended: the method's criterion or reason (e.g. grad_tol, roundoff, stalled), "
-    "budget:<key> for the first budget reached, no_evaluation, diverged or failed",
+    "budget:<key> for the first budget reached, target, no_evaluation, diverged or failed",
     "error": "the exception of a failed run ('' otherwise)",
     "metric_name": "name of the test metric (accuracy, rel_l2)",
     "metric_higher_is_better": "true when a larger test metric is better (accuracy)",
@@ -147,8 +148,8 @@ SUMMARY_MEASURES = (
     "batch_size",
 )
 
-SUMMARY_STATUS = tuple(STATUSES)  # ok, stopped, budget_exhausted, diverged, failed
-FINISHED = ("ok", "stopped", "diverged", "budget_exhausted")
+SUMMARY_STATUS = tuple(STATUSES)  # ok, stopped, budget_exhausted, target_reached, diverged, failed
+FINISHED = ("ok", "stopped", "diverged", "budget_exhausted", "target_reached")
 # why a run ended (summary column ``stop_reason``): one of ml2bench.core.stop.StopReason, which
 # also fixes the status it implies (``ok`` only for a convergence criterion); checked by write_run
 #: the columns that identify one run of a sweep (aggregated tables, claims, grid_cycles.csv)

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from ml2bench.core import checkpoint as ckpt
-from ml2bench.core.config import RunConfig
+from ml2bench.core.config import RunConfig, target_reached
 from ml2bench.core.cost import provenance
 from ml2bench.core.cost.capacity import check_model_fits
 from ml2bench.core.cost.energy import EnergyMeter
@@ -252,6 +252,9 @@ def _run(
             initial = record()["train_loss"]  # sets next_eval
         if not math.isfinite(initial):
             stop_reason = StopReason.DIVERGED
+        elif target_reached(config.target, rows[-1]):
+            stop_reason = StopReason.TARGET  # the initial iterate already meets it: no work spent
+        checked = len(rows)
         method.observer = at_checkpoint
         while stop_reason is None:
             epoch_start, position = order.get_state(), 0
@@ -289,6 +292,11 @@ def _run(
                         stop_reason = StopReason.DIVERGED
                     bar.update(_bar_position(budget, state, counter, clock.total, problem.n_train) - bar.n)
                     bar.set_postfix(loss=f"{row['train_loss']:.3g}", metric=f"{row['test_metric']:.3g}")
+                if stop_reason is None and any(target_reached(config.target, r) for r in rows[checked:]):
+                    stop_reason = StopReason.TARGET  # at this step's (or a checkpoint's) evaluation point
+                    if unrecorded_work():  # reached at a checkpoint inside the step: record where it ended
+                        record()
+                checked = len(rows)
                 if stop_reason is not None:
                     break
                 if every and state["iteration"] % every == 0:

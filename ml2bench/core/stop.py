@@ -26,6 +26,7 @@ STATUSES = {
     "ok": "the method met its stated convergence criterion",
     "stopped": "the method could not go on (no convergence claimed)",
     "budget_exhausted": "the first budget of the run was reached",
+    "target_reached": "the run reached its target (run section target, sweep stop_at_target) and stopped there",
     "diverged": "the loss became non-finite or grew beyond 1e8 times its initial value",
     "failed": "an exception ended the run (summary column error)",
 }
@@ -61,6 +62,7 @@ class StopReason(str, Enum):
     NO_EVALUATION = "no_evaluation", "stopped", "a step evaluated nothing, so it cannot have moved (runner)"
     DIVERGED = "diverged", "diverged", "the loss became non-finite or exceeded 1e8 times its initial value (runner)"
     FAILED = "failed", "failed", "the method or the problem raised an exception (runner; summary column error)"
+    TARGET = "target", "target_reached", "an evaluation point reached the run's target (section target; runner)"
     # the first budget reached (ml2bench.core.config.BUDGET; tests/test_stop.py keeps the two lists equal)
     BUDGET_EPOCHS = "budget:epochs", "budget_exhausted", "the epochs budget was reached"
     BUDGET_GRAD_EVALS = "budget:grad_evals", "budget_exhausted", "the grad_evals budget was reached"

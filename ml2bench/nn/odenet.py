@@ -10,6 +10,7 @@ residual part is a :class:`~ml2bench.nn.stack.ResidualStack` ``self.blocks`` who
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from ml2bench.nn.stack import ResidualStack
@@ -26,6 +27,31 @@ def depth_levels(depth: int) -> int:
         depth //= 2
         levels += 1
     return levels
+
+
+class AdaptiveActivation(nn.Module):
+    """σ(n·a·z) with a trainable slope a, initialised to 1/n so that training starts from σ(z).
+
+    The layer-wise adaptive activation of Jagtap, Kawaguchi & Karniadakis (J. Comput. Phys. 2020),
+    as the SPQN authors use it in their PINN ResNets (cruzas/ML_APTS, ``ResNetBlock``: n = 10, one
+    slope per block): the scale n multiplies the slope's gradient by n, so steep solutions (Burgers'
+    front) are reached in fewer steps. The slope is a parameter of the block it follows, so depth
+    transfers interpolate it as they do the block's weights.
+    """
+
+    def __init__(self, activation: nn.Module, scale: float) -> None:
+        super().__init__()
+        if not scale > 0:
+            raise ValueError(f"AdaptiveActivation: scale must be > 0, got {scale!r}")
+        self.activation = activation
+        self.scale = float(scale)
+        self.slope = nn.Parameter(torch.tensor(1.0 / self.scale))
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.activation(self.scale * self.slope * z)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale:g}"
 
 
 class _ODEResNet(nn.Module):
@@ -47,15 +73,34 @@ class _ODEResNet(nn.Module):
 
 
 class DenseODEResNet(_ODEResNet):
-    """Dense residual network: opening layer, ``depth`` residual blocks of width ``width``, closing layer."""
+    """Dense residual network: opening layer, ``depth`` residual blocks of width ``width``, closing layer.
+
+    ``adaptive_slope`` = n > 0 gives every block its own :class:`AdaptiveActivation` σ(n·a_k·z)
+    (the opening layer keeps σ, as in the SPQN authors' networks); 0 keeps σ everywhere.
+    """
 
     def __init__(
-        self, in_features: int, width: int, out_features: int, depth: int, T: float = 1.0, activation: str = "tanh"
+        self,
+        in_features: int,
+        width: int,
+        out_features: int,
+        depth: int,
+        T: float = 1.0,
+        activation: str = "tanh",
+        adaptive_slope: float = 0.0,
     ) -> None:
         super().__init__()
+        if adaptive_slope < 0:
+            raise ValueError(f"DenseODEResNet: adaptive_slope must be >= 0 (0 = off), got {adaptive_slope!r}")
         self.act = ACTIVATIONS[activation]()
+
+        def branch_activation() -> nn.Module:
+            return AdaptiveActivation(ACTIVATIONS[activation](), adaptive_slope) if adaptive_slope else self.act
+
         self.opening = nn.Linear(in_features, width)
-        self.blocks = ResidualStack((nn.Sequential(nn.Linear(width, width), self.act) for _ in range(depth)), T)
+        self.blocks = ResidualStack(
+            (nn.Sequential(nn.Linear(width, width), branch_activation()) for _ in range(depth)), T
+        )
         self.closing = nn.Linear(width, out_features)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -48,6 +48,7 @@ class Job:
     method_params: dict[str, Any]  # only the values set by the config (defaults resolved by ml2bench)
     budget: dict[str, Any]
     run: dict[str, Any]
+    target: dict[str, Any] = field(default_factory=dict)  # the run's stop at a target (entry stop_at_target)
     resolved: dict[str, Any] = field(default_factory=dict)  # RunConfig.to_dict()
     plugins: tuple[str, ...] = ()  # plugin files (absolute paths) the run loads: the config's 'plugins'
 
@@ -82,6 +83,7 @@ class Job:
         sets += [f"problem.{k}={_yaml_scalar(v)}" for k, v in sorted(self.problem_params.items())]
         sets += [f"method.{k}={_yaml_scalar(v)}" for k, v in sorted(self.method_params.items())]
         sets += [f"budget.{k}={_yaml_scalar(v)}" for k, v in sorted(self.budget.items())]
+        sets += [f"target.{k}={_yaml_scalar(v)}" for k, v in sorted(self.target.items())]
         for s in sets:
             args += ["--set", s]
         return " ".join(shlex.quote(a) for a in args)
@@ -351,6 +353,7 @@ def expand(
                     **(spec.get("run") or {}),
                 }
                 budget = {**(entry.get("budget") or {}), **(spec.get("budget") or {})}
+                target = entry_target(entry) if entry.get("stop_at_target") else {}
                 for seed in seeds:
                     jobs.append(
                         Job(
@@ -363,6 +366,7 @@ def expand(
                             params,
                             budget,
                             run,
+                            target=target,
                             plugins=plugins,
                         )
                     )
@@ -400,6 +404,7 @@ def validate_jobs(jobs: list[Job]) -> None:
             "problem_params": job.problem_params,
             "method_params": job.method_params,
             "budget": job.budget,
+            "target": job.target,
         }
         try:
             resolved = RunConfig.from_dict(raw)
@@ -416,19 +421,16 @@ def validate_jobs(jobs: list[Job]) -> None:
 
 def targets(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Target per problem id: {quantity, value, direction} (direction resolved when absent)."""
+    return {entry_id(entry): entry_target(entry) for entry in config["sweeps"]}
+
+
+def entry_target(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """An entry's target {quantity, value, direction}, the direction resolved as a run resolves it
+    (:func:`ml2bench.core.config.resolve_target`: below for losses, the metric's better side)."""
+    from ml2bench.core.config import resolve_target
     from ml2bench.problems import PROBLEMS
 
-    out = {}
-    for entry in config["sweeps"]:
-        t = dict(entry["target"])
-        if not t.get("direction"):
-            if t["quantity"] in ("test_metric", "val_metric"):
-                higher = PROBLEMS.get(entry["problem"]).metric_higher_is_better
-                t["direction"] = "above" if higher else "below"
-            else:
-                t["direction"] = "below"
-        out[entry_id(entry)] = t
-    return out
+    return resolve_target(entry["target"], PROBLEMS.get(entry["problem"]))
 
 
 def jobs_frame(jobs: list[Job]):

@@ -111,6 +111,14 @@ def network_params(width: int = 32, depth: int = 8) -> tuple[Param, ...]:
             "activation (no relu: PINN losses need 2nd derivatives)",
             choices=PINN_ACTIVATIONS,
         ),
+        Param(
+            "adaptive_slope",
+            float,
+            0.0,
+            "layer-wise adaptive activation σ(n·a_k·z) in each residual block with this scale n (Jagtap et al. "
+            "2020; the SPQN authors use n = 10); 0 = fixed σ",
+            low=0.0,
+        ),
         Param("interpolation", str, "constant", "depth transfer between levels", choices=KINDS),
     )
 
@@ -190,9 +198,16 @@ class PINNNet(DenseODEResNet):
     """
 
     def __init__(
-        self, domain: Box, width: int, depth: int, T: float = 1.0, activation: str = "tanh", periodic_x: bool = False
+        self,
+        domain: Box,
+        width: int,
+        depth: int,
+        T: float = 1.0,
+        activation: str = "tanh",
+        periodic_x: bool = False,
+        adaptive_slope: float = 0.0,
     ) -> None:
-        super().__init__(3 if periodic_x else 2, width, 1, depth, T, activation)
+        super().__init__(3 if periodic_x else 2, width, 1, depth, T, activation, adaptive_slope)
         self.domain = tuple(tuple(float(v) for v in side) for side in domain)
         self.periodic_x = periodic_x
         (x0, x1), (t0, t1) = self.domain
@@ -443,7 +458,15 @@ class PINNProblem(Problem):
                 f"{self.hp['depth']}; allowed: 0..{self.max_levels() - 1}"
             )
         hp = self.hp
-        net = PINNNet(self.domain, hp["width"], hp["depth"], hp["T"], hp["activation"], periodic_x=self.periodic_x)
+        net = PINNNet(
+            self.domain,
+            hp["width"],
+            hp["depth"],
+            hp["T"],
+            hp["activation"],
+            periodic_x=self.periodic_x,
+            adaptive_slope=hp["adaptive_slope"],
+        )
         return coarsen(net, level) if level else net
 
     def transfer(self, fine: torch.nn.Module, coarse: torch.nn.Module, level: int) -> DepthTransfer:
