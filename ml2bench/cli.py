@@ -60,13 +60,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Train one (problem, method, seed) under a budget and write history.parquet and "
         "summary.parquet atomically into --out.",
         epilog="--set keys: run options (seed, device, dtype, batch_size, eval_interval, threads) or "
-        "problem.KEY, method.KEY, budget.KEY (epochs, grad_evals, work_units, time_s, iterations). "
-        "Values are YAML scalars. Exit status: 0 finished (ok, budget_exhausted or diverged), "
+        "problem.KEY, method.KEY, budget.KEY (epochs, grad_evals, work_units, time_s, iterations), "
+        "target.KEY (quantity, value, direction: stop where first reached). "
+        "Values are YAML scalars. Exit status: 0 finished (ok, budget_exhausted, target_reached or diverged), "
         "1 failed, 2 bad input. --set checkpoint_every=K writes OUT/checkpoint.pt every K iterations; "
         "the same command resumes from it.",
     )
     p_run.add_argument(
-        "--config", type=Path, help="YAML run config (keys as in --set, sections problem_params, method_params, budget)"
+        "--config",
+        type=Path,
+        help="YAML run config (keys as in --set, sections problem_params, method_params, budget, target)",
     )
     p_run.add_argument("--plugin", **plugin)
     p_run.add_argument("--problem", help="problem name (see 'ml2bench list problems')")

@@ -43,6 +43,7 @@ METHOD_ORDER = ["sgd", "adam", "lbfgs", "tr", "rmtr", "mgopt", "schwarz"]
 FIGURES = {  # figure of the sweep (under --figures) -> the docs' copy (under --img)
     "performance_profiles.png": "performance_profiles.png",
     "pinn_poisson/convergence_work_units.png": "pinn_poisson_convergence_work_units.png",
+    "pinn_burgers/convergence_work_units.png": "pinn_burgers_convergence_work_units.png",
 }
 
 
