@@ -193,3 +193,31 @@ def test_rule_runs_only_classification_entries_at_factor_times_the_budget(tmp_pa
     assert float(out.splitlines()[-1].split()[-1]) == rule_target(best)  # the target column
     assert main([str(tmp_path / "missing.yaml")]) == 2
     assert main([str(path), "--seed", "1"]) == 2  # an evaluation seed cannot calibrate
+
+
+def test_calibration_runs_ignore_stop_at_target(tmp_path):
+    """The rule's long runs measure the best value reachable, so an entry's stop_at_target must not stop
+    them at the current target (each recalibration would then lower it by the margin)."""
+    from ml2bench.sweep.targets import run_jobs
+
+    cfg = {
+        "name": "tiny",
+        "seeds": [0],
+        "run": {"threads": 1, "eval_interval": 1.0},
+        "methods": {"tr": {}},
+        "sweeps": [
+            {
+                "id": "mlp_tiny",
+                "problem": "mlp",
+                "params": {"dataset": "digits", "width": 8, "depth": 1},
+                "budget": {"work_units": 2},
+                "stop_at_target": True,  # met by the initial network: a run with it would stop at 0 work units
+                "target": {"quantity": "val_metric", "value": 0.01},
+            }
+        ],
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert all(j.target for j in sweep.expand(cfg))
+    runs = run_jobs(path, seed=RULE["seed"], factor=2.0, classification_only=True)
+    assert runs["work_units"].between(3.9, 4.0).all()

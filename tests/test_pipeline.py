@@ -104,6 +104,10 @@ def test_stop_at_target_hands_the_entrys_target_to_its_runs():
     config["sweeps"][0]["stop_at_target"] = "yes"
     with pytest.raises(sweep.SweepError, match="stop_at_target"):
         sweep.validate_schema(config)
+    config["sweeps"][0]["stop_at_target"] = True  # a grid: its best point would be chosen on biased values
+    config["sweeps"][0]["methods"] = {"adam": {"grid": {"lr": [0.001, 0.01]}}}
+    with pytest.raises(sweep.SweepError, match=r"stop_at_target with 2 hyper-parameter points.*one point per method"):
+        sweep.expand(config)
 
 
 def test_registry_typos_name_the_bad_value():

@@ -216,3 +216,46 @@ def test_target_section_is_validated_and_keeps_old_hashes(small_mlp):
     ]:
         with pytest.raises(ConfigError, match=key):
             RunConfig.from_dict({**small_mlp, "target": bad})
+
+
+def test_a_target_reached_inside_a_step_wins_over_the_budget_that_ends_it():
+    """RMTR's first V-cycle is cut by the work budget (iterations 0), after evaluation points inside it
+    (checkpoints): with a target that the first of them meets, the run's reason is the target it
+    reached first, not the budget it ran out of later, and its history is the same."""
+    raw = {
+        "problem": "resnet",
+        "method": "rmtr",
+        "method_params": {"levels": 3},
+        "problem_params": {"n_train": 256, "n_test": 128, "width": 8, "depth": 4},
+        "budget": {"work_units": 10},
+        "eval_interval": 1.0,
+    }
+    base = run(RunConfig.from_dict(raw))
+    h = base.history
+    assert base.summary["stop_reason"].iloc[0] == "budget:work_units" and base.summary["iterations"].iloc[0] == 0
+    assert len(h) >= 3 and h["train_loss"].iloc[1] < h["train_loss"].iloc[0]  # a checkpoint inside the step
+    goal = float(h["train_loss"].iloc[1])
+    stopped = run(RunConfig.from_dict({**raw, "target": {"quantity": "train_loss", "value": goal}}))
+    assert stopped.summary["stop_reason"].iloc[0] == "target"
+    cols = ["iteration", "grad_evals", "work_units", "train_loss", "test_metric"]
+    pd.testing.assert_frame_equal(stopped.history[cols], h[cols])
+
+
+def test_a_target_on_a_quantity_the_problem_never_measures_is_refused():
+    from ml2bench.core.params import ConfigError
+
+    with pytest.raises(ConfigError, match=r"'val_metric' is never measured on problem 'pinn_poisson'"):
+        RunConfig.from_dict(
+            {"problem": "pinn_poisson", "method": "lbfgs", "target": {"quantity": "val_metric", "value": 0.1}}
+        )
+
+
+def test_pinn_hashes_stay_with_the_adaptive_activation_off():
+    """adaptive_slope = 0 (the default) is the network without the option, so its runs keep their config
+    hashes: results and checkpoints of earlier PINN runs stay valid (measured at 63f16b4, before the
+    option: pinn_poisson/lbfgs df3b63bf86188bb4, pinn_burgers/lbfgs 94750361afd7f93a)."""
+    for problem, before in (("pinn_poisson", "df3b63bf86188bb4"), ("pinn_burgers", "94750361afd7f93a")):
+        config = RunConfig.from_dict({"problem": problem, "method": "lbfgs"})
+        assert config.problem_params["adaptive_slope"] == 0.0 and config.hash() == before
+        on = RunConfig.from_dict({"problem": problem, "method": "lbfgs", "problem_params": {"adaptive_slope": 10}})
+        assert on.hash() != before

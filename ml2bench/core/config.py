@@ -171,6 +171,8 @@ class RunConfig:
         resolved.pop("checkpoint_every", None)  # checkpoints do not change a run's results
         if not resolved.get("target"):  # no stop at a target: hashes of configs from before the option stay
             resolved.pop("target", None)
+        if resolved["problem_params"].get("adaptive_slope") == 0.0:  # off (the PINN default): hashes stay too
+            resolved["problem_params"] = {k: v for k, v in resolved["problem_params"].items() if k != "adaptive_slope"}
         blob = json.dumps(resolved, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -187,6 +189,11 @@ def resolve_target(given: Mapping[str, Any], problem_cls: Any) -> dict[str, Any]
                 f"target: parameter '{key}' is required when a target is given (quantity and value; "
                 f"direction optional); allowed: {next(p for p in TARGET if p.name == key).describe_allowed()}"
             )
+    if target["quantity"].startswith("val_") and not problem_cls.selection_quantity.startswith("val_"):
+        raise ConfigError(
+            f"target: quantity {target['quantity']!r} is never measured on problem {problem_cls.name!r} (no "
+            f"validation split), so the run would never stop at it; allowed: train_loss, test_loss, test_metric"
+        )
     if target["direction"] is None:
         metric = target["quantity"].endswith("_metric")
         target["direction"] = "above" if metric and problem_cls.metric_higher_is_better else "below"

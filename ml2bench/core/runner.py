@@ -233,7 +233,12 @@ def _run(
             record()
             clock.start()
 
+    def reached_target() -> bool:
+        """Whether an evaluation point recorded since the last check reached the run's target."""
+        return any(target_reached(config.target, r) for r in rows[checked:])
+
     error, stop_reason = "", None
+    checked = 0  # rows before this index were checked against the target
     bar = _progress_bar(progress, config, budget)
     every = config.checkpoint_every if checkpoint is not None else None
     skip = 0  # batches of the first epoch already used before a resume
@@ -250,11 +255,11 @@ def _run(
             order.set_state(resumed["order"])
         else:
             initial = record()["train_loss"]  # sets next_eval
+        checked = len(rows) - 1  # rows from here on may reach the target (the initial one too)
         if not math.isfinite(initial):
             stop_reason = StopReason.DIVERGED
-        elif target_reached(config.target, rows[-1]):
+        elif reached_target():
             stop_reason = StopReason.TARGET  # the initial iterate already meets it: no work spent
-        checked = len(rows)
         method.observer = at_checkpoint
         while stop_reason is None:
             epoch_start, position = order.get_state(), 0
@@ -271,6 +276,8 @@ def _run(
                     stop_reason = StopReason.budget(exhausted.name)
                     if unrecorded_work():
                         record()
+                    if reached_target():  # at a checkpoint of this step, before the budget ran out
+                        stop_reason = StopReason.TARGET
                     break
                 clock.stop()
                 changed()
@@ -292,10 +299,11 @@ def _run(
                         stop_reason = StopReason.DIVERGED
                     bar.update(_bar_position(budget, state, counter, clock.total, problem.n_train) - bar.n)
                     bar.set_postfix(loss=f"{row['train_loss']:.3g}", metric=f"{row['test_metric']:.3g}")
-                if stop_reason is None and any(target_reached(config.target, r) for r in rows[checked:]):
-                    stop_reason = StopReason.TARGET  # at this step's (or a checkpoint's) evaluation point
-                    if unrecorded_work():  # reached at a checkpoint inside the step: record where it ended
+                if stop_reason != StopReason.DIVERGED and reached_target():
+                    # at a checkpoint inside this step or at its end: before (or with) any other reason
+                    if unrecorded_work():  # reached at a checkpoint: record where the step ended
                         record()
+                    stop_reason = StopReason.TARGET if math.isfinite(rows[-1]["train_loss"]) else StopReason.DIVERGED
                 checked = len(rows)
                 if stop_reason is not None:
                     break

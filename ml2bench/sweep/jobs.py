@@ -345,6 +345,12 @@ def expand(
                 points = method_points(spec)
             except SweepError as err:
                 raise SweepError(f"config: {where} method {method!r}: {err}") from None
+            if entry.get("stop_at_target") and len(points) > 1:
+                raise SweepError(
+                    f"config: {where} method {method!r}: stop_at_target with {len(points)} hyper-parameter points; "
+                    f"a method's best point is chosen on its final loss or validation metric, which a stop at the "
+                    f"target would bias towards points that never reach it; allowed: one point per method"
+                )
             for point, params in points:
                 run = {
                     **RUN_DEFAULTS,

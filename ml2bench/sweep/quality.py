@@ -113,7 +113,7 @@ def floor_failures(table: pd.DataFrame) -> list[str]:
         name = f"{row['problem']}/{row['method']}/seed{row['seed']}"
         metric = row.get("metric_name")
         value = float(row.get("final_test_metric", math.nan))
-        if row.get("status") not in ("ok", "budget_exhausted", "stopped"):
+        if row.get("status") not in ("ok", "budget_exhausted", "stopped", "target_reached"):
             failures.append(f"{name}: status {row.get('status')} ({row.get('error')})")
         elif metric == "accuracy":
             if not value >= LEARNED_ACCURACY:

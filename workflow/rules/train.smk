@@ -1,7 +1,7 @@
 # One training run per job. `ml2bench run` commits history.parquet and summary.parquet as one unit
 # into the run directory (ml2bench/core/records.py). `--force`: the folder is this job's output
 # (Snakemake removes a job's outputs before it runs), so records of an earlier config of the same
-# job are replaced, not refused. Exit 0: finished (ok, budget_exhausted or *diverged* — a result);
+# job are replaced, not refused. Exit 0: finished (ok, budget_exhausted, target_reached or *diverged* — a result);
 # exit 1: failed — Snakemake marks the job failed and deletes its outputs, so no partial run is
 # ever aggregated (a killed job's outputs are "incomplete"; re-run with --rerun-incomplete).
 #
