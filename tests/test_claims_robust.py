@@ -80,7 +80,17 @@ def test_the_reverse_and_a_tie_are_not_reproduced():
 def test_neither_grid_reaching_the_target_on_most_seeds_is_not_tested():
     row = _robust({"m": [0] * 6 + [5] * 4, "b": [0] * 6 + [1] * 4})
     assert row["verdict"] == "not tested" and row["n_both_censored"] == 6
-    assert "neither grid reached the target on 6 of 10 seeds" in row["reason"]
+    assert "on 6 of 10 seeds neither grid reached the target" in row["reason"]
+
+
+def test_both_grids_reaching_the_target_everywhere_on_most_seeds_is_not_tested():
+    """A fraction cannot exceed 1: where both whole grids reach the target, the measure is censored at the
+    ceiling on both sides, so "a larger fraction" is untested there, not refuted (as a tie inside the range
+    is, above); the other seeds still decide when they are most."""
+    row = _robust({"m": [5] * 10, "b": [5] * 10})
+    assert row["verdict"] == "not tested" and row["n_both_censored"] == 10 and row["difference"] != row["difference"]
+    mixed = _robust({"m": [5] * 4 + [5] * 6, "b": [5] * 4 + [1] * 6})  # ceiling on 4 seeds, 1.0 vs 0.2 on 6
+    assert mixed["verdict"] == "reproduced" and mixed["n_both_censored"] == 4 and mixed["n_informative"] == 6
 
 
 def test_a_difference_that_goes_both_ways_is_inconclusive():

@@ -250,10 +250,12 @@ def grid_fractions(rows: pd.DataFrame, metric: str) -> pd.Series:
 
 
 def robustness_pair(fa: pd.Series, fb: pd.Series) -> tuple[np.ndarray, dict[str, int]]:
-    """Per-seed differences of grid fractions, method − baseline, on the seeds both have; a seed where
-    neither reached the target at any point carries no evidence (the budget censors both grids)."""
+    """Per-seed differences of grid fractions, method − baseline, on the seeds both have. A seed where
+    neither grid reached the target at any point, or both at every point, carries no evidence: the
+    measure is censored on both sides (at 0 by the budget, at 1 by a grid too narrow or a problem too
+    easy to separate them), as a seed where neither method reached a target is."""
     pair = pd.concat([fa.rename("a"), fb.rename("b")], axis=1, join="inner")
-    both_zero = (pair["a"] == 0) & (pair["b"] == 0)
+    both_zero = ((pair["a"] == 0) & (pair["b"] == 0)) | ((pair["a"] == 1) & (pair["b"] == 1))
     counts = {
         "n_pairs": int(len(pair)),
         "n_method_failed": 0,
@@ -291,7 +293,10 @@ def robustness_rows(
             res = stats.paired_test(d, 0.0, "above", seed)
             v, reason = verdict(res, counts, "higher", 1.0, min_seeds)
             if v == "not tested":
-                reason = f"neither grid reached the target on {counts['n_both_censored']} of {counts['n_pairs']} seeds"
+                reason = (
+                    f"on {counts['n_both_censored']} of {counts['n_pairs']} seeds neither grid reached the target, "
+                    f"or both grids at every point"
+                )
             a_mean, a_lo, a_hi, a_text = _fraction_text(fraction[claim.method], seed)
             b_mean, b_lo, b_hi, b_text = _fraction_text(fraction[base], seed + 1)
             rows.append(
