@@ -86,6 +86,7 @@ RUN = spec(
         None,
         "capture loss+gradient evaluations as CUDA graphs and replay them; null: on for device cuda",
         nullable=True,
+        hashed_at_default=False,
     ),
     Param(
         "checkpoint_every",
@@ -165,16 +166,24 @@ class RunConfig:
 
     def hash(self) -> str:
         """Stable short hash of the resolved config (provenance and result de-duplication)."""
-        resolved = self.to_dict()
-        if resolved.get("cuda_graphs") is None:  # the default: hashes of configs from before the option stay
-            resolved.pop("cuda_graphs", None)
+        from ml2bench.methods import METHODS
+        from ml2bench.problems import PROBLEMS
+
+        resolved = _hashed(self.to_dict(), RUN)  # options added later stay out at their defaults
         resolved.pop("checkpoint_every", None)  # checkpoints do not change a run's results
         if not resolved.get("target"):  # no stop at a target: hashes of configs from before the option stay
             resolved.pop("target", None)
-        if resolved["problem_params"].get("adaptive_slope") == 0.0:  # off (the PINN default): hashes stay too
-            resolved["problem_params"] = {k: v for k, v in resolved["problem_params"].items() if k != "adaptive_slope"}
+        resolved["problem_params"] = _hashed(resolved["problem_params"], PROBLEMS.get(self.problem).params)
+        resolved["method_params"] = _hashed(resolved["method_params"], METHODS.get(self.method).params)
         blob = json.dumps(resolved, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _hashed(values: dict[str, Any], params: Any) -> dict[str, Any]:
+    """``values`` without the parameters of ``params`` (a ParamSpec) that are at their default and
+    declared ``hashed_at_default=False``."""
+    quiet = {p.name: p.default for p in params if not p.hashed_at_default}
+    return {k: v for k, v in values.items() if not (k in quiet and v == quiet[k])}
 
 
 def resolve_target(given: Mapping[str, Any], problem_cls: Any) -> dict[str, Any]:

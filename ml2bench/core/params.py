@@ -36,6 +36,9 @@ class Param:
     choices: Sequence[Any] | None = None
     nullable: bool = False
     finite: bool = True  # NaN and ±inf pass every comparison test, so they are rejected explicitly
+    # False for an option added after runs were recorded: at its default it stays out of the config
+    # hash (ml2bench.core.config.RunConfig.hash), so those runs and their checkpoints keep their hashes
+    hashed_at_default: bool = True
 
     def describe_allowed(self) -> str:
         """Human-readable admissible set, used in error messages and ``ml2bench list``."""

@@ -118,6 +118,7 @@ def network_params(width: int = 32, depth: int = 8) -> tuple[Param, ...]:
             "layer-wise adaptive activation σ(n·a_k·z) in each residual block with this scale n (Jagtap et al. "
             "2020; the SPQN authors use n = 10); 0 = fixed σ",
             low=0.0,
+            hashed_at_default=False,  # off: PINN runs from before the option keep their config hashes
         ),
         Param("interpolation", str, "constant", "depth transfer between levels", choices=KINDS),
     )
