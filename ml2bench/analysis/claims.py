@@ -255,17 +255,17 @@ def robustness_pair(fa: pd.Series, fb: pd.Series) -> tuple[np.ndarray, dict[str,
     measure is censored on both sides (at 0 by the budget, at 1 by a grid too narrow or a problem too
     easy to separate them), as a seed where neither method reached a target is."""
     pair = pd.concat([fa.rename("a"), fb.rename("b")], axis=1, join="inner")
-    both_zero = ((pair["a"] == 0) & (pair["b"] == 0)) | ((pair["a"] == 1) & (pair["b"] == 1))
+    censored = ((pair["a"] == 0) & (pair["b"] == 0)) | ((pair["a"] == 1) & (pair["b"] == 1))
     counts = {
         "n_pairs": int(len(pair)),
         "n_method_failed": 0,
         "n_baseline_failed": 0,
-        "n_both_censored": int(both_zero.sum()),
+        "n_both_censored": int(censored.sum()),
         "n_both_failed": 0,
         "n_not_measured": 0,
-        "n_informative": int((~both_zero).sum()),
+        "n_informative": int((~censored).sum()),
     }
-    return (pair["a"] - pair["b"])[~both_zero].to_numpy(float), counts
+    return (pair["a"] - pair["b"])[~censored].to_numpy(float), counts
 
 
 def _fraction_text(f: pd.Series, seed: int) -> tuple[float, float, float, str]:

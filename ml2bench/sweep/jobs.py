@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ml2bench.core.config import TARGET_QUANTITIES as QUANTITIES  # a sweep target is a run target
+
 SCHEMA = Path(__file__).resolve().parent / "config.schema.yaml"  # package data
 # the workflow's default sweep, for configs without 'sweeps' (found in a source checkout only)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "workflow" / "config" / "default.yaml"
 RUN_DEFAULTS = {"threads": 1}  # one torch thread per job: two jobs share two cores fairly
-QUANTITIES = ("train_loss", "val_loss", "val_metric", "test_loss", "test_metric")
 NAME_MAX = 255  # bytes of one file name (ext4, xfs, btrfs, tmpfs, NFS): a point is a folder name
 
 
@@ -340,6 +341,7 @@ def expand(
             _check_name("method", m, methods, where)
         check_target(entry, where)
         seeds = entry.get("seeds") or config.get("seeds") or [0, 1, 2]
+        target = entry_target(entry) if entry.get("stop_at_target") else {}
         for method, spec in sweep_methods(config, entry, where).items():
             try:
                 points = method_points(spec)
@@ -359,7 +361,6 @@ def expand(
                     **(spec.get("run") or {}),
                 }
                 budget = {**(entry.get("budget") or {}), **(spec.get("budget") or {})}
-                target = entry_target(entry) if entry.get("stop_at_target") else {}
                 for seed in seeds:
                     jobs.append(
                         Job(
